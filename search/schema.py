@@ -1,0 +1,160 @@
+"""The results database schema (SQLAlchemy 2 ORM). Imports neither torch nor ray.
+
+Analysis and the dashboard import this module to read; only the Ray driver writes (see
+``search/store.py``). Schema changes go through Alembic migrations in ``search/migrations``.
+
+Datetimes are naive UTC: SQLite has no time-zone type, and naive-UTC everywhere avoids mixing
+aware and naive values between SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Naive UTC now (see module docstring for why naive)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every vidarch table."""
+
+
+class TrialState(enum.Enum):
+    """Life cycle of a trial row. Only COMPLETE trials are Pareto candidates."""
+
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    PRUNED = "PRUNED"  # stopped early by the scheduler: partial results, never a Pareto point
+    FAILED = "FAILED"
+
+
+class ValueType(enum.Enum):
+    """How a float is stored: SQL has no portable inf/NaN, so non-finite values get a tag."""
+
+    FINITE = "FINITE"
+    INF_POS = "INF_POS"
+    INF_NEG = "INF_NEG"
+    NAN = "NAN"
+
+
+def encode_value(value: float) -> tuple[float | None, ValueType]:
+    """Split a float into (stored value, tag)."""
+    if math.isnan(value):
+        return None, ValueType.NAN
+    if math.isinf(value):
+        return None, ValueType.INF_POS if value > 0 else ValueType.INF_NEG
+    return float(value), ValueType.FINITE
+
+
+def decode_value(value: float | None, value_type: ValueType) -> float:
+    """Inverse of ``encode_value``."""
+    if value_type is ValueType.FINITE:
+        return float(value) if value is not None else math.nan
+    return {ValueType.NAN: math.nan, ValueType.INF_POS: math.inf,
+            ValueType.INF_NEG: -math.inf}[value_type]
+
+
+class StudyRow(Base):
+    """One study: a named design run with one config."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "grid" | "tpe" | "nsga2" | ...
+    config_json: Mapped[str] = mapped_column(Text)  # resolved config snapshot
+    package_version: Mapped[str] = mapped_column(String(64))
+    git_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)  # naive UTC
+
+    trials: Mapped[list[TrialRow]] = relationship(back_populates="study")
+
+
+class ArchRow(Base):
+    """One network, shared across trials and studies; keyed by ``ArchSpec.arch_id``."""
+
+    __tablename__ = "archs"
+
+    arch_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    spec_json: Mapped[str] = mapped_column(Text)  # canonical ArchSpec JSON
+    macs: Mapped[int] = mapped_column(BigInteger)  # fvcore count at the spec's clip (1 MAC = 1 "flop")
+    params: Mapped[int] = mapped_column(BigInteger)
+    activations: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # output elements
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)  # median forward, 1 clip
+    per_layer_json: Mapped[str] = mapped_column(Text)  # [{"layer","kind","macs","params"}, ...]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrialRow(Base):
+    """One (arch, seed) cell of a study; re-runs of the same cell update this row."""
+
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("study_id", "number"),
+        UniqueConstraint("study_id", "arch_id", "seed"),  # a cell is trained once per study
+        Index("ix_trials_study_state", "study_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    number: Mapped[int] = mapped_column(Integer)  # 0, 1, ... within the study
+    arch_id: Mapped[str] = mapped_column(ForeignKey("archs.arch_id"))
+    seed: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str | None] = mapped_column(String(255), nullable=True)  # e.g. preset "mc3"
+    params_json: Mapped[str] = mapped_column(Text, default="{}")  # sampled search parameters
+    state: Mapped[TrialState] = mapped_column(Enum(TrialState, native_enum=False, length=16))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)  # bumped when a cell is re-run
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)  # naive UTC
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)  # naive UTC
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # reason of FAILED/PRUNED
+    resources_json: Mapped[str] = mapped_column(Text, default="{}")  # cpus, gpus, node, device
+    ray_trial_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    study: Mapped[StudyRow] = relationship(back_populates="trials")
+    arch: Mapped[ArchRow] = relationship()
+    epochs: Mapped[list[EpochMetricRow]] = relationship(cascade="all, delete-orphan")
+    results: Mapped[list[ResultRow]] = relationship(cascade="all, delete-orphan")
+
+
+class EpochMetricRow(Base):
+    """One metric of one trial at one epoch (long format: ``val/acc1``, ``train/loss``, ...)."""
+
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("trial_id", "epoch", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)  # 1-based
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    value_type: Mapped[ValueType] = mapped_column(Enum(ValueType, native_enum=False, length=8))
+
+
+class ResultRow(Base):
+    """One final metric of a trial (the values of its last reported epoch, plus totals)."""
+
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("trial_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    value_type: Mapped[ValueType] = mapped_column(Enum(ValueType, native_enum=False, length=8))
