@@ -1,0 +1,285 @@
+"""Conv kinds: the per-block choices of the search space, one class each, one registry line each.
+
+Every kind has the same constructor shape and maps ``(B, C_in, T, H, W)`` to
+``(B, C_out, ceil(T / t_stride), ceil(H / s_stride), ceil(W / s_stride))`` (odd kernels, "same"
+padding), so the block's shortcut — a 1x1x1 conv with stride ``(t_stride, s_stride, s_stride)`` —
+always agrees with the main path whatever the kind. Every kind can also take its weights from a
+2D conv (I3D-style inflation, Carreira & Zisserman 2017) via ``inflate_from_2d``.
+
+To add a kind: write one ``ConvKind`` subclass and add one line to ``CONV_KINDS``; the
+registry-parametrized tests then cover its shapes, backward pass, strides and inflation.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Padding of t > 1 kernels along time: "zeros" (torchvision / VMZ), "replicate" (edge frames
+# repeated: makes inflation exact at the clip's ends), "valid" (none: R2D's whole-clip stem).
+PAD_MODES = ("zeros", "replicate", "valid")
+
+
+def mid_width(t_kernel: int, s_kernel: int, c_in: int, c_out: int) -> int:
+    """(2+1)D intermediate width M = floor(t·k²·C_in·C_out / (k²·C_in + t·C_out)).
+
+    Tran et al. 2018, Sec. 3.5: the spatial (1×k×k) and temporal (t×1×1) pair then has about the
+    parameters of the full t×k×k conv. The "paper" rule applies it per conv; torchvision applies
+    it once per block with ``(c_in, c_out) = (inplanes, planes)`` and reuses it for both convs.
+    """
+    k2 = s_kernel * s_kernel
+    return (t_kernel * k2 * c_in * c_out) // (k2 * c_in + t_kernel * c_out)
+
+
+class PaddedConv3d(nn.Conv3d):
+    """``nn.Conv3d`` with "same" spatial zero padding and a chosen temporal padding mode.
+
+    Its state-dict keys are those of ``nn.Conv3d`` (``weight``), so layouts stay familiar.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int, int],
+                 stride: tuple[int, int, int], t_pad_mode: str = "zeros") -> None:
+        if t_pad_mode not in PAD_MODES:
+            raise ValueError(f"t_pad_mode: unknown temporal padding {t_pad_mode!r}")
+        t_pad = kernel[0] // 2 if t_pad_mode == "zeros" else 0
+        super().__init__(c_in, c_out, kernel, stride=stride,
+                         padding=(t_pad, kernel[1] // 2, kernel[2] // 2), bias=False)
+        # Replicate padding is applied in forward, along time only.
+        self.replicate_t = kernel[0] // 2 if t_pad_mode == "replicate" else 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.replicate_t:
+            # (B, C, T, H, W) -> (B, C, T + 2p, H, W): repeat the first and last frame p times
+            x = F.pad(x, (0, 0, 0, 0, self.replicate_t, self.replicate_t), mode="replicate")
+        return super().forward(x)
+
+
+def _identity_bn_(bn: nn.BatchNorm3d) -> None:
+    """Make an eval-mode BatchNorm an exact identity (running stats 0/1, gamma = sqrt(1+eps))."""
+    with torch.no_grad():
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0)
+        bn.weight.fill_((1.0 + bn.eps) ** 0.5)
+        bn.bias.zero_()
+
+
+class ConvKind(nn.Module):
+    """Base of every conv kind. Subclasses set ``name`` and build their convs in ``__init__``.
+
+    Args:
+        c_in: input channels.
+        c_out: output channels.
+        mid_channels: width between the spatial and temporal conv of factorized kinds
+            (ignored by the others; the builder computes it with the spec's mid rule).
+        t_kernel: temporal extent t (odd).
+        t_stride: temporal stride of the whole kind.
+        s_stride: spatial stride of the whole kind.
+        s_kernel: spatial kernel k (3 in blocks, 7 in stems).
+        t_pad_mode: one of ``PAD_MODES``.
+    """
+
+    name: ClassVar[str]
+    factorized: ClassVar[bool] = False  # uses mid_channels
+
+    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
+                 t_stride: int, s_stride: int, s_kernel: int = 3,
+                 t_pad_mode: str = "zeros") -> None:
+        super().__init__()
+        self.c_in, self.c_out, self.t_kernel = c_in, c_out, t_kernel
+
+    @staticmethod
+    def shortcut_stride(t_stride: int, s_stride: int) -> tuple[int, int, int]:
+        """Stride of the block's 1x1x1 shortcut: the same for every kind, set by the spec."""
+        return (t_stride, s_stride, s_stride)
+
+    def inflate_from_2d(self, weight: torch.Tensor) -> bool:
+        """Initialise from a 2D conv weight ``(C_out, C_in, k, k)``; return True when exact.
+
+        Exact means: on a clip of identical frames (eval mode) this kind outputs, at every frame,
+        what the 2D conv outputs on one frame. A kind that does not override this keeps its
+        random initialisation and claims nothing.
+        """
+        return False
+
+
+class Conv2D(ConvKind):
+    """2D conv in a video net: kernel 1×k×k, each frame alone (temporal stride subsamples)."""
+
+    name = "2d"
+
+    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
+                 t_stride: int, s_stride: int, s_kernel: int = 3,
+                 t_pad_mode: str = "zeros") -> None:
+        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=1, t_stride=t_stride,
+                         s_stride=s_stride, s_kernel=s_kernel, t_pad_mode=t_pad_mode)
+        # (B, C_in, T, H, W) -> (B, C_out, ceil(T/t_stride), ceil(H/s_stride), ceil(W/s_stride))
+        self.conv = PaddedConv3d(c_in, c_out, (1, s_kernel, s_kernel),
+                                 (t_stride, s_stride, s_stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+    def inflate_from_2d(self, weight: torch.Tensor) -> bool:
+        with torch.no_grad():
+            self.conv.weight.copy_(weight.unsqueeze(2))  # (O, I, k, k) -> (O, I, 1, k, k)
+        return True
+
+
+class Conv3D(ConvKind):
+    """Full 3D conv (C3D / R3D / I3D): kernel t×k×k."""
+
+    name = "3d"
+
+    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
+                 t_stride: int, s_stride: int, s_kernel: int = 3,
+                 t_pad_mode: str = "zeros") -> None:
+        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=t_kernel,
+                         t_stride=t_stride, s_stride=s_stride, s_kernel=s_kernel,
+                         t_pad_mode=t_pad_mode)
+        self.t_pad_mode = t_pad_mode
+        # (B, C_in, T, H, W) -> (B, C_out, T', ceil(H/s_stride), ceil(W/s_stride))
+        self.conv = PaddedConv3d(c_in, c_out, (t_kernel, s_kernel, s_kernel),
+                                 (t_stride, s_stride, s_stride), t_pad_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+    def inflate_from_2d(self, weight: torch.Tensor) -> bool:
+        # I3D: repeat the 2D kernel t times along time and divide by t.
+        t = self.t_kernel
+        with torch.no_grad():
+            self.conv.weight.copy_(weight.unsqueeze(2).repeat(1, 1, t, 1, 1) / t)
+        # Zero temporal padding makes the end frames see zeros, so exact only without it.
+        return t == 1 or self.t_pad_mode != "zeros"
+
+
+class Conv2Plus1D(ConvKind):
+    """Factorized sequential (2+1)D = P3D-A: spatial 1×k×k → BN → ReLU → temporal t×1×1."""
+
+    name = "2plus1d"
+    factorized = True
+
+    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
+                 t_stride: int, s_stride: int, s_kernel: int = 3,
+                 t_pad_mode: str = "zeros") -> None:
+        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=t_kernel,
+                         t_stride=t_stride, s_stride=s_stride, s_kernel=s_kernel,
+                         t_pad_mode=t_pad_mode)
+        # (B, C_in, T, H, W) -> (B, M, T, H/s, W/s): space first, at full frame rate
+        self.spatial = PaddedConv3d(c_in, mid_channels, (1, s_kernel, s_kernel),
+                                    (1, s_stride, s_stride))
+        self.bn = nn.BatchNorm3d(mid_channels)
+        self.relu = nn.ReLU(inplace=True)
+        # (B, M, T, H/s, W/s) -> (B, C_out, T/t_stride, H/s, W/s)
+        self.temporal = PaddedConv3d(mid_channels, c_out, (t_kernel, 1, 1), (t_stride, 1, 1),
+                                     t_pad_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.temporal(self.relu(self.bn(self.spatial(x))))
+
+    def inflate_from_2d(self, weight: torch.Tensor) -> bool:
+        """Spatial conv takes the 2D weights; temporal conv starts as identity (centre tap).
+
+        With M >= 2·C_out the spatial conv emits [W·x, -W·x] and the temporal conv computes
+        relu(a) - relu(-a) = a: exact through the ReLU. With C_out <= M < 2·C_out only W·x is
+        kept (the ReLU clips its negative part: approximate); with M < C_out the first M
+        filters are kept (approximate).
+        """
+        c_out, mid, centre = self.c_out, self.spatial.out_channels, self.t_kernel // 2
+        w = weight.unsqueeze(2)  # (O, I, k, k) -> (O, I, 1, k, k)
+        with torch.no_grad():
+            self.spatial.weight.zero_()
+            self.temporal.weight.zero_()
+            _identity_bn_(self.bn)
+            keep = min(c_out, mid)
+            self.spatial.weight[:keep] = w[:keep]
+            eye = torch.arange(keep)
+            self.temporal.weight[eye, eye, centre] = 1.0
+            if mid >= 2 * c_out:
+                self.spatial.weight[c_out:2 * c_out] = -w
+                self.temporal.weight[eye, eye + c_out, centre] = -1.0
+        # Centre-tap only: zero temporal padding adds nothing, so the clip's ends are exact too.
+        return mid >= 2 * c_out
+
+
+class P3DParallel(ConvKind):
+    """P3D-B, parallel: S(x) + T(x), a spatial 1×k×k and a temporal t×1×1 conv side by side."""
+
+    name = "p3d_b"
+
+    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
+                 t_stride: int, s_stride: int, s_kernel: int = 3,
+                 t_pad_mode: str = "zeros") -> None:
+        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=t_kernel,
+                         t_stride=t_stride, s_stride=s_stride, s_kernel=s_kernel,
+                         t_pad_mode=t_pad_mode)
+        # Both branches: (B, C_in, T, H, W) -> (B, C_out, T/t_stride, H/s, W/s)
+        self.spatial = PaddedConv3d(c_in, c_out, (1, s_kernel, s_kernel),
+                                    (t_stride, s_stride, s_stride))
+        self.temporal = PaddedConv3d(c_in, c_out, (t_kernel, 1, 1),
+                                     (t_stride, s_stride, s_stride), t_pad_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spatial(x) + self.temporal(x)
+
+    def inflate_from_2d(self, weight: torch.Tensor) -> bool:
+        # Spatial branch = the 2D conv; temporal branch starts at zero, so the sum is the 2D output.
+        with torch.no_grad():
+            self.spatial.weight.copy_(weight.unsqueeze(2))  # (O, I, k, k) -> (O, I, 1, k, k)
+            self.temporal.weight.zero_()
+        return True
+
+
+class P3DHybrid(ConvKind):
+    """P3D-C, hybrid: S(x) + T(S(x)), with BN → ReLU before the temporal conv."""
+
+    name = "p3d_c"
+
+    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
+                 t_stride: int, s_stride: int, s_kernel: int = 3,
+                 t_pad_mode: str = "zeros") -> None:
+        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=t_kernel,
+                         t_stride=t_stride, s_stride=s_stride, s_kernel=s_kernel,
+                         t_pad_mode=t_pad_mode)
+        self.t_stride = t_stride
+        # (B, C_in, T, H, W) -> (B, C_out, T, H/s, W/s)
+        self.spatial = PaddedConv3d(c_in, c_out, (1, s_kernel, s_kernel),
+                                    (1, s_stride, s_stride))
+        self.bn = nn.BatchNorm3d(c_out)
+        self.relu = nn.ReLU(inplace=False)
+        # (B, C_out, T, H/s, W/s) -> (B, C_out, T/t_stride, H/s, W/s)
+        self.temporal = PaddedConv3d(c_out, c_out, (t_kernel, 1, 1), (t_stride, 1, 1),
+                                     t_pad_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.spatial(x)
+        # keep every t_stride-th frame of S(x): the frames the strided temporal conv centres on
+        return s[:, :, :: self.t_stride] + self.temporal(self.relu(self.bn(s)))
+
+    def inflate_from_2d(self, weight: torch.Tensor) -> bool:
+        # S takes the 2D weights; T starts at zero, so S(x) + T(S(x)) = S(x).
+        with torch.no_grad():
+            self.spatial.weight.copy_(weight.unsqueeze(2))  # (O, I, k, k) -> (O, I, 1, k, k)
+            self.temporal.weight.zero_()
+        return True
+
+
+# The registry: one line per kind. Names must match arch_space.spec.BLOCK_KINDS.
+CONV_KINDS: dict[str, type[ConvKind]] = {
+    Conv2D.name: Conv2D,
+    Conv3D.name: Conv3D,
+    Conv2Plus1D.name: Conv2Plus1D,
+    P3DParallel.name: P3DParallel,
+    P3DHybrid.name: P3DHybrid,
+}
+
+
+def get_conv_kind(name: str) -> type[ConvKind]:
+    """Look up a conv kind class by its registry name."""
+    try:
+        return CONV_KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown conv kind {name!r}; registered: {sorted(CONV_KINDS)}") from None
