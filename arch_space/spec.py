@@ -221,9 +221,13 @@ class ArchSpec:
                  f"reduces the {self.clip_len}x{self.crop_size}x{self.crop_size} clip to nothing")
         sizes = {"stem": (t, h, h)}
         for path, block in self.block_paths():
+            # A stride on a size-1 axis means the clip is too small for this placement.
+            _require(block.t_stride == 1 or t > 1, f"{path}.t_stride",
+                     f"strides a 1-frame feature map; clip_len {self.clip_len} is too short")
+            _require(block.s_stride == 1 or h > 1, f"{path}.s_stride",
+                     f"strides a 1-pixel feature map; crop_size {self.crop_size} is too small")
             t = conv_out(t, block.t_kernel, block.t_stride, block.t_kernel // 2)
             h = conv_out(h, 3, block.s_stride, 1)
-            _require(t >= 1 and h >= 1, path, "strides reduce the feature map to nothing")
             sizes[path] = (t, h, h)
         return sizes
 
