@@ -1,0 +1,259 @@
+"""Reading the results database into pandas: one row per trial, per-epoch curves, studies.
+
+Reads are bulk SQL (``pd.read_sql`` on joined tables), the results table is pivoted to one
+column per metric, and specs are parsed once per arch (``placement.arch_features`` is cached by
+spec text), so a 100k-trial study loads in seconds. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, String, select, type_coerce
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from analysis.placement import arch_features, layer_costs
+from arch_space.spec import ArchSpec
+from search.schema import ArchRow, EpochMetricRow, ResultRow, StudyRow, TrialRow
+from search.store import StoreError, open_engine
+
+# The command that fills a database; error messages and the dashboard show it.
+RUN_HINT = "python -m search.run study=bottom_vs_top"
+
+
+class NoDataError(RuntimeError):
+    """The database cannot answer: missing, not vidarch, empty, or no such study.
+
+    ``str(err)`` is one line for the user; ``err.hint`` is the command that would fix it.
+    """
+
+    def __init__(self, message: str, hint: str = RUN_HINT) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+Db = str | Path | Engine
+
+
+def to_url(db: str | Path) -> str:
+    """A SQLAlchemy URL from a URL or a file path (``studies.db`` → ``sqlite:///studies.db``)."""
+    text = str(db)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser()}"
+
+
+def connect(db: Db) -> Engine:
+    """An Engine for ``db`` (URL, path or Engine), read-only; ``NoDataError`` if unusable."""
+    if isinstance(db, Engine):
+        return db
+    url = to_url(db)
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise NoDataError(f"not a database URL or path: {db!r}") from None
+    try:
+        return open_engine(url, create=False)
+    except StoreError as exc:
+        raise NoDataError(str(exc)) from None
+
+
+@contextmanager
+def opened(db: Db) -> Iterator[Engine]:
+    """``connect(db)`` that disposes the engine afterwards when it made it."""
+    engine = connect(db)
+    try:
+        yield engine
+    finally:
+        if engine is not db:
+            engine.dispose()
+
+
+def _read_sql(stmt: Any, engine: Engine, **kwargs: Any) -> pd.DataFrame:
+    try:
+        with engine.connect() as conn:
+            return pd.read_sql(stmt, conn, **kwargs)
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise NoDataError(f"cannot read the results database: {first}") from None
+
+
+def list_studies(db: Db) -> pd.DataFrame:
+    """Studies with their trial counts by state: name, kind, created_at, n_trials, COMPLETE, ..."""
+    with opened(db) as engine:
+        studies = _read_sql(select(StudyRow.id, StudyRow.name, StudyRow.kind, StudyRow.created_at,
+                                   StudyRow.config_json), engine)
+        counts = _read_sql(
+            "SELECT study_id, state, COUNT(*) AS n FROM trials GROUP BY study_id, state", engine)
+        if not counts.empty:
+            wide = counts.pivot_table(index="study_id", columns="state", values="n", fill_value=0)
+            studies = studies.merge(wide, left_on="id", right_index=True, how="left")
+        for state in ("COMPLETE", "PRUNED", "FAILED", "RUNNING"):
+            if state not in studies:
+                studies[state] = 0
+            studies[state] = studies[state].fillna(0).astype(int)
+        studies["n_trials"] = studies[["COMPLETE", "PRUNED", "FAILED", "RUNNING"]].sum(axis=1)
+        return studies.sort_values("created_at", ascending=False).reset_index(drop=True)
+
+
+def _study_ids(engine: Engine, study: str | None) -> dict[int, str]:
+    stmt = select(StudyRow.id, StudyRow.name)
+    if study is not None:
+        stmt = stmt.where(StudyRow.name == study)
+    ids = dict(_read_sql(stmt, engine).itertuples(index=False, name=None))
+    if not ids:
+        if study is None:
+            raise NoDataError("the database holds no study yet")
+        raise NoDataError(f"no study called {study!r} in this database",
+                          hint=f"python -m search.run study={study}")
+    return ids
+
+
+def _decode(values: pd.Series, types: pd.Series) -> np.ndarray:
+    """Vectorised ``schema.decode_value``: NaN/±inf from their tags."""
+    out = np.array(values.to_numpy(dtype=float, na_value=np.nan), copy=True)
+    tags = types.to_numpy(dtype=object)
+    out[tags == "NAN"] = np.nan
+    out[tags == "INF_POS"] = np.inf
+    out[tags == "INF_NEG"] = -np.inf
+    return out
+
+
+def _raw(column: Any) -> Any:
+    """An Enum column read as its stored string (no per-row Enum conversion)."""
+    return type_coerce(column, String).label(column.key)
+
+
+def _in_clause(column: Any, ids: dict[int, str]) -> Any:
+    return column.in_(list(ids))
+
+
+def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
+    """One row per trial of ``study`` (all studies when None).
+
+    Columns: ``study, trial_id, number, state, seed, label, design_family, arch_id, attempt,
+    started_at, finished_at, duration_s, error, macs, gmacs, params, latency_ms, activations``;
+    the flattened spec (``stem.kind``, ``stage2.block1.kind``, ``...t_kernel``, ``...inflate``);
+    placement descriptors (``family``, ``n_temporal``, ``t_com``, ``t_share_bottom``,
+    ``t_share_top``, ``temporal_mac_frac``); one column per final metric (``val/acc1``, ...);
+    and ``acc_per_gmac`` when ``val/acc1`` exists.
+
+    Raises:
+        NoDataError: the database is missing, not vidarch, or has no such study.
+    """
+    with opened(db) as engine:
+        ids = _study_ids(engine, study)
+        trials = _read_sql(
+            select(TrialRow.id.label("trial_id"), TrialRow.study_id, TrialRow.number,
+                   _raw(TrialRow.state), TrialRow.seed, TrialRow.label,
+                   TrialRow.family.label("design_family"), TrialRow.arch_id, TrialRow.attempt,
+                   TrialRow.started_at, TrialRow.finished_at, TrialRow.error)
+            .where(_in_clause(TrialRow.study_id, ids)), engine)
+        trials.insert(0, "study", trials.pop("study_id").map(ids))
+        for col in ("started_at", "finished_at"):
+            trials[col] = pd.to_datetime(trials[col])
+        trials["duration_s"] = (trials["finished_at"] - trials["started_at"]).dt.total_seconds()
+
+        archs = _read_sql(
+            select(ArchRow.arch_id, ArchRow.spec_json, ArchRow.macs, ArchRow.params,
+                   ArchRow.latency_ms, ArchRow.activations, ArchRow.per_layer_json)
+            .where(ArchRow.arch_id.in_(select(TrialRow.arch_id).where(
+                _in_clause(TrialRow.study_id, ids)).distinct())), engine)
+        feats = pd.DataFrame.from_records(
+            [_safe_features(s, p) for s, p in zip(archs["spec_json"], archs["per_layer_json"],
+                                                   strict=True)],
+            index=archs.index)
+        archs = pd.concat([archs.drop(columns=["spec_json", "per_layer_json"]), feats], axis=1)
+        archs["gmacs"] = archs["macs"] / 1e9
+        df = trials.merge(archs, on="arch_id", how="left")
+
+        results = _read_sql(
+            select(ResultRow.trial_id, ResultRow.name, ResultRow.value,
+                   _raw(ResultRow.value_type))
+            .join(TrialRow, TrialRow.id == ResultRow.trial_id)
+            .where(_in_clause(TrialRow.study_id, ids)), engine)
+        if not results.empty:
+            results["value"] = _decode(results["value"], results["value_type"])
+            wide = results.pivot(index="trial_id", columns="name", values="value")
+            wide.columns.name = None
+            df = df.merge(wide, left_on="trial_id", right_index=True, how="left")
+        if "val/acc1" in df:
+            df["acc_per_gmac"] = df["val/acc1"] / df["gmacs"]
+        return df.sort_values(["study", "number"]).reset_index(drop=True)
+
+
+def _safe_features(spec_json: str, per_layer_json: str | None) -> dict[str, Any]:
+    try:
+        return arch_features(spec_json, per_layer_json or None)
+    except (ValueError, TypeError, KeyError) as exc:  # a spec this version cannot read
+        return {"family": "unknown", "spec_error": str(exc).splitlines()[0]}
+
+
+def metric_names(df: pd.DataFrame) -> list[str]:
+    """The final-metric columns of a ``load_trials`` frame (names with a slash)."""
+    return [c for c in df.columns if "/" in c]
+
+
+def spec_columns(df: pd.DataFrame, field: str = "kind") -> list[str]:
+    """Spec columns of one field, bottom to top: ``stem.kind, stage1.block1.kind, ...``."""
+    return [c for c in df.columns if c.endswith(f".{field}") and
+            (c.startswith("stem.") or c.startswith("stage"))]
+
+
+def load_curves(db: Db, study: str, trial_ids: list[int] | None = None) -> pd.DataFrame:
+    """Per-epoch metrics, long: ``trial_id, number, seed, state, epoch, name, value``.
+
+    Args:
+        trial_ids: only these trials (the trial-detail page); all of the study when None.
+    """
+    with opened(db) as engine:
+        ids = _study_ids(engine, study)
+        stmt = (select(EpochMetricRow.trial_id, TrialRow.number, TrialRow.seed,
+                       _raw(TrialRow.state), EpochMetricRow.epoch, EpochMetricRow.name, EpochMetricRow.value,
+                       _raw(EpochMetricRow.value_type))
+                .join(TrialRow, TrialRow.id == EpochMetricRow.trial_id)
+                .where(_in_clause(TrialRow.study_id, ids)))
+        if trial_ids is not None:
+            stmt = stmt.where(EpochMetricRow.trial_id.in_([int(t) for t in trial_ids]))
+        curves = _read_sql(stmt, engine)
+        curves["value"] = _decode(curves["value"], curves["value_type"])
+        return (curves.drop(columns=["value_type"])
+                .sort_values(["trial_id", "name", "epoch"]).reset_index(drop=True))
+
+
+def curves_wide(curves: pd.DataFrame) -> pd.DataFrame:
+    """Long curves → one row per (trial, epoch), one column per metric."""
+    wide = curves.pivot_table(index=["trial_id", "epoch"], columns="name", values="value")
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def load_arch(db: Db, arch_id: str) -> tuple[ArchSpec, list[dict[str, Any]], dict[str, Any]]:
+    """One arch: its spec, per-layer costs (fvcore when stored, else estimated), and its row."""
+    with opened(db) as engine:
+        row = _read_sql(select(ArchRow).where(ArchRow.arch_id == arch_id), engine)
+        if row.empty:
+            raise NoDataError(f"no arch {arch_id!r} in this database")
+        record = row.iloc[0].to_dict()
+        spec = ArchSpec.from_json(record["spec_json"])
+        return spec, layer_costs(spec, record.get("per_layer_json")), record
+
+
+def study_config(db: Db, study: str) -> dict[str, Any]:
+    """The study's stored config snapshot (empty dict when it is not JSON)."""
+    with opened(db) as engine:
+        rows = _read_sql(select(StudyRow.config_json).where(StudyRow.name == study), engine)
+        if rows.empty:
+            return {}
+        try:
+            value = json.loads(rows.iloc[0, 0])
+        except (TypeError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}

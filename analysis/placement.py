@@ -1,0 +1,262 @@
+"""Where a network models time: per-layer cost estimates and placement descriptors of an ArchSpec.
+
+Everything here reads an ``ArchSpec`` (torch-free) and returns plain numbers, so analysis can
+describe 100k trials without building a single network. Layers are the stem followed by every
+block, bottom to top; layer ``i`` of ``n`` sits at depth ``i / (n - 1)`` (0 = bottom, 1 = top).
+
+MACs are an analytic estimate (a conv's MACs = k_t·k_h·k_w·C_in·C_out·T_out·H_out·W_out, norms
+and activations ignored); when the database holds fvcore's ``per_layer_json`` for an arch, the
+per-layer costs come from there instead (see ``layer_costs``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from arch_space.spec import BOTTLENECK_EXPANSION, ArchSpec, BlockSpec
+
+# Placement families, in the order figures and tables show them.
+FAMILIES: tuple[str, ...] = ("2D", "bottom-heavy", "top-heavy", "uniform 3D", "uniform (2+1)D",
+                             "mixed")
+# Kinds that factorize space and time (R(2+1)D, P3D-A/B/C): one "(2+1)D" family for uniformity.
+FACTORIZED_KINDS: frozenset[str] = frozenset({"2plus1d", "p3d_b", "p3d_c"})
+# Stem kinds that convolve over time with a sliding kernel; R2D's stem collapses time at once
+# (the paper counts R2D as a 2D network), so it is not a temporal placement.
+TEMPORAL_STEM_KINDS: frozenset[str] = frozenset({"3d", "2plus1d"})
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Placement descriptors of one spec (one row of them per arch in ``load_trials``)."""
+
+    family: str  # one of FAMILIES
+    n_temporal: int  # layers (stem + blocks) that mix frames
+    t_com: float  # depth centre of mass of temporal layers, 0 = bottom, 1 = top; NaN if none
+    t_share_bottom: float  # share of temporal-layer MACs in the bottom half; NaN if none
+    t_share_top: float  # share of temporal-layer MACs in the top half; NaN if none
+    temporal_mac_frac: float  # temporal-layer MACs / all conv MACs
+    est_macs: int  # analytic MAC estimate of the whole network (convs + fc)
+
+
+def _conv_macs(k_t: int, k_s: int, c_in: int, c_out: int, out: tuple[int, int, int]) -> int:
+    t, h, w = out
+    return k_t * k_s * k_s * c_in * c_out * t * h * w
+
+
+def _mid_width(t_kernel: int, c_in: int, c_out: int, k_s: int = 3) -> int:
+    """R(2+1)D intermediate width (Tran et al. 2018, eq. 1): about the 3D conv's parameters."""
+    return (t_kernel * k_s * k_s * c_in * c_out) // (k_s * k_s * c_in + t_kernel * c_out)
+
+
+def _kind_conv_macs(kind: str, t_kernel: int, c_in: int, c_out: int, mid: int,
+                    size_in: tuple[int, int, int], size_out: tuple[int, int, int]) -> int:
+    """MACs of one 3x3 conv slot of a block, for each conv kind."""
+    _, h_out, w_out = size_out
+    if kind == "2d" or (t_kernel == 1 and kind == "3d"):
+        return _conv_macs(1, 3, c_in, c_out, size_out)
+    if kind == "3d":
+        return _conv_macs(t_kernel, 3, c_in, c_out, size_out)
+    spatial_out = (size_in[0], h_out, w_out)  # spatial conv keeps time, temporal conv strides it
+    if kind == "2plus1d":
+        return (_conv_macs(1, 3, c_in, mid, spatial_out)
+                + _conv_macs(t_kernel, 1, mid, c_out, size_out))
+    if kind == "p3d_b":  # S(x) + T(x), both from the block input
+        return _conv_macs(1, 3, c_in, c_out, size_out) + _conv_macs(t_kernel, 1, c_in, c_out,
+                                                                       size_out)
+    if kind == "p3d_c":  # S(x) + T(S(x))
+        return _conv_macs(1, 3, c_in, c_out, size_out) + _conv_macs(t_kernel, 1, c_out, c_out,
+                                                                       size_out)
+    raise ValueError(f"unknown conv kind {kind!r}")
+
+
+def estimate_layer_macs(spec: ArchSpec) -> dict[str, int]:
+    """Analytic MACs of the stem, of every block (shortcut included) and of the classifier."""
+    sizes = spec.feature_sizes()
+    stem = spec.stem
+    t_in = spec.clip_len
+    out: dict[str, int] = {}
+    if stem.kind == "2plus1d":
+        spatial = (t_in, *sizes["stem"][1:])
+        out["stem"] = (_conv_macs(1, stem.s_kernel, spec.in_channels, stem.mid_width, spatial)
+                       + _conv_macs(stem.t_kernel, 1, stem.mid_width, stem.width, sizes["stem"]))
+    else:
+        k_t = 1 if stem.kind == "2d" else stem.t_kernel
+        out["stem"] = _conv_macs(k_t, stem.s_kernel, spec.in_channels, stem.width, sizes["stem"])
+    c_in = stem.width
+    prev = "stem"
+    expansion = BOTTLENECK_EXPANSION if spec.block_type == "bottleneck" else 1
+    for i, stage in enumerate(spec.stages):
+        planes = stage.width
+        for j, block in enumerate(stage.blocks):
+            path = f"stage{i + 1}.block{j + 1}"
+            size_in, size_out = sizes[prev], sizes[path]
+            c_out = planes * expansion
+            out[path] = _block_macs(spec, block, c_in, planes, c_out, size_in, size_out)
+            c_in, prev = c_out, path
+    out["fc"] = spec.feature_dim * spec.num_classes
+    return out
+
+
+def _block_macs(spec: ArchSpec, block: BlockSpec, c_in: int, planes: int, c_out: int,
+                size_in: tuple[int, int, int], size_out: tuple[int, int, int]) -> int:
+    t_k = block.t_kernel
+    if spec.block_type == "bottleneck":
+        reduce = _conv_macs(1, 1, c_in, planes, size_in)
+        mid = _mid_width(t_k, planes, planes)
+        middle = _kind_conv_macs(block.kind, t_k, planes, planes, mid, size_in, size_out)
+        expand = _conv_macs(1, 1, planes, c_out, size_out)
+        macs = reduce + middle + expand
+    else:
+        if spec.mid_rule == "torchvision":  # once per block from (inplanes, planes)
+            mid1 = mid2 = _mid_width(t_k, c_in, planes)
+        else:  # per conv (paper)
+            mid1, mid2 = _mid_width(t_k, c_in, planes), _mid_width(t_k, planes, planes)
+        macs = (_kind_conv_macs(block.kind, t_k, c_in, planes, mid1, size_in, size_out)
+                + _kind_conv_macs(block.kind, t_k, planes, planes, mid2, size_out, size_out))
+    if c_in != c_out or size_in != size_out:  # 1x1x1 projection shortcut
+        macs += _conv_macs(1, 1, c_in, c_out, size_out)
+    return macs
+
+
+def layer_table(spec: ArchSpec) -> list[dict[str, Any]]:
+    """One dict per layer (stem, blocks): path, depth, kind, t_kernel, temporal, output size."""
+    sizes = spec.feature_sizes()
+    rows: list[dict[str, Any]] = [{
+        "layer": "stem", "kind": spec.stem.kind, "t_kernel": spec.stem.t_kernel,
+        "t_stride": spec.stem.t_stride, "s_stride": spec.stem.s_stride,
+        "inflate": spec.stem.inflate, "width": spec.stem.width,
+        "temporal": spec.stem.kind in TEMPORAL_STEM_KINDS and spec.stem.t_kernel > 1,
+        "out_thw": "x".join(map(str, sizes["stem"])),
+    }]
+    for i, stage in enumerate(spec.stages):
+        for j, block in enumerate(stage.blocks):
+            path = f"stage{i + 1}.block{j + 1}"
+            rows.append({
+                "layer": path, "kind": block.kind, "t_kernel": block.t_kernel,
+                "t_stride": block.t_stride, "s_stride": block.s_stride, "inflate": block.inflate,
+                "width": spec.out_width(i), "temporal": block.is_temporal,
+                "out_thw": "x".join(map(str, sizes[path])),
+            })
+    n = len(rows)
+    for i, row in enumerate(rows):
+        row["depth"] = i / (n - 1) if n > 1 else 0.0
+    return rows
+
+
+def _group_per_layer(per_layer: list[dict[str, Any]], names: list[str]) -> dict[str, int] | None:
+    """Sum fvcore's per-module MACs into stem / block paths; None if the names do not match."""
+    sums = dict.fromkeys(names, 0)
+    matched = False
+    for entry in per_layer:
+        layer = str(entry.get("layer", ""))
+        macs = entry.get("macs") or 0
+        for name in names:
+            if layer == name or layer.startswith(name + "."):
+                sums[name] += int(macs)
+                matched = True
+                break
+    return sums if matched else None
+
+
+def layer_costs(spec: ArchSpec, per_layer_json: str | None = None) -> list[dict[str, Any]]:
+    """``layer_table`` rows with ``macs`` added: measured when ``per_layer_json`` has it."""
+    rows = layer_table(spec)
+    names = [r["layer"] for r in rows]
+    measured = None
+    if per_layer_json:
+        try:
+            measured = _group_per_layer(json.loads(per_layer_json), names)
+        except (ValueError, TypeError, AttributeError):
+            measured = None
+    estimate = estimate_layer_macs(spec)
+    for row in rows:
+        row["macs"] = measured[row["layer"]] if measured else estimate[row["layer"]]
+        row["macs_source"] = "stored" if measured else "estimate"
+    return rows
+
+
+def describe(spec: ArchSpec, per_layer_json: str | None = None) -> Placement:
+    """Placement descriptors and family label of a spec."""
+    rows = layer_costs(spec, per_layer_json)
+    temporal = [r["temporal"] for r in rows]
+    total = sum(r["macs"] for r in rows) or 1
+    t_rows = [r for r in rows if r["temporal"]]
+    t_macs = sum(r["macs"] for r in t_rows)
+    if t_rows:
+        t_com = sum(r["depth"] for r in t_rows) / len(t_rows)
+        bottom = sum(r["macs"] * (1.0 if r["depth"] < 0.5 else 0.5 if r["depth"] == 0.5 else 0.0)
+                     for r in t_rows)
+        share_bottom = bottom / t_macs if t_macs else math.nan
+        share_top = 1.0 - share_bottom if t_macs else math.nan
+    else:
+        t_com = share_bottom = share_top = math.nan
+    blocks = rows[1:]
+    return Placement(
+        family=family_of(temporal, [r["kind"] for r in blocks]),
+        n_temporal=len(t_rows),
+        t_com=t_com,
+        t_share_bottom=share_bottom,
+        t_share_top=share_top,
+        temporal_mac_frac=t_macs / total,
+        est_macs=sum(estimate_layer_macs(spec).values()),
+    )
+
+
+def family_of(temporal: list[bool], block_kinds: list[str]) -> str:
+    """Family label from which layers (stem first, then blocks) are temporal.
+
+    - ``2D``: no layer mixes frames;
+    - ``uniform 3D`` / ``uniform (2+1)D``: every block is temporal, all full 3D or all factorized
+      (a 3D/factorized mix throughout is ``mixed``); the stem does not matter;
+    - ``bottom-heavy``: the temporal layers are a run starting at the bottom (MCx: stem and the
+      first stages 3D, 2D above);
+    - ``top-heavy``: a run ending at the top (rMCx: 2D below, 3D from some stage on);
+    - ``mixed``: anything else.
+    """
+    n_t = sum(temporal)
+    if n_t == 0:
+        return "2D"
+    block_temporal = temporal[1:]
+    if block_temporal and all(block_temporal):
+        kinds = set(block_kinds)
+        if kinds == {"3d"}:
+            return "uniform 3D"
+        if kinds <= FACTORIZED_KINDS:
+            return "uniform (2+1)D"
+        return "mixed"
+    if all(temporal[:n_t]):
+        return "bottom-heavy"
+    if all(temporal[-n_t:]):
+        return "top-heavy"
+    return "mixed"
+
+
+def flatten_spec(spec: ArchSpec) -> dict[str, Any]:
+    """``{"stem.kind": ..., "stage2.block1.kind": ..., "...t_kernel": ..., "...inflate": ...}``."""
+    out: dict[str, Any] = {"stem.kind": spec.stem.kind, "stem.t_kernel": spec.stem.t_kernel,
+                           "block_type": spec.block_type, "clip_len": spec.clip_len,
+                           "crop_size": spec.crop_size}
+    for path, block in spec.block_paths():
+        out[f"{path}.kind"] = block.kind
+        out[f"{path}.t_kernel"] = block.t_kernel
+        out[f"{path}.t_stride"] = block.t_stride
+        out[f"{path}.inflate"] = block.inflate
+    return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def arch_features(spec_json: str, per_layer_json: str | None = None) -> dict[str, Any]:
+    """Flattened spec plus placement descriptors of one stored arch (cached per spec text)."""
+    spec = ArchSpec.from_json(spec_json)
+    placement = describe(spec, per_layer_json)
+    out = flatten_spec(spec)
+    out.update({
+        "family": placement.family, "n_temporal": placement.n_temporal, "t_com": placement.t_com,
+        "t_share_bottom": placement.t_share_bottom, "t_share_top": placement.t_share_top,
+        "temporal_mac_frac": placement.temporal_mac_frac,
+    })
+    return out

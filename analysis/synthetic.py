@@ -1,0 +1,254 @@
+"""Synthetic studies for tests, benchmarks, screenshots and demos, written through the store.
+
+Not results of training: accuracies come from a small made-up model (temporal layers help,
+lower ones a little more, with diminishing returns; a per-seed offset shared by every arch, as
+in a paired design) so that every dashboard page has something to show without torch.
+
+Small studies go through the store's writer functions one trial at a time, exactly as the
+driver writes; large ones (benchmarks) use ORM bulk inserts into the same tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, insert, select
+
+from analysis.placement import estimate_layer_macs
+from arch_space.spec import ArchSpec, BlockSpec, StageSpec, StemSpec
+from search.schema import (
+    ArchRow,
+    EpochMetricRow,
+    ResultRow,
+    TrialRow,
+    TrialState,
+    ValueType,
+    utcnow,
+)
+from search.store import (
+    finish_trial,
+    get_or_create_study,
+    open_engine,
+    record_epoch,
+    session_scope,
+    start_trial,
+    upsert_arch,
+)
+
+WIDTHS = (64, 128, 256, 512)  # ResNet-18 stage widths
+DEPTHS = (2, 2, 2, 2)
+N_LAYERS = 1 + sum(DEPTHS)  # stem + blocks
+
+
+def make_spec(kinds: Sequence[str], *, t_kernel: int = 3, clip_len: int = 8,
+              crop_size: int = 112, num_classes: int = 10) -> ArchSpec:
+    """A ResNet-18-shaped spec from ``N_LAYERS`` kinds (stem first); "2d" blocks get t=1."""
+    if len(kinds) != N_LAYERS:
+        raise ValueError(f"need {N_LAYERS} kinds (stem + {N_LAYERS - 1} blocks), got {len(kinds)}")
+    stem_kind = kinds[0] if kinds[0] in ("2d", "3d", "2plus1d") else "3d"
+    stem = StemSpec(kind=stem_kind, t_kernel=1 if stem_kind == "2d" else t_kernel)
+    stages, i = [], 1
+    for s, (width, depth) in enumerate(zip(WIDTHS, DEPTHS, strict=True)):
+        blocks = []
+        for b in range(depth):
+            kind = kinds[i]
+            blocks.append(BlockSpec(kind=kind, t_kernel=1 if kind == "2d" else t_kernel,
+                                    s_stride=2 if s > 0 and b == 0 else 1))
+            i += 1
+        stages.append(StageSpec(width=width, blocks=tuple(blocks)))
+    return ArchSpec(stem=stem, stages=tuple(stages), clip_len=clip_len, crop_size=crop_size,
+                    num_classes=num_classes)
+
+
+def _stages_kinds(per_stage: Sequence[str], stem: str) -> list[str]:
+    return [stem] + [k for k, d in zip(per_stage, DEPTHS, strict=True) for _ in range(d)]
+
+
+def preset_placements() -> dict[str, list[str]]:
+    """R(2+1)D paper placements on ResNet-18: R2D-like, MC2–MC5, rMC3–rMC5, R3D, R(2+1)D."""
+    out = {"r2d": _stages_kinds(["2d"] * 4, "2d")}
+    for x in range(2, 6):  # MCx: 3D up to conv(x-1) (stem = conv1), 2D above
+        n3 = x - 2
+        out[f"mc{x}"] = _stages_kinds(["3d"] * n3 + ["2d"] * (4 - n3), "3d")
+    for x in range(3, 6):  # rMCx: 2D up to conv(x-1), 3D above
+        n2 = x - 2
+        out[f"rmc{x}"] = _stages_kinds(["2d"] * n2 + ["3d"] * (4 - n2), "2d")
+    out["r3d"] = _stages_kinds(["3d"] * 4, "3d")
+    out["r2plus1d"] = _stages_kinds(["2plus1d"] * 4, "2plus1d")
+    return out
+
+
+@dataclass
+class SyntheticTrial:
+    """One trial to write: its spec, seed, label, final state and per-epoch metrics."""
+
+    spec: ArchSpec
+    seed: int
+    label: str | None
+    state: TrialState
+    epochs: list[dict[str, float]] = field(default_factory=list)  # epoch 1, 2, ...
+    results: dict[str, float] = field(default_factory=dict)  # final metrics
+    error: str | None = None
+
+
+def _true_accuracy(kinds: Sequence[str]) -> float:
+    gain = 0.0
+    for i, kind in enumerate(kinds):
+        if kind != "2d":
+            depth = i / (len(kinds) - 1)
+            gain += (0.035 * (1 - depth) + 0.012) * (1.08 if kind != "3d" else 1.0)
+    return 0.52 + 0.22 * math.tanh(gain / 0.15)
+
+
+def simulate(spec: ArchSpec, kinds: Sequence[str], seed: int, rng: np.random.Generator, *,
+             label: str | None = None, n_epochs: int = 6, state: TrialState = TrialState.COMPLETE,
+             seed_offset: float = 0.0) -> SyntheticTrial:
+    """Made-up training of one (spec, seed): a saturating curve around the placement's accuracy."""
+    final = _true_accuracy(kinds) + seed_offset + rng.normal(0, 0.006)
+    last = n_epochs if state is not TrialState.PRUNED else max(1, n_epochs // 3)
+    if state is TrialState.FAILED:
+        last = max(1, n_epochs // 2)
+    epochs = []
+    for e in range(1, last + 1):
+        frac = (1 - math.exp(-e / 2.0)) / (1 - math.exp(-n_epochs / 2.0))
+        acc = float(np.clip(0.1 + (final - 0.1) * frac + rng.normal(0, 0.004), 0, 1))
+        epochs.append({"train/loss": 2.3 * (1 - 0.8 * frac) + rng.normal(0, 0.02),
+                       "train/acc1": min(1.0, acc + 0.05 * frac), "val/loss": 2.3 * (1 - 0.7 * frac),
+                       "val/acc1": acc, "val/acc5": min(1.0, acc + 0.2),
+                       "lr": 0.1 * 0.5 * (1 + math.cos(math.pi * e / n_epochs)),
+                       "epoch_time_s": 30.0 + rng.normal(0, 1)})
+    results = dict(epochs[-1]) if state is not TrialState.FAILED else {}
+    if state is TrialState.FAILED:
+        results = {"train/loss": math.nan}
+    return SyntheticTrial(spec, seed, label, state, epochs, results,
+                          error="loss became NaN" if state is TrialState.FAILED else None)
+
+
+def _cost(spec: ArchSpec) -> dict[str, Any]:
+    per_block = estimate_layer_macs(spec)
+    sizes = spec.feature_sizes()
+    per_layer = [{"layer": name, "kind": spec.kinds().get(name, "linear"), "macs": macs,
+                  "params": int(macs / max(1, math.prod(sizes.get(name, (1, 1, 1)))))}
+                 for name, macs in per_block.items()]
+    macs = sum(per_block.values())
+    return {"macs": macs, "params": sum(p["params"] for p in per_layer),
+            "latency_ms": round(2.0 * macs / 1e9 + 3.0, 3), "per_layer": per_layer}
+
+
+def bottom_vs_top_trials(seeds: Sequence[int] = (0, 1, 2), n_epochs: int = 6,
+                         rng_seed: int = 0) -> list[SyntheticTrial]:
+    """The paper's placements, every seed; one PRUNED and one FAILED trial for realism."""
+    rng = np.random.default_rng(rng_seed)
+    offsets = {s: rng.normal(0, 0.012) for s in seeds}
+    trials = []
+    for name, kinds in preset_placements().items():
+        spec = make_spec(kinds)
+        for seed in seeds:
+            state = TrialState.COMPLETE
+            if (name, seed) == ("rmc4", seeds[-1]):
+                state = TrialState.PRUNED
+            elif (name, seed) == ("r2plus1d", seeds[-1]):
+                state = TrialState.FAILED
+            trials.append(simulate(spec, kinds, seed, rng, label=name, n_epochs=n_epochs,
+                                   state=state, seed_offset=offsets[seed]))
+    return trials
+
+
+def random_trials(n_archs: int, seeds: Sequence[int] = (0,), n_epochs: int = 6,
+                  rng_seed: int = 1, kinds: Sequence[str] = ("2d", "3d", "2plus1d"),
+                  pruned_frac: float = 0.1) -> list[SyntheticTrial]:
+    """A random placement search: a kind per layer, uniformly; some trials PRUNED."""
+    rng = np.random.default_rng(rng_seed)
+    offsets = {s: rng.normal(0, 0.012) for s in seeds}
+    trials, seen = [], set()
+    while len(seen) < n_archs:
+        choice = tuple(str(k) for k in rng.choice(kinds, size=N_LAYERS))
+        if choice in seen:
+            continue
+        seen.add(choice)
+        spec = make_spec(choice)
+        for seed in seeds:
+            state = TrialState.PRUNED if rng.random() < pruned_frac else TrialState.COMPLETE
+            trials.append(simulate(spec, choice, seed, rng, n_epochs=n_epochs, state=state,
+                                   seed_offset=offsets[seed]))
+    return trials
+
+
+def write_trials(engine: Engine, study: str, trials: Sequence[SyntheticTrial], *,
+                 kind: str = "grid", config: dict[str, Any] | None = None) -> None:
+    """Write trials the way the driver does: store functions, one trial at a time."""
+    with session_scope(engine) as s:
+        row = get_or_create_study(s, study, kind=kind, config=config or {"synthetic": True})
+        study_id = row.id
+    costs: dict[str, dict[str, Any]] = {}
+    for t in trials:
+        with session_scope(engine) as s:
+            arch_id = t.spec.arch_id
+            if arch_id not in costs:
+                costs[arch_id] = _cost(t.spec)
+                upsert_arch(s, arch_id, t.spec.to_json(), **costs[arch_id])
+            trial = start_trial(s, study_id, arch_id=arch_id, seed=t.seed, label=t.label)
+            for epoch, metrics in enumerate(t.epochs, start=1):
+                record_epoch(s, trial.id, epoch, metrics)
+            finish_trial(s, trial.id, t.state, results=t.results, error=t.error)
+
+
+def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int = 5,
+                      n_epochs: int = 0, rng_seed: int = 0) -> None:
+    """A large random-placement study through ORM bulk inserts (benchmarks).
+
+    ``n_trials // seeds`` archs, each run with ``seeds`` seeds; final metrics for every trial,
+    per-epoch rows only when ``n_epochs`` > 0.
+    """
+    trials = random_trials(max(1, n_trials // seeds), seeds=tuple(range(seeds)),
+                           n_epochs=max(n_epochs, 1), rng_seed=rng_seed)[:n_trials]
+    now = utcnow()
+    with session_scope(engine) as s:
+        study_id = get_or_create_study(s, study, kind="random", config={"synthetic": True,
+                                                                         "n_trials": n_trials}).id
+        known = set(s.scalars(select(ArchRow.arch_id)))
+        archs = {}
+        for t in trials:
+            arch_id = t.spec.arch_id
+            if arch_id not in known and arch_id not in archs:
+                cost = _cost(t.spec)
+                archs[arch_id] = {"arch_id": arch_id, "spec_json": t.spec.to_json(),
+                                  "macs": cost["macs"], "params": cost["params"],
+                                  "latency_ms": cost["latency_ms"], "per_layer_json": "[]",
+                                  "created_at": now}
+        if archs:
+            s.execute(insert(ArchRow), list(archs.values()))
+        first_id = (s.scalar(select(TrialRow.id).order_by(TrialRow.id.desc()).limit(1)) or 0) + 1
+        s.execute(insert(TrialRow), [
+            {"id": first_id + i, "study_id": study_id, "number": i, "arch_id": t.spec.arch_id,
+             "seed": t.seed, "label": None, "params_json": "{}", "state": t.state, "attempt": 1,
+             "started_at": now, "finished_at": now, "resources_json": "{}"}
+            for i, t in enumerate(trials)])
+        results, epochs = [], []
+        for i, t in enumerate(trials):
+            for name, value in t.results.items():
+                results.append({"trial_id": first_id + i, "name": name, "value": value,
+                                "value_type": ValueType.FINITE})
+            if n_epochs:
+                for e, metrics in enumerate(t.epochs, start=1):
+                    epochs.extend({"trial_id": first_id + i, "epoch": e, "name": name,
+                                   "value": value, "value_type": ValueType.FINITE}
+                                  for name, value in metrics.items())
+        s.execute(insert(ResultRow), results)
+        if epochs:
+            s.execute(insert(EpochMetricRow), epochs)
+
+
+def make_demo_db(url: str, *, seeds: Sequence[int] = (0, 1, 2), n_random: int = 60) -> Engine:
+    """A database with a ``bottom_vs_top`` grid study and a ``random_placement`` search."""
+    engine = open_engine(url, create=True)
+    write_trials(engine, "bottom_vs_top", bottom_vs_top_trials(seeds),
+                 config={"synthetic": True, "seeds": list(seeds), "num_trials": 33})
+    if n_random:
+        write_trials(engine, "random_placement", random_trials(n_random, seeds=(0, 1)),
+                     kind="random", config={"synthetic": True, "num_trials": 2 * n_random})
+    return engine
