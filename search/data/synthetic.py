@@ -1,0 +1,302 @@
+"""Built-in synthetic video: small clips, made in memory from a seed, where time can matter.
+
+Three tasks share one renderer (sprites pasted on a torus, vectorized with ``scatter_reduce``):
+
+- ``"appearance"``: which handwritten digit (``sklearn.datasets.load_digits``) drifts through the
+  clip among small distractors. One frame suffices; a 2D network solves it.
+- ``"motion"``: which way a few small digits move *together* among distractors that move in
+  random directions (a random-dot kinematogram with digits for dots). Positions live on a torus
+  with uniform starts, so every single frame has the same distribution for every class, and the
+  classes ``k`` and ``k + K/2`` are exact temporal reverses of each other: a network that averages
+  per-frame features over time sees the same expected logits for every class. Small objects that
+  move about a pixel per frame are resolved only at high resolution, so temporal modelling pays
+  off near the input (bottom-heavy placements).
+- ``"long_order"``: in which order ``E`` digits (``0 .. E-1``) flash briefly, each in its own
+  time slot far apart from the others and at a random place, among moving distractors. Labels
+  are the ``E!`` orders; the set of frames is the same for every order, so only a network whose
+  receptive field spans the gap in time *and* space can solve it (top, long extents).
+
+Train and validation clips draw digits from disjoint halves of the digit images, so appearance
+must generalise to unseen handwriting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+TASKS: tuple[str, ...] = ("appearance", "motion", "long_order")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """What the synthetic clips show and how many there are. Defaults: the calibrated CPU size."""
+
+    task: str = "motion"  # one of TASKS
+    clip_len: int = 16  # frames per clip (T)
+    size: int = 32  # frame height = width in pixels (H = W)
+    num_classes: int = 4  # appearance: 2..10 digits; motion: even number of directions; long_order: 2, 6 or 24 (orders of 2, 3, 4 events)
+    n_train: int = 1536  # training clips
+    n_val: int = 512  # validation clips
+    object_size: int = 5  # side in pixels of the small moving digits (motion signal, distractors)
+    target_size: int = 12  # side in pixels of the digit to name (appearance) or of a flashing event (long_order)
+    speed: float = 1.0  # pixels per frame of every moving object
+    n_objects: int = 3  # motion: digits moving coherently in the label direction
+    n_distractors: int = 6  # clutter: small digits moving in random directions (all tasks)
+    noise: float = 0.15  # std of i.i.d. Gaussian pixel noise added to every frame
+    event_len: int = 2  # long_order: frames an event stays visible
+    slot_jitter: int = 1  # long_order: +- frames an event's onset varies around its slot centre
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field when the config is inconsistent."""
+        if self.task not in TASKS:
+            raise ValueError(f"task: unknown task {self.task!r}; choose one of {list(TASKS)}")
+        for name in ("clip_len", "size", "num_classes", "n_train", "n_val", "object_size",
+                     "target_size", "event_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.n_objects < 0 or self.n_distractors < 0 or self.noise < 0 or self.speed < 0:
+            raise ValueError("n_objects, n_distractors, noise and speed must be >= 0")
+        if self.object_size > self.size or self.target_size > self.size:
+            raise ValueError("object_size and target_size must not exceed size")
+        if self.task == "appearance" and not 2 <= self.num_classes <= 10:
+            raise ValueError(f"num_classes: appearance has 2..10 digit classes, got {self.num_classes}")
+        if self.task == "motion":
+            if self.num_classes < 2 or self.num_classes % 2:
+                raise ValueError(f"num_classes: motion needs an even number of directions "
+                                 f"(each with its reverse), got {self.num_classes}")
+            if self.n_objects < 1:
+                raise ValueError("n_objects: motion needs at least one signal object")
+        if self.task == "long_order":
+            if self.num_classes not in (2, 6, 24):
+                raise ValueError(f"num_classes: long_order has E! orders of E = 2, 3 or 4 "
+                                 f"events (2, 6 or 24), got {self.num_classes}")
+            n_events = _n_events(self.num_classes)
+            if self.clip_len < n_events * (self.event_len + 2 * self.slot_jitter):
+                raise ValueError(f"clip_len: {self.clip_len} frames cannot hold {n_events} "
+                                 f"separate events of {self.event_len} frames")
+
+
+class ClipSet(torch.utils.data.Dataset):
+    """Clips and labels held in memory; index it, batch it directly, or wrap it in a DataLoader.
+
+    Attributes:
+        clips: float32 ``(N, 3, T, H, W)``.
+        labels: int64 ``(N,)``.
+        num_classes: number of classes.
+    """
+
+    def __init__(self, clips: Tensor, labels: Tensor, num_classes: int) -> None:
+        assert clips.ndim == 5 and clips.shape[0] == labels.shape[0]
+        self.clips = clips
+        self.labels = labels
+        self.num_classes = num_classes
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.clips[index], self.labels[index]
+
+    def frames(self) -> ClipSet:
+        """Every frame as its own one-frame clip with the clip's label, ``(N*T, 3, 1, H, W)``."""
+        n, c, t, h, w = self.clips.shape
+        # (N, 3, T, H, W) -> (N, T, 3, H, W) -> (N*T, 3, 1, H, W)
+        frames = self.clips.transpose(1, 2).reshape(n * t, c, 1, h, w)
+        return ClipSet(frames, self.labels.repeat_interleave(t), self.num_classes)
+
+
+def make_synthetic(cfg: SyntheticConfig, seed: int) -> tuple[ClipSet, ClipSet]:
+    """Make the train and validation clips of ``cfg.task``, deterministic in ``seed``.
+
+    Args:
+        cfg: what to draw and how many clips.
+        seed: seeds a private ``torch.Generator``; the global RNG is untouched.
+
+    Returns:
+        ``(train, val)`` ``ClipSet``s with ``cfg.n_train`` and ``cfg.n_val`` clips.
+    """
+    cfg.validate()
+    gen = torch.Generator().manual_seed(seed)
+    digits, digit_labels = _digit_images()
+    # Disjoint halves of the handwriting for train and val (fixed split, independent of seed).
+    split = torch.arange(digits.shape[0]) % 2 == 0
+    train = _make_split(cfg, cfg.n_train, digits[split], digit_labels[split], gen)
+    val = _make_split(cfg, cfg.n_val, digits[~split], digit_labels[~split], gen)
+    return train, val
+
+
+def generate(cfg: SyntheticConfig, n: int, seed: int, *, split: str = "train") -> ClipSet:
+    """``n`` clips of one split (``"train"`` or ``"val"`` handwriting); for benchmarks and tests."""
+    cfg.validate()
+    gen = torch.Generator().manual_seed(seed)
+    digits, digit_labels = _digit_images()
+    mask = (torch.arange(digits.shape[0]) % 2 == 0) == (split == "train")
+    return _make_split(cfg, n, digits[mask], digit_labels[mask], gen)
+
+
+# --- generation -------------------------------------------------------------------------------
+_CHUNK = 256  # clips rendered at once: bounds the scatter index tensors to a few MB
+
+
+def _make_split(cfg: SyntheticConfig, n: int, digits: Tensor, digit_labels: Tensor,
+                gen: torch.Generator) -> ClipSet:
+    labels = torch.randint(cfg.num_classes, (n,), generator=gen)
+    chunks = [_draw(cfg, labels[i:i + _CHUNK], digits, digit_labels, gen)
+              for i in range(0, n, _CHUNK)]
+    return ClipSet(torch.cat(chunks), labels, cfg.num_classes)
+
+
+def _draw(cfg: SyntheticConfig, labels: Tensor, digits: Tensor, digit_labels: Tensor,
+          gen: torch.Generator) -> Tensor:
+    """Render the clips of ``labels``: ``(n, 3, T, H, W)`` float32."""
+    n, t_len, size = labels.shape[0], cfg.clip_len, cfg.size
+    t = torch.arange(t_len, dtype=torch.float32)
+    layers = []  # (sprites, ys, xs, colours, visible) per object group
+
+    # Clutter: small digits drifting in random directions, independent of the label.
+    if cfg.n_distractors:
+        angle = torch.rand(n, cfg.n_distractors, generator=gen) * 2 * math.pi
+        layers.append(_moving(cfg, n, cfg.n_distractors, angle, cfg.object_size, digits, gen, t))
+
+    if cfg.task == "appearance":
+        # One larger digit of the label's class drifting in a random direction.
+        angle = torch.rand(n, 1, generator=gen) * 2 * math.pi
+        sprites = _sprites(_pick_digit(labels[:, None], digits, digit_labels, gen), cfg.target_size)
+        layers.append(_moving(cfg, n, 1, angle, cfg.target_size, digits, gen, t, sprites=sprites))
+    elif cfg.task == "motion":
+        # n_objects small digits moving together in direction 2*pi*label/K.
+        angle = (2 * math.pi * labels.float() / cfg.num_classes)[:, None]
+        angle = angle.expand(n, cfg.n_objects)
+        layers.append(_moving(cfg, n, cfg.n_objects, angle, cfg.object_size, digits, gen, t))
+    else:  # long_order
+        n_events = _n_events(cfg.num_classes)
+        order = torch.tensor(_orders(n_events))[labels]  # (n, E): digit shown in slot e
+        sprites = _sprites(_pick_digit(order, digits, digit_labels, gen), cfg.target_size)
+        # Slot e is centred at (e + 0.5) * T / E; the onset jitters by +- slot_jitter frames.
+        centre = (torch.arange(n_events) + 0.5) * t_len / n_events - cfg.event_len / 2
+        jitter = torch.randint(-cfg.slot_jitter, cfg.slot_jitter + 1, (n, n_events), generator=gen)
+        onset = (centre.round().long() + jitter).clamp(0, t_len - cfg.event_len)  # (n, E)
+        visible = (t[None, None, :] >= onset[..., None]) & (t[None, None, :] < onset[..., None] + cfg.event_len)
+        ys = torch.randint(size, (n, n_events, 1), generator=gen).expand(n, n_events, t_len)
+        xs = torch.randint(size, (n, n_events, 1), generator=gen).expand(n, n_events, t_len)
+        layers.append((sprites, ys, xs, _colours(n, n_events, gen), visible))
+
+    video = torch.zeros(n, 3, t_len, size, size)
+    for sprites, ys, xs, colours, visible in layers:
+        video = torch.maximum(video, _render(sprites, ys, xs, colours, visible, size))
+    if cfg.noise:
+        video += cfg.noise * torch.randn(video.shape, generator=gen)
+    return video
+
+
+def _moving(cfg: SyntheticConfig, n: int, count: int, angle: Tensor, side: int, digits: Tensor,
+            gen: torch.Generator, t: Tensor, sprites: Tensor | None = None):
+    """Objects at uniform torus positions moving at ``cfg.speed`` along ``angle`` ``(n, count)``."""
+    if sprites is None:
+        index = torch.randint(digits.shape[0], (n, count), generator=gen)
+        sprites = _sprites(digits[index], side)
+    start = torch.rand(n, count, 2, generator=gen) * cfg.size  # continuous, so frames stay uniform
+    vy, vx = cfg.speed * torch.sin(angle), cfg.speed * torch.cos(angle)  # (n, count)
+    # Positions at every frame, rounded to the pixel grid: (n, count, T).
+    ys = torch.floor(start[..., 0:1] + vy[..., None] * t + 0.5).long()
+    xs = torch.floor(start[..., 1:2] + vx[..., None] * t + 0.5).long()
+    visible = torch.ones(n, count, t.shape[0], dtype=torch.bool)
+    return sprites, ys, xs, _colours(n, count, gen), visible
+
+
+def _render(sprites: Tensor, ys: Tensor, xs: Tensor, colours: Tensor, visible: Tensor,
+            size: int) -> Tensor:
+    """Paste sprites on a torus with max-compositing.
+
+    Args:
+        sprites: ``(n, O, s, s)`` intensities in [0, 1].
+        ys, xs: ``(n, O, T)`` integer top-left corners (wrapped modulo ``size``).
+        colours: ``(n, O, 3)``.
+        visible: ``(n, O, T)`` bool; hidden objects are not drawn.
+
+    Returns:
+        ``(n, 3, T, size, size)``.
+    """
+    n, _, side, _ = sprites.shape
+    t_len = ys.shape[-1]
+    offsets = torch.arange(side)
+    rows = (ys[..., None] + offsets) % size  # (n, O, T, s)
+    cols = (xs[..., None] + offsets) % size  # (n, O, T, s)
+    pixel = rows[..., :, None] * size + cols[..., None, :]  # (n, O, T, s, s) index in H*W
+    clip = torch.arange(n)[:, None, None, None, None, None]  # (n, 1, 1, 1, 1, 1)
+    channel = torch.arange(3)[None, None, :, None, None, None]  # (1, 1, 3, 1, 1, 1)
+    frame = torch.arange(t_len)[None, None, None, :, None, None]  # (1, 1, 1, T, 1, 1)
+    # Flat index into (n, 3, T, H*W): (n, O, 3, T, s, s).
+    index = ((clip * 3 + channel) * t_len + frame) * (size * size) + pixel[:, :, None]
+    # Values: sprite x colour x visibility, (n, O, 3, T, s, s).
+    value = (sprites[:, :, None, None] * colours[..., None, None, None]
+             * visible[:, :, None, :, None, None])
+    index = index.expand_as(value)
+    out = torch.zeros(n * 3 * t_len * size * size)
+    out.scatter_reduce_(0, index.reshape(-1), value.reshape(-1), reduce="amax")
+    return out.view(n, 3, t_len, size, size)  # (n, 3, T, H, W)
+
+
+def _colours(n: int, count: int, gen: torch.Generator) -> Tensor:
+    """Random bright colours ``(n, count, 3)``; colour never carries the label."""
+    return 0.5 + 0.5 * torch.rand(n, count, 3, generator=gen)
+
+
+def _pick_digit(classes: Tensor, digits: Tensor, digit_labels: Tensor,
+                gen: torch.Generator) -> Tensor:
+    """A random image of each requested digit class: ``classes`` (n, k) -> (n, k, 8, 8)."""
+    # Per class, the indices of its images; draw a uniform position within each class's list.
+    by_class = [torch.nonzero(digit_labels == c).flatten() for c in range(10)]
+    counts = torch.tensor([len(b) for b in by_class])
+    table = torch.full((10, int(counts.max())), -1, dtype=torch.long)
+    for c, b in enumerate(by_class):
+        table[c, :len(b)] = b
+    pos = (torch.rand(classes.shape, generator=gen) * counts[classes]).long()
+    return digits[table[classes, pos]]
+
+
+def _sprites(images: Tensor, side: int) -> Tensor:
+    """Resize 8x8 digit images ``(..., 8, 8)`` to ``(..., side, side)`` intensities in [0, 1]."""
+    lead = images.shape[:-2]
+    flat = images.reshape(-1, 1, 8, 8)  # (M, 1, 8, 8)
+    resized = F.interpolate(flat, size=(side, side), mode="bilinear", align_corners=False,
+                            antialias=side < 8)
+    return resized.clamp(0, 1).reshape(*lead, side, side)
+
+
+def _n_events(num_classes: int) -> int:
+    return {2: 2, 6: 3, 24: 4}[num_classes]
+
+
+@functools.cache
+def _orders(n_events: int) -> list[tuple[int, ...]]:
+    """All orders of ``n_events`` digits; label ``i`` is ``_orders(E)[i]``."""
+    return list(itertools.permutations(range(n_events)))
+
+
+@functools.cache
+def _digit_images() -> tuple[Tensor, Tensor]:
+    """The 1,797 8x8 handwritten digits bundled with scikit-learn, as ``(M, 8, 8)`` in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = torch.tensor(data.images, dtype=torch.float32) / 16.0
+    return images, torch.tensor(data.target, dtype=torch.long)
+
+
+def default_cpu_config(task: str = "motion") -> SyntheticConfig:
+    """The calibrated CPU size of ``task`` (see docs/calibration.md)."""
+    overrides: dict[str, dict] = {
+        "appearance": {"num_classes": 10},
+        "motion": {},
+        "long_order": {"num_classes": 2},
+    }
+    return dataclasses.replace(SyntheticConfig(task=task), **overrides[task])
