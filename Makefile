@@ -1,0 +1,39 @@
+# vidarch: `make study` runs the default study, `make test` runs the checks CI runs.
+# Both create .venv on first use. Without an NVIDIA GPU the CPU build of torch is installed
+# first (TORCH=torch==2.13.0; set TORCH_INDEX=https://download.pytorch.org/whl/cpu where that
+# index is reachable and PyPI would otherwise hand you a CUDA build).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STUDY ?= bottom_vs_top
+TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+TORCH_INDEX ?=
+
+.PHONY: install study test lint findings dashboard clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+study: install
+	$(PY) -m search.run study=$(STUDY)
+
+lint: install
+	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(PY) -m pytest -q
+
+findings: install
+	$(PY) -m analysis.findings
+
+dashboard: install
+	$(VENV)/bin/streamlit run dashboard/app.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache
