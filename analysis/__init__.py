@@ -15,6 +15,7 @@ from analysis.loading import (
     RUN_HINT,
     NoDataError,
     connect,
+    curve_names,
     curves_wide,
     list_studies,
     load_arch,
@@ -35,6 +36,7 @@ from analysis.stats import (
     pareto_front,
     state_counts,
 )
+from analysis.summary import best_per_group, budget, verdict
 
 __all__ = [
     "FAMILIES",
@@ -42,10 +44,13 @@ __all__ = [
     "NoDataError",
     "arch_features",
     "arch_summary",
+    "best_per_group",
     "bootstrap_ci",
+    "budget",
     "compare",
     "completed",
     "connect",
+    "curve_names",
     "curve_summary",
     "curves_wide",
     "describe",
@@ -64,4 +69,5 @@ __all__ = [
     "study_config",
     "to_csv",
     "to_parquet",
+    "verdict",
 ]

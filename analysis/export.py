@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
@@ -12,7 +13,7 @@ def to_csv(df: pd.DataFrame, path: str | Path | None = None) -> str | None:
     return df.to_csv(path, index=False)
 
 
-def to_parquet(df: pd.DataFrame, path: str | Path) -> None:
+def to_parquet(df: pd.DataFrame, path: str | Path | BinaryIO) -> None:
     """Write ``df`` as Parquet (pyarrow); object columns of mixed types become strings."""
     out = df.copy()
     for col in out.columns:

@@ -207,11 +207,13 @@ def spec_columns(df: pd.DataFrame, field: str = "kind") -> list[str]:
             (c.startswith("stem.") or c.startswith("stage"))]
 
 
-def load_curves(db: Db, study: str, trial_ids: list[int] | None = None) -> pd.DataFrame:
+def load_curves(db: Db, study: str, trial_ids: list[int] | None = None,
+                names: list[str] | None = None) -> pd.DataFrame:
     """Per-epoch metrics, long: ``trial_id, number, seed, state, epoch, name, value``.
 
     Args:
         trial_ids: only these trials (the trial-detail page); all of the study when None.
+        names: only these metrics (e.g. ``["val/acc1"]``); all when None.
     """
     with opened(db) as engine:
         ids = _study_ids(engine, study)
@@ -222,10 +224,22 @@ def load_curves(db: Db, study: str, trial_ids: list[int] | None = None) -> pd.Da
                 .where(_in_clause(TrialRow.study_id, ids)))
         if trial_ids is not None:
             stmt = stmt.where(EpochMetricRow.trial_id.in_([int(t) for t in trial_ids]))
+        if names is not None:
+            stmt = stmt.where(EpochMetricRow.name.in_(list(names)))
         curves = _read_sql(stmt, engine)
         curves["value"] = _decode(curves["value"], curves["value_type"])
         return (curves.drop(columns=["value_type"])
                 .sort_values(["trial_id", "name", "epoch"]).reset_index(drop=True))
+
+
+def curve_names(db: Db, study: str) -> list[str]:
+    """The per-epoch metric names a study recorded."""
+    with opened(db) as engine:
+        ids = _study_ids(engine, study)
+        stmt = (select(EpochMetricRow.name).distinct()
+                .join(TrialRow, TrialRow.id == EpochMetricRow.trial_id)
+                .where(_in_clause(TrialRow.study_id, ids)))
+        return sorted(_read_sql(stmt, engine)["name"])
 
 
 def curves_wide(curves: pd.DataFrame) -> pd.DataFrame:

@@ -248,7 +248,8 @@ def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "val
     sub = curves[curves["name"] == metric]
     if sub.empty or by not in trials:
         return pd.DataFrame(columns=[by, "epoch", "n", "mean", "std", "ci_low", "ci_high"])
-    sub = sub.merge(trials[["trial_id", by]], on="trial_id", how="inner")
+    sub = sub.drop(columns=[by], errors="ignore").merge(trials[["trial_id", by]],
+                                                         on="trial_id", how="inner")
     sub = sub[np.isfinite(sub["value"].to_numpy(dtype=float))]
     out = sub.groupby([by, "epoch"])["value"].agg(["count", "mean", "std"]).reset_index()
     out = out.rename(columns={"count": "n"})

@@ -1,0 +1,218 @@
+"""Plotly figures over analysis frames: pure DataFrame → Figure, shared with the dashboard.
+
+Every function takes the frames that ``analysis`` computes (``arch_summary``, ``compare``,
+``marginal_effects``, ``curve_summary``, ``layer_costs``) and returns a ``go.Figure``; none reads
+the database. Colours are fixed per family and per conv kind so that pages agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from analysis.placement import FAMILIES
+
+FAMILY_COLORS: dict[str, str] = {
+    "2D": "#7f7f7f", "bottom-heavy": "#1f77b4", "top-heavy": "#d62728",
+    "uniform 3D": "#9467bd", "uniform (2+1)D": "#2ca02c", "mixed": "#ff7f0e",
+    "unknown": "#bcbd22",
+}
+KIND_COLORS: dict[str, str] = {
+    "2d": "#c7c7c7", "r2d": "#9e9e9e", "3d": "#d62728", "2plus1d": "#1f77b4",
+    "p3d_b": "#17becf", "p3d_c": "#9467bd",
+}
+WEBGL_ABOVE = 2000  # points; SVG draws one element per point, WebGL scales to 100k
+LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50,
+                                                                   "b": 50}}
+
+
+def _ordered(values: Sequence[str]) -> list[str]:
+    known = [f for f in FAMILIES if f in set(values)]
+    return known + sorted(set(values) - set(known), key=str)
+
+
+def _err(mean: pd.Series, low: pd.Series, high: pd.Series) -> dict[str, Any]:
+    plus = (high - mean).fillna(0).clip(lower=0).to_numpy()
+    minus = (mean - low).fillna(0).clip(lower=0).to_numpy()
+    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
+            "thickness": 1, "width": 2}
+
+
+def pareto_figure(summary: pd.DataFrame, front: pd.DataFrame | None = None, *,
+                  metric: str = "val/acc1", cost: str = "gmacs",
+                  color: str = "family") -> go.Figure:
+    """Accuracy vs cost, one point per arch (mean over seeds, error bars = seed CI).
+
+    Args:
+        summary: ``arch_summary`` (columns ``mean, ci_low, ci_high, n``, ``cost``, ``color``).
+        front: the Pareto-optimal rows of ``summary`` (drawn as a step line), or None.
+    """
+    fig = go.Figure()
+    scatter = go.Scattergl if len(summary) > WEBGL_ABOVE else go.Scatter
+    for group in _ordered(summary[color].astype(str).tolist()) if len(summary) else []:
+        g = summary[summary[color].astype(str) == group]
+        labels = g["label"].fillna("").astype(str) if "label" in g else pd.Series("", g.index)
+        custom = np.column_stack([g["arch_id"], labels, g["n"], g["ci_low"], g["ci_high"]])
+        fig.add_trace(scatter(
+            x=g[cost], y=g["mean"], mode="markers", name=f"{group} ({len(g)})",
+            marker={"color": FAMILY_COLORS.get(group), "size": 9 if len(g) < 500 else 5,
+                    "line": {"width": 0.5, "color": "white"}},
+            error_y=_err(g["mean"], g["ci_low"], g["ci_high"]) if len(summary) <= 5000 else None,
+            customdata=custom,
+            hovertemplate=("<b>%{customdata[1]}</b> %{customdata[0]}<br>"
+                           f"{metric} %{{y:.4f}} [%{{customdata[3]:.4f}}, %{{customdata[4]:.4f}}]"
+                           "<br>seeds %{customdata[2]}<br>"
+                           f"{cost} %{{x:.3f}}<extra>{group}</extra>"),
+        ))
+    if front is not None and len(front):
+        f = front.sort_values(cost)
+        fig.add_trace(go.Scatter(x=f[cost], y=f["mean"], mode="lines", line_shape="hv",
+                                 name="Pareto front", hoverinfo="skip",
+                                 line={"color": "black", "width": 1.5, "dash": "dot"}))
+    fig.update_layout(**LAYOUT, title=f"{metric} vs {cost} (mean over seeds, 95% CI)",
+                      xaxis_title="GMACs per clip" if cost == "gmacs" else cost,
+                      yaxis_title=metric, legend_title="placement family", height=520)
+    return fig
+
+
+def compare_figure(table: pd.DataFrame, *, metric: str = "val/acc1") -> go.Figure:
+    """Forest plot of a ``compare`` table: group means with 95% CIs, and accuracy per GMAC."""
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=(f"{metric}: mean and 95% CI over seeds",
+                                        f"{metric} per GMAC"))
+    groups = table["group"].astype(str)
+    colors = [FAMILY_COLORS.get(g, "#444") for g in groups]
+    fig.add_trace(go.Scatter(
+        x=table["mean"], y=groups, mode="markers", marker={"size": 11, "color": colors},
+        error_x=_err(table["mean"], table["ci_low"], table["ci_high"]), showlegend=False,
+        customdata=np.column_stack([table["n"], table["ci_low"], table["ci_high"]]),
+        hovertemplate="%{y}: %{x:.4f} [%{customdata[1]:.4f}, %{customdata[2]:.4f}], "
+                      "n=%{customdata[0]}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(x=table["acc_per_gmac"], y=groups, orientation="h",
+                         marker_color=colors, showlegend=False,
+                         hovertemplate="%{y}: %{x:.5f} per GMAC<extra></extra>"), row=1, col=2)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(**LAYOUT, height=120 + 40 * len(table))
+    return fig
+
+
+def placement_heatmap(summary: pd.DataFrame, *, metric: str = "val/acc1",
+                      top: int = 60) -> go.Figure:
+    """Stage × block map of conv kinds, one row per arch, best ``metric`` at the top."""
+    kind_cols = [c for c in summary.columns if c.endswith(".kind")]
+    rows = summary.sort_values("mean", ascending=False).head(top)
+    kinds = sorted({str(k) for c in kind_cols for k in rows[c].dropna()},
+                   key=lambda k: list(KIND_COLORS).index(k) if k in KIND_COLORS else 99)
+    code = {k: i for i, k in enumerate(kinds)}
+    z = np.array([[code.get(str(v), np.nan) for v in rows[c]] for c in kind_cols]).T
+    labels = rows["label"].fillna("").astype(str) if "label" in rows else pd.Series("", rows.index)
+    ylabels = [f"{i + 1}. {lab or aid[:8]} {m:.3f}"
+               for i, (lab, aid, m) in enumerate(zip(labels, rows["arch_id"], rows["mean"],
+                                                     strict=True))]
+    n = max(len(kinds), 1)
+    scale = []
+    for i, k in enumerate(kinds):
+        color = KIND_COLORS.get(k, "#444")
+        scale += [[i / n, color], [(i + 1) / n, color]]
+    text = np.array([[str(v) for v in rows[c]] for c in kind_cols]).T
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[c.removesuffix(".kind") for c in kind_cols], y=ylabels, text=text,
+        zmin=-0.5, zmax=n - 0.5, colorscale=scale or [[0, "#fff"], [1, "#fff"]],
+        xgap=1, ygap=1, hovertemplate="%{y}<br>%{x}: %{text}<extra></extra>",
+        colorbar={"tickvals": list(range(n)), "ticktext": kinds, "title": "conv kind"}))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(**LAYOUT, title=f"Placement of conv kinds, archs sorted by {metric}",
+                      height=max(320, 120 + 16 * len(rows)), xaxis_title="layer (bottom → top)")
+    return fig
+
+
+def marginal_figure(effects: pd.DataFrame, *, metric: str = "val/acc1") -> go.Figure:
+    """Each position's marginal effect (kind vs all trials) on ``metric`` and on GMACs."""
+    positions = list(dict.fromkeys(effects["position"]))
+    kinds = sorted(set(effects["kind"]),
+                   key=lambda k: list(KIND_COLORS).index(k) if k in KIND_COLORS else 99)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=(f"Δ {metric} vs the mean of all trials",
+                                        "Δ GMACs vs the mean of all trials"))
+    for kind in kinds:
+        k = effects[effects["kind"] == kind].set_index("position").reindex(positions)
+        color = KIND_COLORS.get(kind, "#444")
+        fig.add_trace(go.Bar(x=positions, y=k["delta"], name=kind, marker_color=color,
+                             error_y={"type": "data", "array": 1.96 * k["sem"].fillna(0)},
+                             customdata=k["n"], legendgroup=kind,
+                             hovertemplate=f"{kind} at %{{x}}: Δ %{{y:+.4f}} "
+                                           "(n=%{customdata})<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Bar(x=positions, y=k["delta_gmacs"], name=kind, marker_color=color,
+                             legendgroup=kind, showlegend=False,
+                             hovertemplate=f"{kind} at %{{x}}: Δ %{{y:+.2f}} GMACs"
+                                           "<extra></extra>"), row=2, col=1)
+    fig.update_layout(**LAYOUT, barmode="group", height=560, legend_title="conv kind")
+    return fig
+
+
+def curves_figure(summary: pd.DataFrame, *, by: str = "family",
+                  metric: str = "val/acc1") -> go.Figure:
+    """Mean learning curve per group with a 95% CI band (``curve_summary`` frame)."""
+    fig = go.Figure()
+    for group in _ordered(summary[by].astype(str).tolist()) if len(summary) else []:
+        g = summary[summary[by].astype(str) == group].sort_values("epoch")
+        color = FAMILY_COLORS.get(group, "#444")
+        low, high = g["ci_low"].fillna(g["mean"]), g["ci_high"].fillna(g["mean"])
+        fig.add_trace(go.Scatter(
+            x=np.concatenate([g["epoch"], g["epoch"][::-1]]),
+            y=np.concatenate([high, low[::-1]]), fill="toself", fillcolor=color, opacity=0.18, mode="lines",
+            line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=group))
+        fig.add_trace(go.Scatter(
+            x=g["epoch"], y=g["mean"], mode="lines+markers", name=group, legendgroup=group,
+            line={"color": color}, customdata=g["n"],
+            hovertemplate=f"{group} epoch %{{x}}: %{{y:.4f}} (n=%{{customdata}})<extra></extra>"))
+    fig.update_layout(**LAYOUT, title=f"{metric} by epoch (mean, 95% CI over trials)",
+                      xaxis_title="epoch", yaxis_title=metric, height=460)
+    return fig
+
+
+def trial_curves_figure(curves: pd.DataFrame, metrics: Sequence[str],
+                        names: dict[int, str] | None = None) -> go.Figure:
+    """Per-epoch metrics of a few trials (one panel per metric, one line per trial)."""
+    metrics = [m for m in metrics if m in set(curves["name"])] or sorted(set(curves["name"]))[:2]
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics)
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    for j, metric in enumerate(metrics):
+        for i, (trial_id, g) in enumerate(curves[curves["name"] == metric].groupby("trial_id")):
+            name = (names or {}).get(int(trial_id), f"trial {trial_id}")
+            fig.add_trace(go.Scatter(x=g["epoch"], y=g["value"], mode="lines+markers",
+                                     name=name, legendgroup=name, showlegend=j == 0,
+                                     line={"color": palette[i % len(palette)]}),
+                          row=1, col=j + 1)
+    fig.update_layout(**LAYOUT, height=380)
+    return fig
+
+
+def layer_macs_figure(layers: Sequence[dict[str, Any]] | pd.DataFrame,
+                      title: str = "MACs per layer") -> go.Figure:
+    """Bar chart of GMACs per layer (stem, blocks), coloured by conv kind."""
+    df = pd.DataFrame(layers)
+    df["gmacs"] = df["macs"] / 1e9
+    fig = go.Figure()
+    for kind in dict.fromkeys(df["kind"]):
+        k = df[df["kind"] == kind]
+        fig.add_trace(go.Bar(x=k["layer"], y=k["gmacs"], name=str(kind),
+                             marker_color=KIND_COLORS.get(str(kind), "#444"),
+                             hovertemplate="%{x}: %{y:.3f} GMACs<extra>" + str(kind) + "</extra>"))
+    fig.update_layout(**LAYOUT, title=title, barmode="overlay", yaxis_title="GMACs",
+                      xaxis={"categoryorder": "array", "categoryarray": list(df["layer"])},
+                      legend_title="conv kind", height=360)
+    return fig
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank figure carrying a message (no data to plot)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(**LAYOUT, xaxis_visible=False, yaxis_visible=False, height=240)
+    return fig

@@ -1,0 +1,125 @@
+"""The study at a glance: best network per family, the bottom- vs top-heavy verdict, budget used.
+
+These answer the overview's question — which placement wins, at what cost, how sure are we —
+as small frames and dicts; the dashboard only lays them out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from analysis.stats import arch_summary, compare, completed
+
+
+def best_per_group(df: pd.DataFrame, metric: str = "val/acc1", by: str = "family") -> pd.DataFrame:
+    """The best arch (by mean over its seeds) of each group, with its CI and cost."""
+    summary = arch_summary(df, metric)
+    if summary.empty or by not in summary:
+        return summary
+    best = summary.loc[summary.groupby(by, sort=False)["mean"].idxmax()]
+    best = best.sort_values("mean", ascending=False)
+    best["per_gmac"] = best["mean"] / best["gmacs"]
+    cols = [by, "label", "arch_id", "mean", "ci_low", "ci_high", "n", "gmacs", "per_gmac",
+            "params", "latency_ms"]
+    return best[[c for c in cols if c in best]].reset_index(drop=True)
+
+
+def _fmt_p(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "no test (too few paired seeds)"
+    return f"p = {p:.3g}" if p >= 1e-4 else "p < 1e-4"
+
+
+def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
+            tolerance: float = 0.01) -> dict[str, Any]:
+    """Headline facts: the best family and arch, and bottom-heavy vs top-heavy.
+
+    Returns a dict with ``winner`` (row of ``compare`` as dict), ``best_arch`` (row of
+    ``best_per_group``), ``cheapest_near_best`` (the cheapest arch within ``tolerance`` of the
+    best, when it is another), ``bottom_vs_top`` (dict with ``delta``, ``ci``, ``p``, ``test``, or
+    None when the study lacks one of them) and ``sentences`` (plain-language lines).
+    """
+    table = compare(df, by="family", metric=metric, n_boot=n_boot)
+    out: dict[str, Any] = {"table": table, "winner": None, "best_arch": None,
+                           "cheapest_near_best": None, "bottom_vs_top": None, "sentences": []}
+    if table.empty:
+        return out
+    winner = table.loc[table["mean"].idxmax()].to_dict()
+    out["winner"] = winner
+    sentences = [
+        f"**{winner['group']}** placements score the highest mean {metric}: "
+        f"{winner['mean']:.4f} (95% CI {winner['ci_low']:.4f}–{winner['ci_high']:.4f}, "
+        f"{winner['n']} trials over {winner['n_seeds']} seeds) at {winner['gmacs']:.2f} GMACs "
+        "on average."
+    ]
+    best = best_per_group(df, metric)
+    if not best.empty:
+        top = best.iloc[0].to_dict()
+        out["best_arch"] = top
+        name = top.get("label") or top["arch_id"]
+        sentences.append(f"The best single network is **{name}** ({top['family']}): "
+                         f"{top['mean']:.4f} at {top['gmacs']:.2f} GMACs.")
+        summary = arch_summary(df, metric)
+        near = summary[summary["mean"] >= top["mean"] - tolerance]
+        cheap = near.loc[near["gmacs"].idxmin()].to_dict()
+        if cheap["arch_id"] != top["arch_id"]:
+            out["cheapest_near_best"] = cheap
+            sentences.append(
+                f"Within {tolerance:g} of it, the cheapest is **{cheap.get('label') or cheap['arch_id']}** "
+                f"({cheap['family']}): {cheap['mean']:.4f} at {cheap['gmacs']:.2f} GMACs "
+                f"({cheap['gmacs'] / top['gmacs']:.0%} of the cost).")
+    groups = set(table["group"])
+    if {"bottom-heavy", "top-heavy"} <= groups:
+        bt = compare(df[df["family"].isin(["bottom-heavy", "top-heavy"])], by="family",
+                     metric=metric, reference="top-heavy", n_boot=n_boot)
+        row = bt.set_index("group").loc["bottom-heavy"]
+        top_row = bt.set_index("group").loc["top-heavy"]
+        paired = int(row["n_pairs"]) >= 2 and math.isfinite(row["p_paired_t"])
+        p = row["p_paired_t"] if paired else row["p_welch"]
+        test = (f"paired t-test over {int(row['n_pairs'])} seeds" if paired
+                else "Welch t-test (seeds not paired)")
+        better = "bottom-heavy" if row["delta"] > 0 else "top-heavy"
+        out["bottom_vs_top"] = {"delta": float(row["delta"]), "p": float(p), "test": test,
+                                "better": better, "gmacs_bottom": float(row["gmacs"]),
+                                "gmacs_top": float(top_row["gmacs"]),
+                                "p_wilcoxon": float(row["p_wilcoxon"])}
+        sentences.append(
+            f"Bottom-heavy vs top-heavy: **{better}** by {abs(row['delta']):.4f} {metric} "
+            f"({test}, {_fmt_p(p)}); mean cost {row['gmacs']:.2f} vs {top_row['gmacs']:.2f} GMACs.")
+    n_complete = len(completed(df))
+    if n_complete and table["n_seeds"].max() < 2:
+        sentences.append("Only one seed per group: the intervals are over trials, not seeds — "
+                         "run more seeds before trusting small differences.")
+    out["sentences"] = sentences
+    return out
+
+
+def _find(config: Mapping[str, Any], key: str) -> Any:
+    """First value of ``key`` anywhere in a nested config."""
+    if key in config:
+        return config[key]
+    for value in config.values():
+        if isinstance(value, Mapping):
+            found = _find(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def budget(df: pd.DataFrame, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Compute used so far: finished trials, trial-hours, GMAC-epochs; the plan when known."""
+    config = config or {}
+    finished = df[df["state"].isin(["COMPLETE", "PRUNED", "FAILED"])]
+    hours = float(finished["duration_s"].fillna(0).sum() / 3600) if "duration_s" in df else 0.0
+    planned = _find(config, "num_trials")
+    samples, seeds = _find(config, "num_samples"), _find(config, "seeds")
+    if planned is None and samples and isinstance(seeds, list | tuple):
+        planned = int(samples) * len(seeds)
+    return {"finished": len(finished), "running": int((df["state"] == "RUNNING").sum()),
+            "planned": int(planned) if planned else None, "trial_hours": hours,
+            "epochs_per_trial": _find(config, "epochs"),
+            "gmacs_total": float(finished["gmacs"].sum()) if "gmacs" in df else math.nan}

@@ -1,0 +1,34 @@
+"""vidarch dashboard: ``streamlit run dashboard/app.py`` (add ``-- --db PATH`` for another file).
+
+The entry page: sets up the sidebar (database, study, metric) and the navigation; each page in
+``dashboard/views`` holds UI only and reads through ``dashboard.common``'s bounded caches.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the repository root.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st  # noqa: E402
+
+from dashboard import common  # noqa: E402
+
+st.set_page_config(page_title="vidarch", page_icon="🎞️", layout="wide")
+
+PAGES = [
+    st.Page("views/overview.py", title="Overview", icon="🏁", default=True),
+    st.Page("views/pareto.py", title="Pareto front", icon="📈"),
+    st.Page("views/placement.py", title="Placement", icon="🧱"),
+    st.Page("views/curves.py", title="Learning curves", icon="〰️"),
+    st.Page("views/trial.py", title="Trial detail", icon="🔍"),
+    st.Page("views/table.py", title="Trial table", icon="📋"),
+]
+
+page = st.navigation(PAGES)
+st.session_state[common.CTX_KEY] = common.sidebar()
+page.run()

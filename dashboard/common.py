@@ -1,0 +1,206 @@
+"""Shared dashboard plumbing: choosing the database and study, bounded caches, error messages.
+
+Pages hold UI only; they get their data from the cached wrappers here, which call
+``analysis``. Every cache is bounded (``max_entries``) and frames expire (``ttl``) so a study
+that is still running shows up to date within ``TTL_S`` seconds (or at once with Reload).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+
+import analysis
+from analysis import NoDataError
+from analysis import figures as figs
+
+DEFAULT_DB = "studies.db"
+ENV_DB = "VIDARCH_DB"  # database path or URL, when no --db is given
+TTL_S = 30  # seconds before a cached frame is read again
+DEFAULT_METRIC = "val/acc1"
+CTX_KEY = "_vidarch_ctx"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every page works on: the database, the study, the metric to rank by."""
+
+    db: str  # what the user typed: a path or a URL
+    study: str
+    metric: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why there is nothing to show, and the command that fixes it."""
+
+    message: str
+    hint: str = analysis.RUN_HINT
+
+
+def default_db(argv: list[str] | None = None) -> str:
+    """``--db PATH`` after ``streamlit run dashboard/app.py --``, else ``$VIDARCH_DB``, else
+    ``studies.db``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db", default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return args.db or os.environ.get(ENV_DB) or DEFAULT_DB
+
+
+# --- bounded caches ---------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def engine(db: str) -> Engine:
+    """One read-only engine per database (failures are not cached: a fixed file works)."""
+    return analysis.connect(db)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=8, show_spinner=False)
+def studies(db: str) -> pd.DataFrame:
+    """Studies with trial counts by state."""
+    return analysis.list_studies(engine(db))
+
+
+@st.cache_data(ttl=TTL_S, max_entries=8, show_spinner="Loading trials…")
+def trials(db: str, study: str) -> pd.DataFrame:
+    """``analysis.load_trials`` of one study."""
+    return analysis.load_trials(engine(db), study)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def config(db: str, study: str) -> dict[str, Any]:
+    """The study's config snapshot."""
+    return analysis.study_config(engine(db), study)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Computing statistics…")
+def verdict(db: str, study: str, metric: str) -> dict[str, Any]:
+    """``analysis.verdict`` (effect table, headline sentences)."""
+    return analysis.verdict(trials(db, study), metric)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def arch_summary(db: str, study: str, metric: str) -> pd.DataFrame:
+    """Per-arch means and CIs over seeds."""
+    return analysis.arch_summary(trials(db, study), metric)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def marginal_effects(db: str, study: str, metric: str) -> pd.DataFrame:
+    """Per-position marginal effects."""
+    return analysis.marginal_effects(trials(db, study), metric)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def curve_names(db: str, study: str) -> list[str]:
+    """Per-epoch metric names of a study."""
+    return analysis.curve_names(engine(db), study)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Loading curves…")
+def curves(db: str, study: str, names: tuple[str, ...] | None = None,
+           trial_ids: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """Per-epoch metrics (long), optionally of some metrics or trials only."""
+    return analysis.load_curves(engine(db), study,
+                                trial_ids=list(trial_ids) if trial_ids is not None else None,
+                                names=list(names) if names is not None else None)
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def arch(db: str, arch_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-layer table (spec and MACs) and the stored row of one arch."""
+    _, layers, record = analysis.load_arch(engine(db), arch_id)
+    record.pop("spec_json", None)
+    record.pop("per_layer_json", None)
+    return pd.DataFrame(layers), record
+
+
+def clear_caches() -> None:
+    """Forget every cached frame and engine (the Reload button)."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+# --- context and messages ---------------------------------------------------------------------
+
+
+def show_problem(problem: Problem) -> None:
+    """A helpful message with the command to run — never a traceback."""
+    st.error(problem.message)
+    st.markdown("Fill the database by running a study:")
+    st.code(problem.hint, language="bash")
+    st.caption("Or try the dashboard on synthetic data: `python -m analysis.synthetic demo.db`, "
+               "then enter `demo.db` as the database in the sidebar.")
+
+
+def sidebar() -> Context | Problem:
+    """Database, study and metric pickers; the chosen context, or why there is none."""
+    st.session_state.setdefault("db", default_db())
+    with st.sidebar:
+        db = st.text_input("Results database", key="db",
+                           help="A path (SQLite) or a SQLAlchemy URL, e.g. postgresql://…").strip()
+        if st.button("Reload data", help=f"Data refreshes every {TTL_S} s on its own"):
+            clear_caches()
+        try:
+            listing = studies(db)
+        except NoDataError as exc:
+            return Problem(str(exc), exc.hint)
+        if listing.empty:
+            return Problem(f"{db} is a vidarch database without any study yet.")
+        names = listing["name"].tolist()
+        if st.session_state.get("study") not in names:
+            st.session_state["study"] = ("bottom_vs_top" if "bottom_vs_top" in names
+                                         else names[0])
+        counts = dict(zip(listing["name"], listing["n_trials"], strict=True))
+        study = st.selectbox("Study", names, key="study",
+                             format_func=lambda n: f"{n} ({counts[n]} trials)")
+        try:
+            df = trials(db, study)
+        except NoDataError as exc:
+            return Problem(str(exc), exc.hint)
+        metrics = analysis.metric_names(df) or [DEFAULT_METRIC]
+        if st.session_state.get("metric") not in metrics:
+            st.session_state["metric"] = DEFAULT_METRIC if DEFAULT_METRIC in metrics else metrics[0]
+        metric = st.selectbox("Metric", metrics, key="metric",
+                              help="Final metric that ranks networks on every page")
+        st.caption(f"{len(df):,} trials · refreshed every {TTL_S} s")
+    return Context(db=db, study=study, metric=metric)
+
+
+def context(*, need_complete: bool = True) -> Context:
+    """The page's context; shows the problem and stops the page when there is none."""
+    ctx = st.session_state.get(CTX_KEY)
+    if isinstance(ctx, Problem) or ctx is None:
+        show_problem(ctx or Problem("No database chosen."))
+        st.stop()
+    assert isinstance(ctx, Context)
+    if need_complete:
+        df = trials(ctx.db, ctx.study)
+        n_done = int((df["state"] == "COMPLETE").sum())
+        if n_done == 0 or ctx.metric not in df or df.loc[df["state"] == "COMPLETE",
+                                                          ctx.metric].notna().sum() == 0:
+            counts = analysis.state_counts(df)
+            show_problem(Problem(
+                f"Study {ctx.study!r} has no completed trial with {ctx.metric} yet "
+                f"({', '.join(f'{v} {k.lower()}' for k, v in counts.items())}).",
+                hint=f"python -m search.run study={ctx.study}"))
+            st.stop()
+    return ctx
+
+
+def plot(fig: Any, key: str | None = None) -> None:
+    """``st.plotly_chart`` full width."""
+    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+
+
+def no_data_figure(message: str) -> Any:
+    """A placeholder figure."""
+    return figs.empty_figure(message)

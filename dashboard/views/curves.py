@@ -1,0 +1,36 @@
+"""Learning curves grouped by placement family (or any label), with CI bands."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import analysis
+from analysis import figures as figs
+from dashboard import common
+
+ctx = common.context()
+df = common.trials(ctx.db, ctx.study)
+
+st.title("Learning curves")
+names = common.curve_names(ctx.db, ctx.study)
+if not names:
+    st.info("This study recorded no per-epoch metrics.")
+    st.stop()
+left, right = st.columns(2)
+metric = left.selectbox("Per-epoch metric", names, key="curves_metric",
+                        index=names.index(ctx.metric) if ctx.metric in names else 0)
+groups = [c for c in ("family", "label", "design_family", "seed") if c in df and
+          df[c].notna().any()]
+by = right.selectbox("Group by", groups, key="curves_by")
+states = st.multiselect("Trial states", ["COMPLETE", "PRUNED", "FAILED", "RUNNING"],
+                        default=["COMPLETE"], key="curves_states",
+                        help="Pruned trials stop early: including them biases late epochs")
+curves = common.curves(ctx.db, ctx.study, names=(metric,))
+curves = curves[curves["state"].isin(states)]
+summary = analysis.curve_summary(curves, df, metric=metric, by=by)
+if summary.empty:
+    st.info("No curves for this selection.")
+else:
+    common.plot(figs.curves_figure(summary, by=by, metric=metric), key="curves")
+    st.caption("Lines: mean over trials of the group at each epoch; bands: 95% Student-t "
+               "interval over those trials.")

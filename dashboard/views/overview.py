@@ -1,0 +1,81 @@
+"""Overview: which placement wins, at what cost, and how sure we are."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import analysis
+from analysis import figures as figs
+from dashboard import common
+
+ctx = common.context(need_complete=False)
+df = common.trials(ctx.db, ctx.study)
+cfg = common.config(ctx.db, ctx.study)
+counts = analysis.state_counts(df)
+spent = analysis.budget(df, cfg)
+
+st.title(f"Study · {ctx.study}")
+if isinstance(cfg.get("study"), dict) and cfg["study"].get("description"):
+    st.caption(cfg["study"]["description"])
+
+cols = st.columns(6)
+cols[0].metric("Trials", f"{len(df):,}")
+cols[1].metric("Complete", f"{counts['COMPLETE']:,}")
+cols[2].metric("Pruned", f"{counts['PRUNED']:,}", help="Stopped early; never a Pareto point")
+cols[3].metric("Failed", f"{counts['FAILED']:,}")
+cols[4].metric("Running", f"{counts['RUNNING']:,}")
+cols[5].metric("Compute used", f"{spent['trial_hours']:.2f} trial-h",
+               help="Sum of trial wall-clock durations")
+if spent["planned"]:
+    done = min(1.0, spent["finished"] / spent["planned"])
+    st.progress(done, text=f"Budget: {spent['finished']:,} of {spent['planned']:,} planned "
+                           f"trials finished ({done:.0%})")
+
+common.context(need_complete=True)  # stops here, with the command to run, if nothing finished
+result = common.verdict(ctx.db, ctx.study, ctx.metric)
+
+st.subheader("The answer")
+st.info("\n\n".join(result["sentences"]))
+
+table = result["table"]
+common.plot(figs.compare_figure(table, metric=ctx.metric), key="compare")
+
+left, right = st.columns([1, 1])
+with left:
+    st.markdown("**Best network per placement family** (mean over seeds)")
+    best = analysis.best_per_group(df, ctx.metric)
+    st.dataframe(best, hide_index=True, width="stretch", column_config={
+        "mean": st.column_config.NumberColumn(ctx.metric, format="%.4f"),
+        "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
+        "ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
+        "n": st.column_config.NumberColumn("seeds"),
+        "gmacs": st.column_config.NumberColumn("GMACs", format="%.2f"),
+        "per_gmac": st.column_config.NumberColumn("per GMAC", format="%.4f"),
+        "params": st.column_config.NumberColumn("params", format="compact"),
+        "latency_ms": st.column_config.NumberColumn("latency ms", format="%.1f"),
+    })
+with right:
+    ref = table["reference"].iloc[0] if len(table) else ""
+    st.markdown(f"**Effect table** — Δ and p-values against **{ref}**")
+    shown = table.drop(columns=["reference"])
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "group": "family",
+        "mean": st.column_config.NumberColumn("mean", format="%.4f"),
+        "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
+        "ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
+        "best": st.column_config.NumberColumn("best", format="%.4f"),
+        "gmacs": st.column_config.NumberColumn("GMACs", format="%.2f"),
+        "acc_per_gmac": st.column_config.NumberColumn("per GMAC", format="%.4f"),
+        "latency_ms": st.column_config.NumberColumn("latency ms", format="%.1f"),
+        "delta": st.column_config.NumberColumn("Δ", format="%+.4f"),
+        "p_paired_t": st.column_config.NumberColumn("p paired t", format="%.3g"),
+        "p_wilcoxon": st.column_config.NumberColumn("p Wilcoxon", format="%.3g"),
+        "p_welch": st.column_config.NumberColumn("p Welch", format="%.3g"),
+    })
+st.caption("Means are over per-seed means when a family has 2+ seeds (else over trials); "
+           "95% CIs are percentile bootstraps over those units. Paired tests pair the seeds "
+           "both families ran; Welch's test does not pair. Only COMPLETE trials count.")
+
+with st.expander("All studies in this database"):
+    st.dataframe(common.studies(ctx.db).drop(columns=["id", "config_json"]), hide_index=True,
+                 width="stretch")

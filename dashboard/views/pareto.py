@@ -1,0 +1,39 @@
+"""Pareto front: accuracy against cost, one point per network, coloured by placement family."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import analysis
+from analysis import figures as figs
+from dashboard import common
+
+ctx = common.context()
+summary = common.arch_summary(ctx.db, ctx.study, ctx.metric)
+
+st.title("Pareto front")
+costs = {"gmacs": "GMACs per clip", "params": "parameters", "latency_ms": "latency (ms)"}
+available = [c for c in costs if c in summary and summary[c].notna().any()]
+left, right = st.columns([1, 3])
+with left:
+    cost = st.radio("Cost axis", available, format_func=costs.get, key="pareto_cost")
+    color = st.radio("Colour by", [c for c in ("family", "label") if c in summary],
+                     key="pareto_color")
+front = analysis.pareto_front(summary, (("mean", "max"), (cost, "min")),
+                              complete_only=False)
+with right:
+    common.plot(figs.pareto_figure(summary, front, metric=ctx.metric, cost=cost, color=color),
+                key="pareto")
+
+st.markdown(f"**{len(front)} Pareto-optimal networks** of {len(summary):,} "
+            f"(mean {ctx.metric} over seeds against {costs[cost]}; COMPLETE trials only — "
+            "pruned trials never count):")
+st.dataframe(front.drop(columns=[c for c in front.columns if c.endswith(".kind")]),
+             hide_index=True, width="stretch", column_config={
+                 "mean": st.column_config.NumberColumn(ctx.metric, format="%.4f"),
+                 "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
+                 "ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
+                 "std": st.column_config.NumberColumn("std", format="%.4f"),
+                 "gmacs": st.column_config.NumberColumn("GMACs", format="%.2f"),
+             })
+st.caption("Error bars: 95% Student-t interval over an arch's seeds (none with one seed).")

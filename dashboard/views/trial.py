@@ -1,0 +1,67 @@
+"""Trial detail: spec, per-layer MACs and curves of one trial, or two side by side."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analysis import figures as figs
+from dashboard import common
+
+MAX_OPTIONS = 1000  # trials offered in the pickers (best first); others by number below
+
+ctx = common.context(need_complete=False)
+df = common.trials(ctx.db, ctx.study)
+
+st.title("Trial detail")
+ranked = df.sort_values(ctx.metric, ascending=False, na_position="last") if ctx.metric in df \
+    else df
+numbers = ranked["number"].head(MAX_OPTIONS).tolist()
+by_number = df.set_index("number")
+
+
+def describe(number: int) -> str:
+    """One line per trial in the pickers."""
+    row = by_number.loc[number]
+    value = row.get(ctx.metric, float("nan"))
+    name = row["label"] if isinstance(row["label"], str) else row["arch_id"][:8]
+    return f"#{number} · {name} · seed {row['seed']} · {row['state']} · {value:.4f}"
+
+
+left, right = st.columns(2)
+first = left.selectbox("Trial", numbers, key="trial_a", format_func=describe)
+second = right.selectbox("Compare with", [None, *numbers], key="trial_b",
+                         format_func=lambda n: "—" if n is None else describe(n))
+chosen = [n for n in (first, second) if n is not None]
+if not chosen:
+    st.info("No trial to show.")
+    st.stop()
+
+SPEC_COLUMNS = ["layer", "kind", "t_kernel", "t_stride", "s_stride", "inflate", "width",
+                "out_thw", "macs"]
+columns = st.columns(len(chosen))
+for col, number in zip(columns, chosen, strict=True):
+    row = by_number.loc[number]
+    layers, record = common.arch(ctx.db, row["arch_id"])
+    with col:
+        st.subheader(f"#{number} · {row['label'] if isinstance(row['label'], str) else ''}")
+        facts = {"family": row.get("family"), "state": row["state"], "seed": row["seed"],
+                 ctx.metric: row.get(ctx.metric), "GMACs": round(float(row["gmacs"]), 3),
+                 "params": int(row["params"]), "latency ms": row.get("latency_ms"),
+                 "arch_id": row["arch_id"], "error": row.get("error")}
+        st.dataframe(pd.DataFrame({"value": [str(v) for v in facts.values()]},
+                                  index=list(facts)), width="stretch")
+        common.plot(figs.layer_macs_figure(layers, title="MACs per layer "
+                                           f"({layers['macs_source'].iloc[0]})"),
+                    key=f"macs_{number}")
+        st.dataframe(layers[SPEC_COLUMNS], hide_index=True, width="stretch",
+                     column_config={"macs": st.column_config.NumberColumn(format="compact")})
+
+curves = common.curves(ctx.db, ctx.study, trial_ids=tuple(int(by_number.loc[n, "trial_id"])
+                                                          for n in chosen))
+if curves.empty:
+    st.info("No per-epoch metrics recorded for these trials.")
+else:
+    names = {int(by_number.loc[n, "trial_id"]): f"#{n}" for n in chosen}
+    metrics = [ctx.metric, "train/loss"] if ctx.metric != "train/loss" else ["train/loss"]
+    common.plot(figs.trial_curves_figure(curves, metrics, names), key="trial_curves")
