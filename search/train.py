@@ -43,7 +43,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # linear warm-up from 0 before the cosine decay to 0
     label_smoothing: float = 0.1  # on the training loss only; val/loss is plain cross-entropy
     grad_clip: float | None = 1.0  # max global grad norm; None turns clipping off
-    channels_last: bool | str = "auto"  # channels_last_3d: "auto" = on for CUDA, off for CPU
+    channels_last: bool | str = "auto"  # channels_last_3d; "auto" = on (1.1-1.3x faster on CPU too, docs/calibration.md)
     amp: str = "auto"  # "auto" = bf16 autocast on CUDA only; "bf16" or "off" force it
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda[:i]"
     num_threads: int | None = None  # torch intra-op threads; None leaves torch's setting
@@ -88,8 +88,7 @@ def train(model: nn.Module, train_set: Any, val_set: Any, cfg: TrainConfig, *, s
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
                           else "cpu" if cfg.device == "auto" else cfg.device)
     use_bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
-    channels_last = cfg.channels_last is True or (cfg.channels_last == "auto"
-                                                  and device.type == "cuda")
+    channels_last = cfg.channels_last in (True, "auto")
     memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
 

@@ -1,0 +1,118 @@
+"""Calibrate the synthetic tasks: accuracy of placement families at the default CPU budget.
+
+Trains tiny video ResNets (widths 16-32-64-128, one block per stage) with ``search.train`` on each
+task, one thread per run, ``--jobs`` runs at a time, and prints one row per run plus a summary
+(mean ± std over seeds). The numbers in docs/calibration.md come from::
+
+    python benchmarks/calibrate_tasks.py --tasks motion appearance long_order \\
+        --placements 2d 3d bottom2 top2 --seeds 0 1 2 --jobs 2 --out calibration.jsonl
+
+Overrides: ``--data key=value`` (SyntheticConfig fields) and ``--train key=value`` (TrainConfig).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# name -> (helper, argument); all share the tiny widths below.
+PLACEMENTS: dict[str, tuple[str, int | str]] = {
+    "2d": ("uniform", "2d"),  # R2D-style: per-frame convs, time pooled at the end
+    "3d": ("uniform", "3d"),  # R3D: 3D stem and every stage
+    "2plus1d": ("uniform", "2plus1d"),  # R(2+1)D
+    "bottom1": ("bottom_heavy", 1),  # MC3: 3D stem + stage 1
+    "bottom2": ("bottom_heavy", 2),  # MC4: 3D stem + stages 1-2
+    "bottom3": ("bottom_heavy", 3),  # MC5
+    "top1": ("top_heavy", 1),  # rMC5: 3D in stage 4 only
+    "top2": ("top_heavy", 2),  # rMC4: 3D in stages 3-4
+    "top3": ("top_heavy", 3),  # rMC3
+}
+NET = {"widths": (16, 32, 64, 128), "depths": (1, 1, 1, 1), "stem_width": 16}
+
+
+def _parse(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def run_one(job: tuple[str, str, int, dict, dict]) -> dict:
+    """Build, train and evaluate one network on one task; returns a result row."""
+    task, placement, seed, data_over, train_over = job
+    import torch
+
+    torch.set_num_threads(1)
+    from arch_space import presets
+    from arch_space.builder import build_network
+    from search.data.synthetic import default_cpu_config, make_synthetic
+    from search.train import TrainConfig, train
+
+    t0 = time.perf_counter()
+    data_cfg = dataclasses.replace(default_cpu_config(task), **data_over)
+    train_set, val_set = make_synthetic(data_cfg, seed=seed)
+    t_data = time.perf_counter() - t0
+    helper, arg = PLACEMENTS[placement]
+    spec = getattr(presets, helper)(arg, **NET, num_classes=data_cfg.num_classes,
+                                    clip_len=data_cfg.clip_len, crop_size=data_cfg.size)
+    torch.manual_seed(seed)
+    model = build_network(spec)
+    cfg = dataclasses.replace(TrainConfig(), **train_over)
+    result = train(model, train_set, val_set, cfg, seed=seed)
+    return {"task": task, "placement": placement, "seed": seed, "status": result.status,
+            "val_acc1": result.final.get("val/acc1", float("nan")),
+            "train_acc1": result.final.get("train/acc1", float("nan")),
+            "data_s": round(t_data, 2), "total_s": round(time.perf_counter() - t0, 2),
+            "chance": 1.0 / data_cfg.num_classes, "data": data_over, "train": train_over}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["motion"])
+    parser.add_argument("--placements", nargs="+", default=["2d", "3d", "bottom2", "top2"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each")
+    parser.add_argument("--data", nargs="*", default=[], help="SyntheticConfig overrides k=v")
+    parser.add_argument("--train", nargs="*", default=[], help="TrainConfig overrides k=v")
+    parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
+    args = parser.parse_args()
+
+    jobs = [(task, placement, seed, _parse(args.data), _parse(args.train))
+            for task in args.tasks for seed in args.seeds for placement in args.placements]
+    rows = []
+    with mp.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+        for row in pool.imap(run_one, jobs):
+            rows.append(row)
+            print(f"{row['task']:<11} {row['placement']:<8} seed {row['seed']}  "
+                  f"val/acc1 {row['val_acc1']:.3f}  train/acc1 {row['train_acc1']:.3f}  "
+                  f"{row['total_s']:.1f} s", flush=True)
+            if args.out:
+                with args.out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+
+    print("\n| task | placement | val/acc1 mean ± std (seeds) | chance | s/trial |")
+    print("| --- | --- | --- | --- | --- |")
+    for task in args.tasks:
+        for placement in args.placements:
+            sel = [r for r in rows if r["task"] == task and r["placement"] == placement]
+            accs = [r["val_acc1"] for r in sel]
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            secs = statistics.mean(r["total_s"] for r in sel)
+            print(f"| {task} | {placement} | {statistics.mean(accs):.3f} ± {std:.3f} "
+                  f"({len(accs)}) | {sel[0]['chance']:.3f} | {secs:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
