@@ -396,16 +396,20 @@ class SearchSpace:
 
         return self.sample(FixedTrial(dict(params)))
 
-    def enumerate(self, *, feasible_only: bool = True) -> list[ArchSpec]:
+    def enumerate(self, *, feasible_only: bool = True, skip_impossible: bool = False
+                  ) -> list[ArchSpec]:
         """Every point of the design, deduplicated by ``arch_id``, in a stable order.
 
         Args:
             feasible_only: drop points that violate the constraints.
+            skip_impossible: drop points that are not valid networks (e.g. a temporal stride
+                on a 1-frame feature map) instead of raising.
 
         Raises:
             SpecError: when the design has more than ``MAX_ENUMERATE`` points, when a point is
-                impossible (the message names the block), or when constraints reject every
-                point (the message names the constraint and the closest point).
+                impossible (the message starts with the block path, e.g.
+                ``stage4.block1.t_stride: ...``, and lists the choices that led there), or when
+                the constraints reject every point (the message names the constraint).
         """
         size = self.size()
         if size > MAX_ENUMERATE:
@@ -414,8 +418,13 @@ class SearchSpace:
         if self.placements:
             specs = [self._placement_spec(p) for p in self.placements]
         else:
-            specs = [self._spec_from_slots(list(combo))
-                     for combo in itertools.product(*(list(s.points()) for s in self.slots))]
+            specs = []
+            for combo in itertools.product(*(list(s.points()) for s in self.slots)):
+                try:
+                    specs.append(self._spec_from_slots(list(combo)))
+                except SpecError:
+                    if not skip_impossible:
+                        raise
         seen: dict[str, ArchSpec] = {}
         for spec in specs:
             seen.setdefault(spec.arch_id, spec)
@@ -430,8 +439,8 @@ class SearchSpace:
             else:
                 reasons.append(reason)
         if not feasible:
-            worst = sorted({r.split(":")[0] for r in reasons})
-            raise SpecError(f"constraints.{worst[0]}: every one of the {len(points)} points of "
+            names = sorted({r.split(":")[0] for r in reasons})
+            raise SpecError(f"constraints.{names[0]}: every one of the {len(points)} points of "
                             f"space {self.name!r} violates the budget; e.g. {reasons[0]}")
         return feasible
 
@@ -445,7 +454,15 @@ class SearchSpace:
                     stem = dict(point)
                 else:
                     blocks[path] = dict(point)
-        return self.base.make_spec(stem, blocks)
+        try:
+            return self.base.make_spec(stem, blocks)
+        except SpecError as err:
+            # The message still starts with the block path; the point says which choices led there.
+            point = ", ".join(f"{slot.name}.{name}={value}"
+                              for slot, values in zip(self.slots, assignments, strict=True)
+                              for name, value in values.items()
+                              if value is not None and len(slot.options.get(name, ())) > 1)
+            raise SpecError(f"{err} (impossible point: {point or 'the base network'})") from None
 
     def _placement_spec(self, placement: Placement) -> ArchSpec:
         if placement.preset is not None:
