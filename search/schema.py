@@ -127,6 +127,7 @@ class TrialRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # reason of FAILED/PRUNED
     resources_json: Mapped[str] = mapped_column(Text, default="{}")  # cpus, gpus, node, device
     ray_trial_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    checkpoint_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # latest Tune checkpoint (resume)
 
     study: Mapped[StudyRow] = relationship(back_populates="trials")
     arch: Mapped[ArchRow] = relationship()

@@ -1,0 +1,161 @@
+"""Typed (structured) configs of ``python -m search.run``: the schema Hydra checks overrides against.
+
+The YAML files in ``search/conf`` fill these dataclasses; ``search.run`` turns the composed config
+into a ``RunConfig`` object, and everything below it takes plain arguments. Union types are not
+supported by OmegaConf, so a few fields are strings parsed at the edge (``"45M"`` MAC budgets,
+``"auto"``/``"true"``/``"false"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+STUDY_DESIGNS: tuple[str, ...] = ("placement", "conv_kinds", "temporal_extent", "inflation",
+                                  "space")
+SAMPLERS: tuple[str, ...] = ("grid", "tpe", "nsga2", "random")
+SCHEDULERS: tuple[str, ...] = ("none", "asha")
+
+
+@dataclass
+class NetConfig:
+    """The tiny backbone every network of a study shares (what varies is the conv placement)."""
+
+    widths: list[int] = field(default_factory=lambda: [8, 16, 32, 64])  # planes per stage
+    depths: list[int] = field(default_factory=lambda: [1, 1, 1, 1])  # blocks per stage
+    block_type: str = "basic"  # "basic" or "bottleneck"
+    t_kernel: int = 3  # temporal extent of temporal blocks
+    mid_rule: str = "torchvision"  # (2+1)D intermediate width rule
+    temporal_downsample: bool = True  # temporal stages halve time at their first block (paper)
+
+
+@dataclass
+class SchedulerConfig:
+    """Early stopping: ASHA on val/acc1, run separately inside bands of equal MACs."""
+
+    kind: str = "none"  # "none" (every trial runs all epochs) or "asha"
+    grace_epochs: int = 2  # epochs every trial gets before it may be stopped
+    reduction_factor: int = 3  # ASHA's eta: keep the top 1/eta at each rung
+    band_ratio: float = 2.0  # a MAC band spans this factor (trials compete with similar cost)
+
+
+@dataclass
+class StudyConfig:
+    """What a study compares: its design, the networks, the seeds, the sampler."""
+
+    name: str = MISSING  # study name in the database; rerunning the same name resumes it
+    design: str = "placement"  # one of STUDY_DESIGNS
+    description: str = ""  # one line for the summary
+    sampler: str = "grid"  # "grid" (every cell x every seed), "tpe", "nsga2" or "random"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # every cell runs once per seed
+    net: NetConfig = field(default_factory=NetConfig)
+    # placement: the MCx / rMCx family plus uniform networks
+    temporal_kind: str = "3d"  # the temporal kind bottom/top-heavy placements use
+    uniform: list[str] = field(default_factory=list)  # kinds used in every block ("2d", "3d", ...)
+    bottom_heavy: list[int] = field(default_factory=list)  # n temporal bottom stages (MC{n+2})
+    top_heavy: list[int] = field(default_factory=list)  # n temporal top stages (rMC{6-n})
+    # conv_kinds / inflation: uniform networks of these kinds ("p3d_mix" cycles P3D-A, B, C)
+    kinds: list[str] = field(default_factory=list)
+    # temporal_extent: every t_kernel x clip_len (t=1 is the 2D control)
+    t_kernels: list[int] = field(default_factory=list)
+    clip_lens: list[int] = field(default_factory=list)
+    # inflation: each kind inflated from a 2D net pretrained on frames, and from scratch
+    pretrain_epochs: int = 3  # epochs of 2D pretraining on single frames
+    # space (free search): a SearchSpace mapping (see arch_space.space) and a budget
+    space: dict[str, Any] = field(default_factory=dict)
+    max_macs: str | None = None  # e.g. "40M": MAC budget at the data clip (overrides the space)
+    num_samples: int = 0  # search trials per seed (grid designs ignore it)
+    objectives: list[str] = field(default_factory=lambda: ["val/acc1", "macs"])
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+@dataclass
+class DataConfig:
+    """The dataset; mirrors ``search.data.synthetic.SyntheticConfig`` (a test keeps them equal)."""
+
+    source: str = "synthetic"  # only the built-in synthetic clips are wired to studies so far
+    task: str = "motion"  # "appearance", "motion" or "long_order"
+    clip_len: int = 16  # frames per clip (T)
+    size: int = 32  # frame height = width
+    num_classes: int = 4  # classes of the task
+    n_train: int = 1536  # training clips
+    n_val: int = 512  # validation clips
+    object_size: int = 5  # side of the small moving digits
+    target_size: int = 12  # side of the named digit / flashing event
+    speed: float = 1.0  # pixels per frame
+    n_objects: int = 3  # coherently moving digits (motion)
+    n_distractors: int = 6  # clutter
+    noise: float = 0.15  # pixel noise std
+    event_len: int = 2  # long_order: frames an event is visible
+    slot_jitter: int = 1  # long_order: onset jitter in frames
+    data_seed: int = 1234  # the clips are the same for every trial and seed of a study
+
+
+@dataclass
+class TrainSettings:
+    """How every trial trains; mirrors ``search.train.TrainConfig`` (a test keeps them equal)."""
+
+    epochs: int = 12  # passes over the training set
+    batch_size: int = 32  # clips per optimizer step
+    optimizer: str = "adamw"  # "adamw" or "sgd"
+    lr: float = 2e-3  # peak learning rate
+    weight_decay: float = 0.05  # decoupled (AdamW) / L2 (SGD)
+    momentum: float = 0.9  # SGD momentum / AdamW beta1
+    warmup_epochs: float = 1.0  # linear warm-up
+    label_smoothing: float = 0.1  # training loss only
+    grad_clip: float | None = 1.0  # max grad norm; null turns clipping off
+    channels_last: str = "auto"  # "auto", "true" or "false"
+    amp: str = "auto"  # "auto", "bf16" or "off"
+    num_workers: int = 0  # DataLoader workers (datasets not in memory)
+    eval_batch_size: int | None = None  # null: 2 x batch_size
+
+
+@dataclass
+class HardwareConfig:
+    """Where trials run: a local Ray started in-process, or an existing cluster."""
+
+    address: str | None = None  # Ray address ("auto", "ray://host:10001"); null: local Ray
+    num_cpus: int | None = None  # CPUs of the local Ray; null: all of this machine's
+    num_gpus: int | None = None  # GPUs of the local Ray; null: what Ray detects
+    cpus_per_trial: float = 1.0  # CPUs each trial reserves; torch threads follow it
+    gpus_per_trial: float = 0.0  # GPUs each trial reserves (fractions share a GPU)
+    max_concurrent_trials: int | None = None  # null: as many as the resources allow
+    device: str = "auto"  # "auto" (CUDA when the trial got a GPU), "cpu", "cuda"
+    checkpoint_dir: str = "~/ray_results/vidarch"  # Ray Tune storage (checkpoints); a URI on a cluster
+
+
+@dataclass
+class FaultHooks:
+    """Test-only hooks: fault injection and slowing trials down. Never set them for real studies."""
+
+    fail_on_seed: int | None = None  # trials of this seed raise at their first epoch
+    nan_on_seed: int | None = None  # trials of this seed report a NaN loss (train status "nan")
+    epoch_sleep_s: float = 0.0  # sleep after every epoch (lets a test kill the driver mid-trial)
+
+
+@dataclass
+class RunConfig:
+    """The whole command line: ``python -m search.run study=NAME storage=URL key=value ...``."""
+
+    study: StudyConfig = MISSING
+    data: DataConfig = MISSING
+    train: TrainSettings = MISSING
+    hardware: HardwareConfig = MISSING
+    testing: FaultHooks = field(default_factory=FaultHooks)
+    storage: str = "sqlite:///studies.db"  # SQLAlchemy URL of the results database
+    progress_interval_s: float = 5.0  # seconds between progress lines on stderr
+    summary: bool = True  # print the end-of-run summary
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    cs.store(group="study", name="study_schema", node=StudyConfig)
+    cs.store(group="data", name="data_schema", node=DataConfig)
+    cs.store(group="train", name="train_schema", node=TrainSettings)
+    cs.store(group="hardware", name="hardware_schema", node=HardwareConfig)

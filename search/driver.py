@@ -1,0 +1,514 @@
+"""The driver: plan what is left of a study, run it on Ray Tune, show progress, summarise.
+
+``run_study`` is called by ``search.run`` once the config is valid and the database is open.
+It reads the study's stored trials (resume), starts Ray, runs the remaining trials through
+``OptunaSearch`` with the one writer callback, and returns what happened; ``print_summary``
+renders the end-of-run tables from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import Engine
+
+from search.config import RunConfig
+from search.schema import TrialRow, TrialState, decode_value
+from search.store import completed_cells, session_scope, study_trials, trial_results
+from search.studies import Design, mac_band
+
+ACC = "val/acc1"
+
+
+@dataclass
+class Outcome:
+    """What one invocation did."""
+
+    planned: int = 0  # trials this run set out to run
+    completed: int = 0
+    pruned: int = 0
+    failed: int = 0
+    skipped: int = 0  # search proposals answered without training (over budget, repeated)
+    interrupted: bool = False  # Ctrl-C or a driver error stopped the run
+    wall_s: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
+
+
+# --- cost -------------------------------------------------------------------------------------
+
+
+class CostCache:
+    """Measured cost per arch_id (fvcore), computed once in the driver before trials start."""
+
+    def __init__(self) -> None:
+        self.by_arch: dict[str, dict[str, Any]] = {}
+
+    def get(self, spec: Any) -> dict[str, Any]:
+        """``{"macs", "params", "activations", "latency_ms", "per_layer"}`` of ``spec``."""
+        arch_id = spec.arch_id
+        if arch_id not in self.by_arch:
+            from arch_space.cost import measure_cost
+
+            report = measure_cost(spec)
+            self.by_arch[arch_id] = {"macs": int(report.macs), "params": int(report.params),
+                                     "activations": int(report.activations),
+                                     "latency_ms": report.latency_ms,
+                                     "per_layer": report.per_layer}
+        return self.by_arch[arch_id]
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def _trial_config(spec: Any, cost: dict[str, Any], *, seed: int, label: str, family: str,
+                  band_ratio: float, resume: dict[tuple[str, int], str],
+                  data: Mapping[str, Any] | None = None, pretrained: bool = False,
+                  params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The constants a trial receives (flat: Ray unflattens '/'-keys, so none are used)."""
+    return {"spec_json": spec.to_json(), "arch_id": spec.arch_id, "seed": int(seed),
+            "label": label, "family": family, "macs": cost["macs"], "params": cost["params"],
+            "band": mac_band(cost["macs"], band_ratio), "data_json": json.dumps(dict(data or {})),
+            "pretrained": bool(pretrained), "params_json": json.dumps(dict(params or {})),
+            "resume_from": resume.get((spec.arch_id, int(seed)))}
+
+
+def _resume_points(rows: list[TrialRow]) -> dict[tuple[str, int], str]:
+    """Checkpoints of unfinished cells, to resume from."""
+    return {(r.arch_id, r.seed): r.checkpoint_path for r in rows
+            if r.state is not TrialState.COMPLETE and r.checkpoint_path}
+
+
+# --- Ray --------------------------------------------------------------------------------------
+
+
+def start_ray(cfg: RunConfig) -> None:
+    """Start a local Ray in-process (quiet, no dashboard) or join the configured cluster."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    import ray
+
+    hw = cfg.hardware
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
+                              "log_to_driver": False, "ignore_reinit_error": True}
+    if hw.address:
+        ray.init(address=hw.address, **kwargs)
+    else:
+        ray.init(num_cpus=hw.num_cpus, num_gpus=hw.num_gpus, **kwargs)
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _storage_path(cfg: RunConfig) -> str:
+    path = cfg.hardware.checkpoint_dir
+    if "://" in path:
+        return path
+    return str(Path(path).expanduser().resolve())
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
+              err: TextIO = sys.stderr) -> Outcome:
+    """Run what is left of the study and return the outcome (rows are written as trials go)."""
+    import optuna
+    from ray import tune
+
+    from search.trainable import TrialContext, run_trial
+    from search.tuning import BandedASHA, StoreCallback, StudySearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = cfg.study
+    costs = CostCache()
+    with session_scope(engine) as s:
+        rows = study_trials(s, study_id)
+        done = completed_cells(s, study_id)
+        stored = [(r.arch_id, r.seed, r.state, json.loads(r.params_json or "{}"),
+                   trial_results(s, r.id), r.label) for r in rows]
+    resume = _resume_points(rows)
+    ratio = study.scheduler.band_ratio
+
+    objectives = list(study.objectives)
+    metric: Any = objectives if len(objectives) > 1 else objectives[0]
+    mode: Any = ["max" if m.startswith(("val/acc", "train/acc")) else "min" for m in objectives]
+    mode = mode if len(objectives) > 1 else mode[0]
+
+    outcome = Outcome()
+    if design.is_grid:
+        configs: dict[str, dict[str, Any]] = {}
+        for cell in design.cells:
+            cost = costs.get(cell.spec)
+            for seed in design.seeds:
+                if (cell.spec.arch_id, seed) in done:
+                    continue
+                configs[f"{cell.key}@{seed}"] = _trial_config(
+                    cell.spec, cost, seed=seed, label=cell.label, family=cell.family,
+                    band_ratio=ratio, resume=resume, data=cell.data, pretrained=cell.pretrained)
+        keys = list(configs)
+        outcome.planned = len(keys)
+        if not keys:
+            return outcome
+
+        def space(trial: Any) -> dict[str, Any]:
+            return dict(configs[trial.suggest_categorical("cell", keys)])
+
+        sampler = optuna.samplers.GridSampler({"cell": keys}, seed=0)
+        searcher = StudySearch(space=space, metric=metric, mode=mode, sampler=sampler)
+        num_samples = len(keys)
+    else:
+        searcher, num_samples = _search_searcher(cfg, design, costs, stored, resume, metric, mode,
+                                                 outcome)
+        outcome.planned = num_samples
+        if num_samples <= 0:
+            return outcome
+
+    scheduler = None
+    if study.scheduler.kind == "asha":
+        scheduler = BandedASHA(metric=ACC, mode="max", time_attr="epoch", max_t=cfg.train.epochs,
+                               grace_period=study.scheduler.grace_epochs,
+                               reduction_factor=study.scheduler.reduction_factor)
+
+    hw = cfg.hardware
+    context = TrialContext(
+        data=asdict(cfg.data), train=asdict(cfg.train), epochs=cfg.train.epochs,
+        num_threads=max(1, int(hw.cpus_per_trial)), device=hw.device,
+        pretrain_epochs=study.pretrain_epochs, hooks=asdict(cfg.testing))
+    resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
+    writer = StoreCallback(engine, study_id, costs.by_arch,
+                           resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,
+                                      "ray_address": hw.address or "local"})
+    progress = ProgressDisplay(writer, total=num_samples, study=study.name,
+                               interval_s=cfg.progress_interval_s, stream=err)
+
+    start_ray(cfg)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                    num_samples=num_samples,
+                                    max_concurrent_trials=hw.max_concurrent_trials),
+        run_config=tune.RunConfig(
+            name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=_storage_path(cfg), callbacks=[writer, progress], verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+    )
+    t0 = time.monotonic()
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        outcome.wall_s = time.monotonic() - t0
+        progress.finish()
+    for state, label, detail in writer.events:
+        if state == "COMPLETE":
+            outcome.completed += 1
+        elif state == "PRUNED":
+            outcome.pruned += 1
+        elif state == "FAILED":
+            outcome.failed += 1
+            outcome.failures.append((str(label), str(detail)))
+    outcome.skipped += progress.skipped
+    return outcome
+
+
+def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: list,
+                     resume: dict[tuple[str, int], str], metric: Any, mode: Any,
+                     outcome: Outcome) -> tuple[Any, int]:
+    """The TPE / NSGA-II / random searcher over the space, warm-started from stored trials."""
+    import optuna
+
+    from search.tuning import StudySearch
+
+    study = cfg.study
+    space = design.space
+    finished = [t for t in stored if t[2] in (TrialState.COMPLETE, TrialState.PRUNED)]
+    num_samples = study.num_samples - len(finished)
+    used: set[tuple[str, int]] = {(a, s) for a, s, state, *_ in finished}
+    acc_by_arch: dict[str, list[float]] = {}
+    for arch_id, _seed, state, _params, results, _label in finished:
+        if state is TrialState.COMPLETE and ACC in results:
+            acc_by_arch.setdefault(arch_id, []).append(results[ACC])
+
+    def define(trial: Any) -> dict[str, Any]:
+        spec = space.sample(trial)
+        params = dict(trial.params) if hasattr(trial, "params") else {}
+        cost = costs.get(spec)
+        ok, reason = space.is_feasible(spec)
+        seeds = [s for s in design.seeds if (spec.arch_id, s) not in used]
+        config = _trial_config(spec, cost, seed=seeds[0] if seeds else design.seeds[0],
+                               label=f"arch-{spec.arch_id[:8]}", family="search",
+                               band_ratio=study.scheduler.band_ratio, resume=resume,
+                               params=params)
+        if not ok:
+            config.update(skip=True, skip_value=0.0, skip_reason=f"over budget: {reason}")
+        elif not seeds:  # every seed of this arch is known: answer with the stored mean
+            accs = acc_by_arch.get(spec.arch_id, [])
+            config.update(skip=True, skip_value=statistics.fmean(accs) if accs else 0.0,
+                          skip_reason="repeated proposal")
+        else:
+            used.add((spec.arch_id, seeds[0]))
+        return config
+
+    sampler: Any
+    if study.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=0)
+    elif study.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=0)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=0, multivariate=True, group=True)
+    searcher = StudySearch(space=define, metric=metric, mode=mode, sampler=sampler)
+    distributions = _distributions(space)
+    objectives = metric if isinstance(metric, list) else [metric]
+    for arch_id, _seed, state, params, results, _label in finished:
+        values = [results.get(m, math.nan) if m != "macs" else
+                  float(results.get("macs", costs.by_arch.get(arch_id, {}).get("macs", math.nan)))
+                  for m in objectives]
+        searcher.add_stored_trial(params, distributions, values, state)
+    # Interrupted or failed proposals of an earlier run are evaluated first (resume).
+    for _arch_id, _seed, state, params, _results, _label in stored:
+        if state is TrialState.FAILED and params and num_samples > 0:
+            searcher._ot_study.enqueue_trial(params, skip_if_exists=False)
+    return searcher, num_samples
+
+
+def _distributions(space: Any) -> dict[str, Any]:
+    """Optuna distributions of every parameter the space may suggest (for warm starts)."""
+    from optuna.distributions import CategoricalDistribution
+
+    out: dict[str, Any] = {}
+    if space.placements:
+        out["preset"] = CategoricalDistribution([p.name for p in space.placements])
+    for slot in space.slots:
+        for name, choices in slot.options.items():
+            if len(choices) > 1:
+                out[f"{slot.name}.{name}"] = CategoricalDistribution(list(choices))
+    return out
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _make_progress_base() -> type:
+    from ray.tune import Callback
+
+    return Callback
+
+
+class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
+    """Trials done / running / failed, best so far and ETA on stderr, at most every interval_s."""
+
+    def __init__(self, writer: Any, *, total: int, study: str, interval_s: float,
+                 stream: TextIO) -> None:
+        self.writer = writer
+        self.total = total
+        self.study = study
+        self.interval_s = max(0.5, interval_s)
+        self.stream = stream
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.running: set[str] = set()
+        self.finished = 0
+        self.failed = 0
+        self.pruned = 0
+        self.skipped = 0
+        self.best: tuple[float, str] | None = None
+        self.durations: list[float] = []
+        self.started: dict[str, float] = {}
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the experiment state; streams and the writer stay here.
+        return {k: v for k, v in self.__dict__.items() if k not in ("stream", "writer")}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.add(trial.trial_id)
+        self.started[trial.trial_id] = time.monotonic()
+        self._show(force=self.finished == 0 and len(self.running) == 1)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        acc = result.get(ACC)
+        if acc is not None and not result.get("skipped") and math.isfinite(acc) \
+                and (self.best is None or acc > self.best[0]):
+            self.best = (float(acc), str(trial.config.get("label")))
+        self._show()
+
+    def _end(self, trial: Any) -> None:
+        self.running.discard(trial.trial_id)
+        self.finished += 1
+        if trial.trial_id in self.started and not trial.config.get("skip"):
+            self.durations.append(time.monotonic() - self.started.pop(trial.trial_id))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from search.tuning import was_stopped_early
+
+        self._end(trial)
+        if trial.config.get("skip"):
+            self.skipped += 1
+        elif was_stopped_early(trial.last_result):
+            self.pruned += 1
+        self._show(force=True)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial)
+        self.failed += 1
+        self._show(force=True)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._show()
+
+    def line(self) -> str:
+        """The current progress line."""
+        elapsed = time.monotonic() - self.t0
+        best = f"best {ACC} {self.best[0]:.3f} ({self.best[1]})" if self.best else "best -"
+        left = self.total - self.finished
+        if self.durations and left > 0:
+            slots = max(1, len(self.running))
+            eta = statistics.fmean(self.durations) * math.ceil(left / slots)
+            eta_text = f"ETA {_fmt_duration(eta)}"
+        else:
+            eta_text = "ETA -" if left else "ETA 0:00"
+        return (f"[{self.study}] {self.finished}/{self.total} done · {len(self.running)} running · "
+                f"{self.failed} failed · {self.pruned} pruned · {best} · "
+                f"{_fmt_duration(elapsed)} elapsed · {eta_text}")
+
+    def _show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.interval_s:
+            return
+        self.last = now
+        if self.tty:
+            self.stream.write("\r\033[K" + self.line())
+        else:
+            self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """Print the final line (and end the tty line)."""
+        self._show(force=True)
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --- summary ----------------------------------------------------------------------------------
+
+
+def study_table(engine: Engine, study_id: int) -> list[dict[str, Any]]:
+    """One dict per trial of the study: label, family, seed, state, acc, macs, error."""
+    from search.schema import ArchRow
+
+    out = []
+    with session_scope(engine) as s:
+        for row in study_trials(s, study_id):
+            arch = s.get(ArchRow, row.arch_id)
+            results = {r.name: decode_value(r.value, r.value_type) for r in row.results}
+            out.append({"label": row.label or row.arch_id[:8], "family": row.family or "-",
+                        "arch_id": row.arch_id, "seed": row.seed, "state": row.state.value,
+                        "acc": results.get(ACC, math.nan), "macs": arch.macs if arch else 0,
+                        "params": arch.params if arch else 0, "error": row.error})
+    return out
+
+
+def pareto(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points not dominated in (max acc, min macs), sorted by MACs."""
+    front = []
+    for p in points:
+        dominated = any(q["acc"] >= p["acc"] and q["macs"] <= p["macs"]
+                        and (q["acc"] > p["acc"] or q["macs"] < p["macs"]) for q in points)
+        if not dominated:
+            front.append(p)
+    return sorted(front, key=lambda p: p["macs"])
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-arch means over COMPLETE seeds, best per family, Pareto front, failures."""
+    by_arch: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["state"] != "COMPLETE" or not math.isfinite(r["acc"]):
+            continue
+        entry = by_arch.setdefault(r["arch_id"], {"label": r["label"], "family": r["family"],
+                                                  "macs": r["macs"], "params": r["params"],
+                                                  "accs": []})
+        entry["accs"].append(r["acc"])
+    archs = []
+    for arch_id, e in by_arch.items():
+        accs = e.pop("accs")
+        archs.append({**e, "arch_id": arch_id, "acc": statistics.fmean(accs),
+                      "std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "n": len(accs)})
+    best: dict[str, dict[str, Any]] = {}
+    for a in archs:
+        if a["family"] not in best or a["acc"] > best[a["family"]]["acc"]:
+            best[a["family"]] = a
+    failures = [r for r in rows if r["state"] == "FAILED"]
+    counts = {s.value: sum(r["state"] == s.value for r in rows) for s in TrialState}
+    return {"archs": archs, "best": best, "front": pareto(archs), "failures": failures,
+            "counts": counts}
+
+
+def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Outcome,
+                  storage: str, stream: TextIO = sys.stdout) -> dict[str, Any]:
+    """Print the end-of-run tables and the next command; return the summary data."""
+    from rich.console import Console
+    from rich.table import Table
+
+    data = summarize(study_table(engine, study_id))
+    console = Console(file=stream, width=110, force_terminal=False, highlight=False)
+    counts = data["counts"]
+    console.print(f"\nStudy [bold]{study_name}[/bold]: {counts['COMPLETE']} complete, "
+                  f"{counts['PRUNED']} pruned, {counts['FAILED']} failed, "
+                  f"{counts['RUNNING']} running · this run: {outcome.completed} completed, "
+                  f"{outcome.failed} failed in {_fmt_duration(outcome.wall_s)}"
+                  + (" · INTERRUPTED" if outcome.interrupted else ""))
+
+    table = Table(title=f"Best per placement family ({ACC}, mean ± std over seeds)")
+    for col in ("family", "network", ACC, "seeds", "MMACs", "params (k)"):
+        table.add_column(col, justify="left" if col in ("family", "network") else "right")
+    for family, a in sorted(data["best"].items(), key=lambda kv: -kv[1]["acc"]):
+        table.add_row(family, a["label"], f"{a['acc']:.3f} ± {a['std']:.3f}", str(a["n"]),
+                      f"{a['macs'] / 1e6:.2f}", f"{a['params'] / 1e3:.1f}")
+    console.print(table)
+
+    front = Table(title="Pareto front of COMPLETE trials (accuracy vs MACs)")
+    for col in ("network", "family", ACC, "MMACs"):
+        front.add_column(col, justify="left" if col in ("network", "family") else "right")
+    for a in data["front"]:
+        front.add_row(a["label"], a["family"], f"{a['acc']:.3f}", f"{a['macs'] / 1e6:.2f}")
+    console.print(front)
+
+    if data["failures"]:
+        fail = Table(title=f"{len(data['failures'])} FAILED trial(s)")
+        for col in ("network", "seed", "reason"):
+            fail.add_column(col)
+        for r in data["failures"]:
+            fail.add_row(r["label"], str(r["seed"]), (r["error"] or "")[:70])
+        console.print(fail)
+    if outcome.skipped:
+        console.print(f"{outcome.skipped} proposal(s) answered without training "
+                      f"(over the MAC budget or already evaluated for every seed).")
+    db = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage
+    console.print(f"\nNext: streamlit run dashboard/app.py -- --db {db}")
+    return data

@@ -1,0 +1,277 @@
+"""Entry point: ``python -m search.run study=bottom_vs_top storage=sqlite:///studies.db key=value``.
+
+Configuration happens here and only here: Hydra composes ``search/conf`` (typed by
+``search.config``) with the command-line overrides, the result becomes a ``RunConfig`` object,
+the study's design is built and checked, and only then is the database opened (created if
+missing) and Ray started. Bad input is one line on stderr naming the key, exit status 2, and
+the database untouched.
+
+The config is composed with Hydra's compose API: no ``outputs/`` or ``.hydra/`` directory, no
+change of directory, no logging set-up (the primary config says the same for ``@hydra.main``).
+
+Exit status: 0 every trial of the study completed (or was pruned); 1 some trial failed; 2 bad
+input; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware")
+# Config sections that define a study's results; a rerun must agree on them to resume.
+DESIGN_KEYS: tuple[str, ...] = ("study", "data", "train")
+
+USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...] [--cfg] [--help]
+
+  study=    {studies}   (default bottom_vs_top)
+  data=     {data}
+  train=    {train}
+  hardware= {hardware}
+  storage=  SQLAlchemy URL of the results database (default sqlite:///studies.db)
+
+Any field can be overridden with a dotted key, e.g. train.epochs=4 study.seeds=[0,1]
+hardware.cpus_per_trial=2. --cfg prints the composed config and exits.
+Rerunning the same command resumes the study."""
+
+
+class ConfigError(ValueError):
+    """Bad command-line input; the message is one line naming the key."""
+
+
+def options(group: str) -> list[str]:
+    """The presets of a config group (YAML files shipped in search/conf/<group>)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _group_override(overrides: list[str]) -> None:
+    """Catch unknown group options early, with the list of valid ones."""
+    for item in overrides:
+        match = re.fullmatch(r"(\w+)=(.*)", item)
+        if match and match.group(1) in GROUPS:
+            group, value = match.groups()
+            if value not in options(group):
+                raise ConfigError(f"{group}: unknown {group} {value!r} "
+                                  f"(choose from {', '.join(options(group))})")
+
+
+def _one_line(exc: BaseException) -> str:
+    """Hydra / OmegaConf errors as one line: 'key: reason'."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OmegaConfBaseException):
+        exc, text = cause, str(cause)
+    key = getattr(exc, "full_key", None)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    match = re.search(r"Could not override '([^']+)'", text)
+    if match and not key:
+        key = match.group(1)
+    match_missing = re.search(r"Key '([^']+)' (?:is )?not in (?:struct|'\w+')", text)
+    if match_missing:
+        key = key or match_missing.group(1)
+        return f"{key}: unknown key"
+    match_convert = re.search(r"Value '(.*?)'(?: of type '\w+')? could not be converted to "
+                              r"(\w+)", text)
+    if match_convert:
+        return f"{key or '?'}: wrong type: {match_convert.group(1)!r} is not a {match_convert.group(2)}"
+    if "Could not find" in first and "/" in first:
+        group = re.search(r"'(\w+)/", first)
+        name = group.group(1) if group else "config"
+        return f"{name}: {first}"
+    first = re.sub(r"\s*full_key:.*$", "", first)
+    return f"{key}: {first}" if key else first
+
+
+def compose(overrides: list[str]) -> Any:
+    """Compose the config with Hydra (no outputs/, no chdir) and return the DictConfig."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from search.config import register_configs
+
+    _group_override(overrides)
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="search.conf", version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=overrides)
+        OmegaConf.resolve(cfg)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(_one_line(exc)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg
+
+
+def to_run_config(cfg: Any) -> Any:
+    """The typed ``RunConfig`` object of a composed config."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        run_cfg = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_one_line(exc)) from None
+    if not run_cfg.study.name or run_cfg.study.name == "???":
+        raise ConfigError("study.name: missing")
+    return run_cfg
+
+
+def snapshot(cfg: Any) -> dict[str, Any]:
+    """The resolved config stored with the study (plain JSON)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            diff = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+            if diff:
+                return diff
+        return None
+    return None if a == b else path
+
+
+def check_resumable(stored_json: str, current: dict[str, Any], name: str) -> None:
+    """Refuse to continue a study whose design (study, data, train) was different."""
+    stored = json.loads(stored_json)
+    diff = _first_difference({k: stored.get(k) for k in DESIGN_KEYS},
+                             {k: current.get(k) for k in DESIGN_KEYS})
+    if diff:
+        raise ConfigError(f"{diff}: study {name!r} exists with {diff}="
+                          f"{_get(stored, diff)!r}, not {_get(current, diff)!r}; rerun with the "
+                          f"same settings to resume, or set study.name=NEW for a new study")
+
+
+def _get(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _version() -> str:
+    try:
+        return metadata.version("vidarch")
+    except metadata.PackageNotFoundError:
+        return "0.1.0+local"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a study; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE.format(**{g if g != "study" else "studies": " | ".join(options(g))
+                              for g in GROUPS}))
+        return 0
+    print_cfg = "--cfg" in argv
+    overrides = [a for a in argv if a != "--cfg"]
+    bad = [a for a in overrides if a.startswith("-")]
+    if bad:
+        print(f"error: {bad[0]}: unknown option (see --help)", file=sys.stderr)
+        return 2
+    added = [a for a in overrides if a.startswith(("+", "~"))]
+    if added:
+        key = added[0].lstrip("+~").split("=")[0]
+        print(f"error: {key}: unknown key (the config is typed: keys cannot be added or "
+              f"removed)", file=sys.stderr)
+        return 2
+
+    from search.store import StoreError
+    from search.studies import StudyError, build_design
+
+    try:
+        cfg = compose(overrides)
+        if print_cfg:
+            from omegaconf import OmegaConf
+
+            print(OmegaConf.to_yaml(cfg))
+            return 0
+        run_cfg = to_run_config(cfg)
+        design = build_design(run_cfg)
+    except (ConfigError, StudyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from search.store import (
+        get_or_create_study,
+        get_study,
+        open_engine,
+        repair_running,
+        session_scope,
+    )
+
+    current = snapshot(cfg)
+    name = run_cfg.study.name
+    try:
+        engine = open_engine(run_cfg.storage, create=True)
+        with session_scope(engine) as s:
+            existing = get_study(s, name)
+            if existing is not None:
+                check_resumable(existing.config_json, current, name)
+            study = get_or_create_study(s, name, kind=run_cfg.study.sampler, config=current,
+                                        package_version=_version(), git_sha=_git_sha())
+            study_id = study.id
+            repaired = repair_running(s, study_id)
+    except (StoreError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if repaired:
+        print(f"resume: {repaired} trial(s) left RUNNING by an earlier run marked interrupted; "
+              f"they run again", file=sys.stderr)
+
+    from search.driver import Outcome, print_summary, run_study
+
+    outcome = Outcome()
+    try:
+        outcome = run_study(run_cfg, design, engine, study_id)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        # Whatever stopped us, no row stays RUNNING: the next run re-runs those cells.
+        with session_scope(engine) as s:
+            repair_running(s, study_id)
+        _shutdown_ray()
+    if run_cfg.summary:
+        data = print_summary(engine, study_id, name, outcome, run_cfg.storage)
+        failed = data["counts"]["FAILED"]
+    else:
+        failed = outcome.failed
+    engine.dispose()
+    if outcome.interrupted:
+        return 130
+    return 1 if failed or outcome.failed else 0
+
+
+def _shutdown_ray() -> None:
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
