@@ -209,19 +209,20 @@ def describe(spec: ArchSpec, per_layer_json: str | None = None) -> Placement:
 def family_of(temporal: list[bool], block_kinds: list[str]) -> str:
     """Family label from which layers (stem first, then blocks) are temporal.
 
-    - ``2D``: no layer mixes frames;
-    - ``uniform 3D`` / ``uniform (2+1)D``: every block is temporal, all full 3D or all factorized
-      (a 3D/factorized mix throughout is ``mixed``); the stem does not matter;
-    - ``bottom-heavy``: the temporal layers are a run starting at the bottom (MCx: stem and the
-      first stages 3D, 2D above);
-    - ``top-heavy``: a run ending at the top (rMCx: 2D below, 3D from some stage on);
+    - ``2D``: no layer mixes frames (R2D's stem collapses time at once and counts as 2D);
+    - ``uniform 3D`` / ``uniform (2+1)D``: every layer, stem included, is temporal, and the
+      blocks are all full 3D or all factorized ((2+1)D, P3D-B/C); a 3D/factorized mix is
+      ``mixed``;
+    - ``bottom-heavy``: the temporal layers are a run starting at the stem (MCx: 3D up to some
+      stage, 2D above);
+    - ``top-heavy``: a run ending at the last block (rMCx: 2D up to some stage, 3D above; rMC2,
+      with only a 2D stem, is top-heavy too);
     - ``mixed``: anything else.
     """
     n_t = sum(temporal)
     if n_t == 0:
         return "2D"
-    block_temporal = temporal[1:]
-    if block_temporal and all(block_temporal):
+    if all(temporal):
         kinds = set(block_kinds)
         if kinds == {"3d"}:
             return "uniform 3D"

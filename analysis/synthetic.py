@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import Engine, insert, select
 
 from analysis.placement import estimate_layer_macs
+from arch_space.presets import preset
 from arch_space.spec import ArchSpec, BlockSpec, StageSpec, StemSpec
 from search.schema import (
     ArchRow,
@@ -42,6 +43,9 @@ from search.store import (
 WIDTHS = (64, 128, 256, 512)  # ResNet-18 stage widths
 DEPTHS = (2, 2, 2, 2)
 N_LAYERS = 1 + sum(DEPTHS)  # stem + blocks
+# The R(2+1)D paper's ResNet-18 placements, bottom to top of the 3D budget.
+PAPER_PRESETS = ("r2d", "mc2", "mc3", "mc4", "mc5", "rmc2", "rmc3", "rmc4", "rmc5", "r3d",
+                 "r2plus1d")
 
 
 def make_spec(kinds: Sequence[str], *, t_kernel: int = 3, clip_len: int = 8,
@@ -64,24 +68,6 @@ def make_spec(kinds: Sequence[str], *, t_kernel: int = 3, clip_len: int = 8,
                     num_classes=num_classes)
 
 
-def _stages_kinds(per_stage: Sequence[str], stem: str) -> list[str]:
-    return [stem] + [k for k, d in zip(per_stage, DEPTHS, strict=True) for _ in range(d)]
-
-
-def preset_placements() -> dict[str, list[str]]:
-    """R(2+1)D paper placements on ResNet-18: R2D-like, MC2–MC5, rMC3–rMC5, R3D, R(2+1)D."""
-    out = {"r2d": _stages_kinds(["2d"] * 4, "2d")}
-    for x in range(2, 6):  # MCx: 3D up to conv(x-1) (stem = conv1), 2D above
-        n3 = x - 2
-        out[f"mc{x}"] = _stages_kinds(["3d"] * n3 + ["2d"] * (4 - n3), "3d")
-    for x in range(3, 6):  # rMCx: 2D up to conv(x-1), 3D above
-        n2 = x - 2
-        out[f"rmc{x}"] = _stages_kinds(["2d"] * n2 + ["3d"] * (4 - n2), "2d")
-    out["r3d"] = _stages_kinds(["3d"] * 4, "3d")
-    out["r2plus1d"] = _stages_kinds(["2plus1d"] * 4, "2plus1d")
-    return out
-
-
 @dataclass
 class SyntheticTrial:
     """One trial to write: its spec, seed, label, final state and per-epoch metrics."""
@@ -98,7 +84,7 @@ class SyntheticTrial:
 def _true_accuracy(kinds: Sequence[str]) -> float:
     gain = 0.0
     for i, kind in enumerate(kinds):
-        if kind != "2d":
+        if kind not in ("2d", "r2d"):
             depth = i / (len(kinds) - 1)
             gain += (0.035 * (1 - depth) + 0.012) * (1.08 if kind != "3d" else 1.0)
     return 0.52 + 0.22 * math.tanh(gain / 0.15)
@@ -117,8 +103,8 @@ def simulate(spec: ArchSpec, kinds: Sequence[str], seed: int, rng: np.random.Gen
         frac = (1 - math.exp(-e / 2.0)) / (1 - math.exp(-n_epochs / 2.0))
         acc = float(np.clip(0.1 + (final - 0.1) * frac + rng.normal(0, 0.004), 0, 1))
         epochs.append({"train/loss": 2.3 * (1 - 0.8 * frac) + rng.normal(0, 0.02),
-                       "train/acc1": min(1.0, acc + 0.05 * frac), "val/loss": 2.3 * (1 - 0.7 * frac),
-                       "val/acc1": acc, "val/acc5": min(1.0, acc + 0.2),
+                       "train/acc1": min(1.0, acc + 0.05 * frac), "val/loss": 2.3 * (1 - 0.7 * frac) + rng.normal(0, 0.02),
+                       "val/acc1": acc, "val/acc5": min(1.0, acc + 0.2 + rng.normal(0, 0.01)),
                        "lr": 0.1 * 0.5 * (1 + math.cos(math.pi * e / n_epochs)),
                        "epoch_time_s": 30.0 + rng.normal(0, 1)})
     results = dict(epochs[-1]) if state is not TrialState.FAILED else {}
@@ -141,12 +127,14 @@ def _cost(spec: ArchSpec) -> dict[str, Any]:
 
 def bottom_vs_top_trials(seeds: Sequence[int] = (0, 1, 2), n_epochs: int = 6,
                          rng_seed: int = 0) -> list[SyntheticTrial]:
-    """The paper's placements, every seed; one PRUNED and one FAILED trial for realism."""
+    """The paper's placements (``arch_space.presets``), every seed; one PRUNED and one FAILED
+    trial for realism."""
     rng = np.random.default_rng(rng_seed)
     offsets = {s: rng.normal(0, 0.012) for s in seeds}
     trials = []
-    for name, kinds in preset_placements().items():
-        spec = make_spec(kinds)
+    for name in PAPER_PRESETS:
+        spec = preset(name, num_classes=10, clip_len=8, crop_size=112)
+        kinds = list(spec.kinds().values())
         for seed in seeds:
             state = TrialState.COMPLETE
             if (name, seed) == ("rmc4", seeds[-1]):
@@ -247,8 +235,27 @@ def make_demo_db(url: str, *, seeds: Sequence[int] = (0, 1, 2), n_random: int = 
     """A database with a ``bottom_vs_top`` grid study and a ``random_placement`` search."""
     engine = open_engine(url, create=True)
     write_trials(engine, "bottom_vs_top", bottom_vs_top_trials(seeds),
-                 config={"synthetic": True, "seeds": list(seeds), "num_trials": 33})
+                 config={"synthetic": True, "seeds": list(seeds),
+                         "num_trials": len(PAPER_PRESETS) * len(seeds)})
     if n_random:
         write_trials(engine, "random_placement", random_trials(n_random, seeds=(0, 1)),
                      kind="random", config={"synthetic": True, "num_trials": 2 * n_random})
     return engine
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m analysis.synthetic demo.db``: write a demo database for the dashboard."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write a synthetic vidarch results database "
+                                                 "(made-up accuracies, real schema).")
+    parser.add_argument("path", help="SQLite file to create, e.g. demo.db")
+    parser.add_argument("--random", type=int, default=60, help="archs of the random study")
+    args = parser.parse_args(argv)
+    make_demo_db(f"sqlite:///{args.path}", n_random=args.random).dispose()
+    print(f"wrote {args.path}; view it with: streamlit run dashboard/app.py -- --db {args.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,15 +18,15 @@ import streamlit as st  # noqa: E402
 
 from dashboard import common  # noqa: E402
 
-st.set_page_config(page_title="vidarch", page_icon="🎞️", layout="wide")
+st.set_page_config(page_title="vidarch", page_icon=":material/movie:", layout="wide")
 
 PAGES = [
-    st.Page("views/overview.py", title="Overview", icon="🏁", default=True),
-    st.Page("views/pareto.py", title="Pareto front", icon="📈"),
-    st.Page("views/placement.py", title="Placement", icon="🧱"),
-    st.Page("views/curves.py", title="Learning curves", icon="〰️"),
-    st.Page("views/trial.py", title="Trial detail", icon="🔍"),
-    st.Page("views/table.py", title="Trial table", icon="📋"),
+    st.Page("views/overview.py", title="Overview", icon=":material/flag:", default=True),
+    st.Page("views/pareto.py", title="Pareto front", icon=":material/scatter_plot:"),
+    st.Page("views/placement.py", title="Placement", icon=":material/grid_on:"),
+    st.Page("views/curves.py", title="Learning curves", icon=":material/show_chart:"),
+    st.Page("views/trial.py", title="Trial detail", icon=":material/search:"),
+    st.Page("views/table.py", title="Trial table", icon=":material/table:"),
 ]
 
 page = st.navigation(PAGES)

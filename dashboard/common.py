@@ -196,6 +196,15 @@ def context(*, need_complete: bool = True) -> Context:
     return ctx
 
 
+def duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.4 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def plot(fig: Any, key: str | None = None) -> None:
     """``st.plotly_chart`` full width."""
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})

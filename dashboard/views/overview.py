@@ -24,8 +24,8 @@ cols[1].metric("Complete", f"{counts['COMPLETE']:,}")
 cols[2].metric("Pruned", f"{counts['PRUNED']:,}", help="Stopped early; never a Pareto point")
 cols[3].metric("Failed", f"{counts['FAILED']:,}")
 cols[4].metric("Running", f"{counts['RUNNING']:,}")
-cols[5].metric("Compute used", f"{spent['trial_hours']:.2f} trial-h",
-               help="Sum of trial wall-clock durations")
+cols[5].metric("Compute used", common.duration(spent["trial_hours"] * 3600),
+               help="Sum of the trials' wall-clock durations")
 if spent["planned"]:
     done = min(1.0, spent["finished"] / spent["planned"])
     st.progress(done, text=f"Budget: {spent['finished']:,} of {spent['planned']:,} planned "
@@ -44,7 +44,9 @@ left, right = st.columns([1, 1])
 with left:
     st.markdown("**Best network per placement family** (mean over seeds)")
     best = analysis.best_per_group(df, ctx.metric)
-    st.dataframe(best, hide_index=True, width="stretch", column_config={
+    st.dataframe(best, hide_index=True, width="stretch", column_order=[
+        "family", "label", "mean", "ci_low", "ci_high", "n", "gmacs", "per_gmac", "params",
+        "latency_ms", "arch_id"], column_config={
         "mean": st.column_config.NumberColumn(ctx.metric, format="%.4f"),
         "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
         "ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
@@ -58,7 +60,10 @@ with right:
     ref = table["reference"].iloc[0] if len(table) else ""
     st.markdown(f"**Effect table** — Δ and p-values against **{ref}**")
     shown = table.drop(columns=["reference"])
-    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+    st.dataframe(shown, hide_index=True, width="stretch", column_order=[
+        "group", "mean", "ci_low", "ci_high", "delta", "p_paired_t", "p_wilcoxon", "p_welch",
+        "n_pairs", "n", "n_seeds", "n_archs", "gmacs", "acc_per_gmac", "best", "latency_ms",
+        "ci_unit"], column_config={
         "group": "family",
         "mean": st.column_config.NumberColumn("mean", format="%.4f"),
         "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),

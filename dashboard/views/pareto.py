@@ -28,12 +28,19 @@ with right:
 st.markdown(f"**{len(front)} Pareto-optimal networks** of {len(summary):,} "
             f"(mean {ctx.metric} over seeds against {costs[cost]}; COMPLETE trials only — "
             "pruned trials never count):")
-st.dataframe(front.drop(columns=[c for c in front.columns if c.endswith(".kind")]),
-             hide_index=True, width="stretch", column_config={
+st.dataframe(front, hide_index=True, width="stretch", column_order=[
+                 "label", "family", "mean", "ci_low", "ci_high", "n", cost, "gmacs", "params",
+                 "latency_ms", "t_com", "t_share_bottom", "temporal_mac_frac", "arch_id"],
+             column_config={
                  "mean": st.column_config.NumberColumn(ctx.metric, format="%.4f"),
                  "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
                  "ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
                  "std": st.column_config.NumberColumn("std", format="%.4f"),
                  "gmacs": st.column_config.NumberColumn("GMACs", format="%.2f"),
+                 "params": st.column_config.NumberColumn("params", format="compact"),
+                 "t_com": st.column_config.NumberColumn("temporal depth", format="%.2f"),
+                 "t_share_bottom": st.column_config.NumberColumn("bottom share", format="%.2f"),
+                 "temporal_mac_frac": st.column_config.NumberColumn("temporal MACs",
+                                                                    format="percent"),
              })
 st.caption("Error bars: 95% Student-t interval over an arch's seeds (none with one seed).")

@@ -28,9 +28,18 @@ def describe(number: int) -> str:
     return f"#{number} · {name} · seed {row['seed']} · {row['state']} · {value:.4f}"
 
 
+def runner_up(first: int) -> int | None:
+    """The best trial of another family than ``first`` (a placement to compare with)."""
+    family = by_number.loc[first, "family"]
+    others = [n for n in numbers if by_number.loc[n, "family"] != family]
+    return others[0] if others else None
+
+
 left, right = st.columns(2)
 first = left.selectbox("Trial", numbers, key="trial_a", format_func=describe)
-second = right.selectbox("Compare with", [None, *numbers], key="trial_b",
+options = [None, *numbers]
+second = right.selectbox("Compare with", options, key="trial_b",
+                         index=options.index(runner_up(first)) if first is not None else 0,
                          format_func=lambda n: "—" if n is None else describe(n))
 chosen = [n for n in (first, second) if n is not None]
 if not chosen:
@@ -46,9 +55,13 @@ for col, number in zip(columns, chosen, strict=True):
     with col:
         st.subheader(f"#{number} · {row['label'] if isinstance(row['label'], str) else ''}")
         facts = {"family": row.get("family"), "state": row["state"], "seed": row["seed"],
-                 ctx.metric: row.get(ctx.metric), "GMACs": round(float(row["gmacs"]), 3),
-                 "params": int(row["params"]), "latency ms": row.get("latency_ms"),
-                 "arch_id": row["arch_id"], "error": row.get("error")}
+                 ctx.metric: f"{row.get(ctx.metric, float('nan')):.4f}",
+                 "GMACs": f"{row['gmacs']:.3f}", "params": f"{row['params']:,.0f}",
+                 "latency ms": f"{row.get('latency_ms', float('nan')):.2f}",
+                 "temporal depth (0 bottom, 1 top)": f"{row.get('t_com', float('nan')):.2f}",
+                 "arch_id": row["arch_id"]}
+        if isinstance(row.get("error"), str):
+            facts["error"] = row["error"]
         st.dataframe(pd.DataFrame({"value": [str(v) for v in facts.values()]},
                                   index=list(facts)), width="stretch")
         common.plot(figs.layer_macs_figure(layers, title="MACs per layer "
