@@ -34,7 +34,7 @@ from torch import nn
 class TrainConfig:
     """How to train one trial. Defaults: the calibrated CPU budget (docs/calibration.md)."""
 
-    epochs: int = 12  # passes over the training set
+    epochs: int = 4  # passes over the training set
     batch_size: int = 32  # clips per optimizer step
     optimizer: str = "adamw"  # "adamw" (robust across placements at small budgets) or "sgd"
     lr: float = 2e-3  # peak learning rate, reached after warm-up

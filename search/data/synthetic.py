@@ -40,10 +40,10 @@ class SyntheticConfig:
     """What the synthetic clips show and how many there are. Defaults: the calibrated CPU size."""
 
     task: str = "motion"  # one of TASKS
-    clip_len: int = 16  # frames per clip (T)
+    clip_len: int = 8  # frames per clip (T)
     size: int = 32  # frame height = width in pixels (H = W)
     num_classes: int = 4  # appearance: 2..10 digits; motion: even number of directions; long_order: 2, 6 or 24 (orders of 2, 3, 4 events)
-    n_train: int = 1536  # training clips
+    n_train: int = 1024  # training clips
     n_val: int = 512  # validation clips
     object_size: int = 5  # side in pixels of the small moving digits (motion signal, distractors)
     target_size: int = 12  # side in pixels of the digit to name (appearance) or of a flashing event (long_order)
