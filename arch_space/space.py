@@ -120,6 +120,14 @@ def parse_count(value: Any, where: str) -> int:
     return round(number)
 
 
+def _si(n: float) -> str:
+    """``40696553472`` -> ``"40.70G"``."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:.0f}"
+
+
 def _to_plain(data: Any) -> Any:
     """OmegaConf containers → plain Python (resolving interpolations)."""
     try:
@@ -159,13 +167,12 @@ class Constraints:
         if self.max_macs is not None:
             macs = estimate_macs(spec, self.clip)
             if macs > self.max_macs:
-                return False, (f"max_macs: {macs / 1e9:.3f} GMAC at {self._clip_text(spec)} "
-                               f"exceeds {self.max_macs / 1e9:.3f} GMAC")
+                return False, (f"max_macs: {_si(macs)} MACs at {self._clip_text(spec)} exceed "
+                               f"{_si(self.max_macs)}")
         if self.max_params is not None:
             params = estimate_params(spec)
             if params > self.max_params:
-                return False, (f"max_params: {params / 1e6:.3f} M parameters exceed "
-                               f"{self.max_params / 1e6:.3f} M")
+                return False, f"max_params: {params:,} parameters exceed {self.max_params:,}"
         return True, ""
 
     def _clip_text(self, spec: ArchSpec) -> str:
@@ -582,7 +589,10 @@ def _parse_base(data: dict[str, Any]) -> BaseNet:
                    s_strides=s_strides, block_type=block_type, mid_rule=mid_rule,
                    t_pad_mode=t_pad_mode, num_classes=num_classes, clip_len=clip_len,
                    crop_size=crop_size)
-    base.make_spec({}, {})  # validates the base; SpecError names the field
+    # Validate the base (SpecError names the field) with 2D blocks, which never stride time:
+    # whether a temporal default fits the clip is a question for each point.
+    dataclasses.replace(base, block=BlockSpec(kind="2d", inflate=base.block.inflate)
+                        ).make_spec({}, {})
     return base
 
 
