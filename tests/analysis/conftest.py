@@ -1,0 +1,17 @@
+"""A small results database written through the real store (shared by the analysis tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analysis.synthetic import make_demo_db
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``bottom_vs_top`` (11 presets x 3 seeds) and ``random_placement`` (12 archs x 2 seeds)."""
+    path = tmp_path_factory.mktemp("analysis") / "studies.db"
+    make_demo_db(f"sqlite:///{path}", n_random=12).dispose()
+    return path
