@@ -79,12 +79,12 @@ def _table(rows: list[list[str]], right: set[int]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the report; return the process exit status (0 ok, 2 bad arguments)."""
-    from arch_space.presets import list_presets, preset
+    from arch_space.presets import list_presets
 
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse already printed usage and a one-line reason
+    except SystemExit as exit_:  # _Parser.error printed a one-line reason
         return int(exit_.code or 0)
     names = list_presets() if args.all else list(args.presets)
     if not names:
@@ -98,26 +98,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  ("--batch", args.batch, 1), ("--threads", args.threads, 0)):
         if value < minimum:
             return _fail(f"{flag}: must be >= {minimum}, got {value}")
-    t, h, w = args.clip
+    _, h, w = args.clip
     if h != w:
         return _fail(f"--clip: crops are square (H = W), got {h}x{w}")
 
     import torch
 
-    from arch_space.cost import measure_cost
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         return _fail(f"--device: {args.device!r} requested but CUDA is not available")
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return _report(args, names)
+    finally:
+        torch.set_num_threads(threads)
 
+
+def _report(args: argparse.Namespace, names: list[str]) -> int:
+    from arch_space.cost import measure_cost
+    from arch_space.presets import preset
+
+    t, h, w = args.clip
     header = ["name", "arch_id", "params", "GMACs", "GFLOPs", "activations", "latency_ms"]
-    rows, layer_blocks = [header], []
-    for name in names:
+    specs = {}
+    for name in names:  # every spec first: a clip that does not fit fails before any measuring
         try:
-            spec = preset(name, num_classes=args.classes, clip_len=t, crop_size=h)
+            specs[name] = preset(name, num_classes=args.classes, clip_len=t, crop_size=h)
         except SpecError as err:
             return _fail(f"--clip: {t}x{h}x{w} does not fit preset {name!r}: {err}")
+    rows, layer_blocks = [header], []
+    for name, spec in specs.items():
         report = measure_cost(spec, (t, h, w), device=args.device, latency_runs=args.latency,
                               batch=args.batch)
         latency = "-" if report.latency_ms is None else f"{report.latency_ms:.1f}"
