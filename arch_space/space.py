@@ -165,7 +165,10 @@ class Constraints:
         from arch_space.cost import estimate_macs, estimate_params
 
         if self.max_macs is not None:
-            macs = estimate_macs(spec, self.clip)
+            try:
+                macs = estimate_macs(spec, self.clip)
+            except SpecError as err:  # the network does not fit the stated clip at all
+                return False, f"clip: {self._clip_text(spec)} does not fit the network: {err}"
             if macs > self.max_macs:
                 return False, (f"max_macs: {_si(macs)} MACs at {self._clip_text(spec)} exceed "
                                f"{_si(self.max_macs)}")
@@ -191,16 +194,19 @@ class Slot:
 
     name: str  # parameter prefix: "stem", "stage2", "stage2.block1" or a tie's name
     paths: tuple[str, ...]  # spec paths it sets ("stem" or block paths), bottom to top
-    options: Mapping[str, tuple[Any, ...]]  # field -> choices (a single choice is fixed)
+    options: Mapping[str, tuple[Any, ...]]  # field -> choices; (None,) keeps each path's default
+    default_kinds: tuple[str, ...] = ()  # the base kinds of its paths (used when kind is None)
 
     @property
     def is_stem(self) -> bool:
         """True for the stem's decision."""
         return self.paths == ("stem",)
 
-    def temporal(self, kind: str) -> bool:
-        """Whether ``t_kernel`` is meaningful for ``kind`` in this slot."""
-        return kind in (TEMPORAL_STEM_KINDS if self.is_stem else TEMPORAL_KINDS)
+    def temporal(self, kind: str | None) -> bool:
+        """Whether ``t_kernel`` is meaningful for ``kind`` (None: the paths' base kinds)."""
+        temporal = TEMPORAL_STEM_KINDS if self.is_stem else TEMPORAL_KINDS
+        kinds = self.default_kinds if kind is None else (kind,)
+        return any(k in temporal for k in kinds)
 
     def points(self) -> Iterator[dict[str, Any]]:
         """Every assignment of this slot's fields, honouring conditionality."""
@@ -256,8 +262,10 @@ class BaseNet:
 
     widths: tuple[int, ...]  # planes per stage
     depths: tuple[int, ...]  # blocks per stage
-    stem: StemSpec  # stem defaults (its kind/t_kernel may be a decision)
-    block: BlockSpec  # defaults for every block's kind, t_kernel, inflate
+    stem: StemSpec  # the stem a point gets unless its kind/t_kernel is a decision
+    blocks: Mapping[str, BlockSpec]  # path -> the block a point gets unless decided (kind, ...)
+    t_kernel: int  # extent a temporal block gets when its kind is chosen but its extent is not
+    stem_t_kernel: int  # the same for a temporal stem
     t_strides: tuple[int, ...] | None  # temporal stride of each stage's first block; None: by kind
     s_strides: tuple[int, ...]  # spatial stride of each stage's first block
     block_type: str = "basic"  # "basic" or "bottleneck"
@@ -279,9 +287,14 @@ class BaseNet:
         downsamples (1, 2, 2), a temporal block (2, 2, 2)).
         """
         stem_kind = normalise_kind(stem.get("kind") or self.stem.kind)
-        stem_t = stem.get("t_kernel") or self.stem.t_kernel
-        if stem_kind == "2d":
-            stem_t = 1
+        if stem_kind not in TEMPORAL_STEM_KINDS:
+            stem_t = 1  # "2d" has no extent; "r2d" spans the clip (ArchSpec sets it)
+        elif stem.get("t_kernel"):
+            stem_t = stem["t_kernel"]
+        elif stem_kind == self.stem.kind:
+            stem_t = self.stem.t_kernel
+        else:
+            stem_t = self.stem_t_kernel
         stem_spec = dataclasses.replace(self.stem, kind=stem_kind, t_kernel=stem_t)
         stages = []
         for i, (width, depth) in enumerate(zip(self.widths, self.depths, strict=True)):
@@ -289,9 +302,15 @@ class BaseNet:
             for j in range(depth):
                 path = f"stage{i + 1}.block{j + 1}"
                 fields = {k: v for k, v in blocks.get(path, {}).items() if v is not None}
-                kind = normalise_kind(fields.get("kind", self.block.kind))
-                t_kernel = fields.get("t_kernel", self.block.t_kernel)
-                inflate = fields.get("inflate", self.block.inflate)
+                default = self.blocks[path]
+                kind = normalise_kind(fields.get("kind", default.kind))
+                if "t_kernel" in fields:
+                    t_kernel = fields["t_kernel"]
+                elif default.kind in TEMPORAL_KINDS:
+                    t_kernel = default.t_kernel
+                else:  # a 2D default turned temporal: the space's default extent
+                    t_kernel = self.t_kernel
+                inflate = fields.get("inflate", default.inflate)
                 s_stride = self.s_strides[i] if j == 0 else 1
                 if j > 0:
                     t_stride = 1
@@ -535,7 +554,7 @@ def _parse_base(data: dict[str, Any]) -> BaseNet:
     widths: tuple[int, ...] = (64, 128, 256, 512)
     depths: tuple[int, ...] = (2, 2, 2, 2)
     stem = StemSpec()
-    block = BlockSpec()
+    ref_blocks: dict[str, BlockSpec] = {}
     block_type, mid_rule, t_pad_mode = "basic", "torchvision", "zeros"
     s_strides: tuple[int, ...] | None = None
     if "preset" in data:
@@ -548,7 +567,8 @@ def _parse_base(data: dict[str, Any]) -> BaseNet:
         ref = preset(name, num_classes=num_classes, clip_len=clip_len, crop_size=crop_size)
         widths = tuple(s.width for s in ref.stages)
         depths = tuple(len(s.blocks) for s in ref.stages)
-        stem, block = ref.stem, ref.stages[0].blocks[0]
+        stem = ref.stem
+        ref_blocks = dict(ref.block_paths())
         block_type, mid_rule, t_pad_mode = ref.block_type, ref.mid_rule, ref.t_pad_mode
         s_strides = tuple(s.blocks[0].s_stride for s in ref.stages)
     widths = tuple(data.get("widths", widths))
@@ -564,19 +584,37 @@ def _parse_base(data: dict[str, Any]) -> BaseNet:
     for key, values in (("s_strides", s_strides), ("t_strides", t_strides)):
         if values is not None and len(values) != n:
             raise SpecError(f"base.{key}: {len(values)} values for {n} stages")
+
     stem_data = dict(data.get("stem") or {})
-    try:
-        stem = dataclasses.replace(stem, **stem_data)
-    except TypeError:
-        names = [f.name for f in dataclasses.fields(StemSpec)]
-        raise SpecError(f"base.stem: unknown field in {sorted(stem_data)}; "
-                        f"a stem has {names}") from None
+    stem_names = [f.name for f in dataclasses.fields(StemSpec)]
+    for key in stem_data:
+        if key not in stem_names:
+            raise SpecError(f"base.stem.{key}: unknown field; a stem has {stem_names}")
+    if "kind" in stem_data and "t_kernel" not in stem_data:
+        stem_data["t_kernel"] = 3 if stem_data["kind"] in TEMPORAL_STEM_KINDS else 1
+    stem = dataclasses.replace(stem, **stem_data)
+    stem_t_kernel = stem.t_kernel if stem.kind in TEMPORAL_STEM_KINDS else 3
+
+    # Per-path defaults: the preset's blocks (when its depths are kept), else 3D blocks; the
+    # base's `block` fields then apply to every block.
     block_data = dict(data.get("block") or {})
-    unknown = set(block_data) - set(BLOCK_FIELDS)
-    if unknown:
-        raise SpecError(f"base.block.{sorted(unknown)[0]}: unknown field; "
-                        f"a block default has {list(BLOCK_FIELDS)}")
-    block = dataclasses.replace(block, **block_data)
+    for key in block_data:
+        if key not in BLOCK_FIELDS:
+            raise SpecError(f"base.block.{key}: unknown field; a block default has "
+                            f"{list(BLOCK_FIELDS)}")
+    _check_fields(block_data, "base.block", stem=False, fixed=True)
+    temporal_ts = [b.t_kernel for b in ref_blocks.values() if b.kind in TEMPORAL_KINDS]
+    t_kernel = int(block_data.get("t_kernel", temporal_ts[0] if temporal_ts else 3))
+    paths = [f"stage{i + 1}.block{j + 1}" for i, d in enumerate(depths) for j in range(d)]
+    blocks = {}
+    for path in paths:
+        default = ref_blocks.get(path, BlockSpec(kind="3d", t_kernel=t_kernel))
+        fields = {"kind": default.kind, "t_kernel": default.t_kernel, "inflate": default.inflate}
+        fields.update(block_data)
+        if normalise_kind(fields["kind"]) in TEMPORAL_KINDS and fields["t_kernel"] == 1:
+            fields["t_kernel"] = t_kernel  # a 2D default made temporal gets a real extent
+        blocks[path] = BlockSpec(**fields)
+
     block_type = data.get("block_type", block_type)
     mid_rule = data.get("mid_rule", mid_rule)
     t_pad_mode = data.get("t_pad_mode", t_pad_mode)
@@ -585,14 +623,14 @@ def _parse_base(data: dict[str, Any]) -> BaseNet:
                                 ("t_pad_mode", t_pad_mode, T_PAD_MODES)):
         if value not in allowed:
             raise SpecError(f"base.{key}: {value!r} is not one of {list(allowed)}")
-    base = BaseNet(widths=widths, depths=depths, stem=stem, block=block, t_strides=t_strides,
-                   s_strides=s_strides, block_type=block_type, mid_rule=mid_rule,
-                   t_pad_mode=t_pad_mode, num_classes=num_classes, clip_len=clip_len,
-                   crop_size=crop_size)
+    base = BaseNet(widths=widths, depths=depths, stem=stem, blocks=blocks, t_kernel=t_kernel,
+                   stem_t_kernel=stem_t_kernel, t_strides=t_strides, s_strides=s_strides,
+                   block_type=block_type, mid_rule=mid_rule, t_pad_mode=t_pad_mode,
+                   num_classes=num_classes, clip_len=clip_len, crop_size=crop_size)
     # Validate the base (SpecError names the field) with 2D blocks, which never stride time:
     # whether a temporal default fits the clip is a question for each point.
-    dataclasses.replace(base, block=BlockSpec(kind="2d", inflate=base.block.inflate)
-                        ).make_spec({}, {})
+    flat = {p: dataclasses.replace(b, kind="2d") for p, b in blocks.items()}
+    dataclasses.replace(base, blocks=flat).make_spec({}, {})
     return base
 
 
@@ -745,12 +783,13 @@ def _parse_slots(choices: dict[str, Any], ties: dict[str, Any], base: BaseNet) -
 
 def _make_slot(name: str, paths: tuple[str, ...], opts: dict[str, tuple], base: BaseNet) -> Slot:
     is_stem = paths == ("stem",)
-    default = base.stem if is_stem else base.block
     fields = STEM_FIELDS if is_stem else BLOCK_FIELDS
-    options = {f: opts.get(f, (getattr(default, f),)) for f in fields}
-    temporal = TEMPORAL_STEM_KINDS if is_stem else TEMPORAL_KINDS
+    options = {f: opts.get(f, (None,)) for f in fields}  # None: keep the base's value
+    defaults = (base.stem.kind,) if is_stem else tuple(base.blocks[p].kind for p in paths)
+    slot = Slot(name=name, paths=paths, options=options, default_kinds=tuple(dict.fromkeys(defaults)))
     if "t_kernel" in opts and len(opts["t_kernel"]) > 1 \
-            and not any(k in temporal for k in options["kind"]):
-        raise SpecError(f"{name}.t_kernel: choices given, but the kind is always "
-                        f"{list(options['kind'])}, which has no temporal extent")
-    return Slot(name=name, paths=paths, options=options)
+            and not any(slot.temporal(k) for k in options["kind"]):
+        kinds = sorted({k or d for k in options["kind"] for d in defaults})
+        raise SpecError(f"{name}.t_kernel: choices given, but the kind is always {kinds}, which "
+                        "has no temporal extent")
+    return slot

@@ -279,3 +279,44 @@ def test_scale_to_macs_reports_when_out_of_reach():
     with pytest.raises(ValueError, match=r"^target_macs: closest width scaling gives"):
         scale_to_macs(spec, estimate_macs(preset("r2d")), tol=0.001)
     assert scale_widths(spec, 0.5).stages[0].width == 32
+
+
+# --- the base network ---------------------------------------------------------------------------
+def test_a_preset_base_keeps_its_blocks_outside_the_decisions():
+    space = SearchSpace.from_yaml({"base": {"preset": "mc3"},
+                                   "choices": {"stage4": {"kind": ["2d", "3d"]}}})
+    as_is, top_3d = space.enumerate()
+    assert as_is == preset("mc3")
+    assert [top_3d.kinds()[p] for p in ("stem", "stage1.block1", "stage2.block1",
+                                        "stage4.block1")] == ["3d", "3d", "2d", "3d"]
+    # a 2D default turned temporal gets a real temporal extent and halves time (by kind)
+    block = top_3d.stages[3].blocks[0]
+    assert (block.t_kernel, block.t_stride, block.s_stride) == (3, 2, 2)
+
+
+@pytest.mark.parametrize("base", ["rmc3", "r2d"])
+def test_a_2d_or_r2d_stem_turned_3d_gets_extent_3(base):
+    space = SearchSpace.from_yaml({"base": {"preset": base, "clip": "8x112x112"},
+                                   "choices": {"stem": {"kind": ["3d", "2plus1d"]}}})
+    assert {s.stem.t_kernel for s in space.enumerate()} == {3}
+    extents = SearchSpace.from_yaml({"base": {"preset": base, "clip": "8x112x112"},
+                                     "choices": {"stem": {"kind": ["2d", "3d"],
+                                                          "t_kernel": [3, 5]}}})
+    assert sorted(s.stem.t_kernel for s in extents.enumerate()) == [1, 3, 5]
+    assert extents.param_names() == ["stem.kind", "stem.t_kernel"]
+
+
+def test_base_block_defaults_apply_to_every_block():
+    space = SearchSpace.from_yaml({"base": {"preset": "r3d_18", "block": {"inflate": False}},
+                                   "choices": {"stage1": {"kind": ["2d", "3d"]}}})
+    assert all(not b.inflate for s in space.enumerate() for _, b in s.block_paths())
+    with pytest.raises(SpecError, match=r"^base\.block\.t_kernel: .* odd"):
+        SearchSpace.from_yaml({"base": {"block": {"t_kernel": 4}}})
+    with pytest.raises(SpecError, match=r"^base\.stem\.size: unknown field"):
+        SearchSpace.from_yaml({"base": {"stem": {"size": 4}}})
+
+
+def test_a_clip_the_network_does_not_fit_is_infeasible_not_an_error():
+    space = SearchSpace.from_yaml({"constraints": {"max_macs": "1T", "clip": "2x112x112"}})
+    ok, reason = space.is_feasible(preset("r3d_18"))
+    assert not ok and reason.startswith("clip: 2x112x112 does not fit the network: stage3.block1")
