@@ -14,12 +14,13 @@ only when the slot's kind is temporal. Sampling never builds a network and has n
 anything, and constraints (max MACs, max params at a stated clip) are checked analytically with
 ``cost.estimate_macs`` / ``cost.estimate_params`` — torch is never imported here.
 
-A minimal YAML file::
+A YAML file (every key but ``base`` is optional)::
 
     name: per_stage_kinds
     base:
-      preset: r3d_18            # or widths/depths/stem/block_type/... spelled out
-      clip: 16x112x112
+      preset: r3d_18            # start from a registered preset; or spell out widths, depths,
+      clip: 16x112x112          #   stem, block, block_type, mid_rule, t_pad_mode, num_classes
+      t_strides: by_kind        # a stage's first block halves time only if its kind is temporal
     choices:
       stem: {kind: [3d, 2d]}
       stage1: {kind: [2d, 3d, 2plus1d]}          # one choice for every block of stage1
@@ -28,9 +29,17 @@ A minimal YAML file::
     ties:
       top: {members: [stage4], kind: [2d, 3d]}    # one decision shared by the members
     constraints:
-      max_macs: 45G
+      max_macs: 45G             # conv + linear MACs (see cost.py), at the clip below
       max_params: 40M
       clip: 16x112x112
+
+Choice targets are ``stem``, ``stageN`` (tied), ``stageN.*`` (per block), ``stageN.blockM`` and
+``*`` (every block, per block). A more specific target wins (a block or a tie over a stage, a
+stage over ``*``); two targets of the same rank on one block are an error naming the block.
+Blocks and fields no decision covers keep the base's value (a preset base keeps its own
+placement). Instead of choices, ``presets: [r3d_18, mc3_18, {name: top, kinds: {stem: 2d,
+stage4: 3d}}]`` makes a space of fixed points (one ``preset`` parameter). Shipped examples live
+in ``arch_space/spaces/`` and load by bare name: ``SearchSpace.from_yaml("per_stage_kinds")``.
 """
 
 from __future__ import annotations
