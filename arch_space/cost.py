@@ -262,8 +262,9 @@ def estimate_per_layer(spec: ArchSpec, clip: tuple[int, int, int] | None = None
     spec = spec_at(spec, clip)
     convs, norms = conv_shapes(spec, clip)
     kinds = spec.kinds()
-    rows = {layer: {"layer": layer, "kind": kind, "macs": 0, "params": 0}
-            for layer, kind in kinds.items()}
+    rows: dict[str, dict[str, Any]] = {
+        layer: {"layer": layer, "kind": kind, "macs": 0, "params": 0}
+        for layer, kind in kinds.items()}
     for conv in convs:
         rows[conv.layer]["macs"] += conv.macs
         rows[conv.layer]["params"] += conv.params

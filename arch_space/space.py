@@ -493,11 +493,11 @@ class SearchSpace:
             return self.base.make_spec(stem, blocks)
         except SpecError as err:
             # The message still starts with the block path; the point says which choices led there.
-            point = ", ".join(f"{slot.name}.{name}={value}"
-                              for slot, values in zip(self.slots, assignments, strict=True)
-                              for name, value in values.items()
-                              if value is not None and len(slot.options.get(name, ())) > 1)
-            raise SpecError(f"{err} (impossible point: {point or 'the base network'})") from None
+            chosen = ", ".join(f"{slot.name}.{name}={value}"
+                               for slot, values in zip(self.slots, assignments, strict=True)
+                               for name, value in values.items()
+                               if value is not None and len(slot.options.get(name, ())) > 1)
+            raise SpecError(f"{err} (impossible point: {chosen or 'the base network'})") from None
 
     def _placement_spec(self, placement: Placement) -> ArchSpec:
         if placement.preset is not None:
@@ -618,7 +618,8 @@ def _parse_base(data: dict[str, Any]) -> BaseNet:
     blocks = {}
     for path in paths:
         default = ref_blocks.get(path, BlockSpec(kind="3d", t_kernel=t_kernel))
-        fields = {"kind": default.kind, "t_kernel": default.t_kernel, "inflate": default.inflate}
+        fields: dict[str, Any] = {"kind": default.kind, "t_kernel": default.t_kernel,
+                                  "inflate": default.inflate}
         fields.update(block_data)
         if normalise_kind(fields["kind"]) in TEMPORAL_KINDS and fields["t_kernel"] == 1:
             fields["t_kernel"] = t_kernel  # a 2D default made temporal gets a real extent
@@ -766,12 +767,12 @@ def _parse_slots(choices: dict[str, Any], ties: dict[str, Any], base: BaseNet) -
         if re.fullmatch(r"stem|stage\d+(\.block\d+)?", tie_name):
             raise SpecError(f"ties.{tie_name}: a tie's name must not look like a spec path")
         fields = {k: v for k, v in tie.items() if k != "members"}
-        paths: list[str] = []
+        members: list[str] = []
         for member in tie["members"]:
             if member == "stem":
                 raise SpecError(f"ties.{tie_name}: the stem cannot be tied to blocks")
-            paths.extend(_target_paths(str(member), base, f"ties.{tie_name}.members.{member}"))
-        parsed.append((tie_name, paths, options_of(fields, tie_name, stem=False), "tie"))
+            members.extend(_target_paths(str(member), base, f"ties.{tie_name}.members.{member}"))
+        parsed.append((tie_name, members, options_of(fields, tie_name, stem=False), "tie"))
 
     slots = []
     for name, paths, opts, level in sorted(parsed, key=lambda item: -rank[item[3]]):
