@@ -52,7 +52,7 @@ _NOISY_LOGGERS = ("fvcore", "fvcore.nn.jit_analysis", "iopath")
 class CostReport:
     """Cost of one network at one input size (``batch`` clips of ``clip``)."""
 
-    arch_id: str  # the spec's id
+    arch_id: str  # id of the spec as measured (re-sized to `clip` when one was given)
     clip: tuple[int, int, int]  # (T, H, W) measured at
     batch: int  # clips per forward pass
     macs: int  # conv + linear multiply-adds (fvcore: one multiply-add = one "flop")

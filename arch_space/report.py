@@ -135,10 +135,10 @@ def _report(args: argparse.Namespace, names: list[str]) -> int:
         rows.append([name, report.arch_id, f"{report.params:,}", f"{report.gmacs:.3f}",
                      f"{report.gflops:.3f}", _human(report.activations), latency])
         if args.per_layer:
-            layer_rows = [["layer", "kind", "params", "GMACs", "share"]]
+            layer_rows = [["layer", "kind", "params", "MACs", "share"]]
             for row in report.per_layer:
                 layer_rows.append([row["layer"], row["kind"], f"{row['params']:,}",
-                                   f"{row['macs'] / 1e9:.3f}",
+                                   _human(row["macs"]),
                                    f"{row['macs'] / max(report.macs, 1):.1%}"])
             layer_blocks.append((name, _table(layer_rows, right={2, 3, 4})))
     print(f"clip {t}x{h}x{w}, batch {args.batch}, {args.classes} classes, device {args.device}; "
