@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,6 +32,7 @@ PUBLISHED = {
 TINY = (8, 16, 16)
 
 
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: subprocesses import from it
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """One torch thread: the test machines' cores are shared."""
@@ -153,7 +155,7 @@ def test_no_fvcore_noise_in_a_fresh_interpreter():
     code = ("from arch_space.cost import measure_cost\n"
             "from arch_space.presets import preset\n"
             "measure_cost(preset('r2plus1d_18', num_classes=10), (8, 32, 32))\n")
-    done = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True,
+    done = subprocess.run([sys.executable, "-W", "default", "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert (done.stdout, done.stderr) == ("", "")
@@ -166,6 +168,6 @@ def test_estimates_need_no_torch():
             "assert estimate_macs(preset('r3d_18')) == 40696553472\n"
             "assert estimate_params(preset('r3d_18')) == 33371472\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr

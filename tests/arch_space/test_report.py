@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from arch_space.cost import estimate_macs
 from arch_space.presets import list_presets, preset
 from arch_space.report import main
 
-
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: subprocesses import from it
 def _rows(out: str) -> dict[str, list[str]]:
     """Table rows keyed by preset name (lines after the dashed rule, up to a blank line)."""
     lines = out.splitlines()
@@ -74,7 +75,7 @@ def test_all_presets(capsys):
 def test_command_line_prints_no_fvcore_noise():
     done = subprocess.run([sys.executable, "-W", "default", "-m", "arch_space.report",
                            "r2plus1d_18", "--clip", "8x16x16", "--threads", "1"],
-                          capture_output=True, text=True, timeout=300, check=False)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert "Unsupported" not in done.stdout and "Warning" not in done.stdout

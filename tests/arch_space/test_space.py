@@ -18,7 +18,8 @@ from arch_space.scaling import scale_to_macs, scale_widths
 from arch_space.space import SearchSpace, parse_clip, parse_count
 from arch_space.spec import TEMPORAL_KINDS, SpecError
 
-SPACES = Path(__file__).resolve().parents[2] / "arch_space" / "spaces"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: subprocesses import from it
+SPACES = ROOT / "arch_space" / "spaces"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # A small per-block space on a tiny base network (cheap to enumerate).
@@ -121,7 +122,7 @@ def test_sampling_has_no_side_effects_and_needs_no_torch():
             "    ok, reason = space.is_feasible(spec)\n"
             "    study.tell(trial, 1.0)\n"
             "assert 'torch' not in sys.modules and 'arch_space.builder' not in sys.modules\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
 
