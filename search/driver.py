@@ -109,8 +109,10 @@ def start_ray(cfg: RunConfig) -> None:
         ray.init(address=hw.address, **kwargs)
     else:
         ray.init(num_cpus=hw.num_cpus, num_gpus=hw.num_gpus, **kwargs)
-    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+    for name in ("ray", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Tune logs failed trials as errors; the display and the summary report them instead.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
 
 def _storage_path(cfg: RunConfig) -> str:
@@ -329,6 +331,7 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
         self.stream = stream
         self.t0 = time.monotonic()
         self.last = 0.0
+        self.last_line = ""
         self.running: set[str] = set()
         self.finished = 0
         self.failed = 0
@@ -400,10 +403,14 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
         if not force and now - self.last < self.interval_s:
             return
         self.last = now
+        line = self.line()
+        if line == self.last_line and not self.tty:
+            return
+        self.last_line = line
         if self.tty:
-            self.stream.write("\r\033[K" + self.line())
+            self.stream.write("\r\033[K" + line)
         else:
-            self.stream.write(self.line() + "\n")
+            self.stream.write(line + "\n")
         self.stream.flush()
 
     def finish(self) -> None:

@@ -130,12 +130,9 @@ class BandedASHA(FIFOScheduler):
 
 def error_reason(trial: Any, error: BaseException | None = None) -> str:
     """One line saying why a trial failed (the original exception, not Ray's wrapper)."""
-    exc = error
+    exc: Any = error
     if exc is None:
-        try:
-            exc = trial.get_error()
-        except Exception:  # pragma: no cover - defensive: Ray internals vary
-            exc = None
+        exc = _local_error(trial)
     cause = getattr(exc, "cause", None) or exc
     if cause is None:
         return "failed (no error recorded)"
@@ -152,6 +149,30 @@ def error_reason(trial: Any, error: BaseException | None = None) -> str:
     if "OutOfMemory" in name or "out of memory" in text.lower():
         return f"out of memory: {name}: {first}"[:500]
     return f"{name}: {first}"[:500]
+
+
+def _local_error(trial: Any) -> Any:
+    """The trial's error as Tune just wrote it next to the trial (pickled, else its text)."""
+    import os
+
+    from ray import cloudpickle
+
+    for attr, loader in (("pickled_error_file", "pickle"), ("error_file", "text")):
+        try:
+            path = getattr(trial, attr, None)
+        except Exception:  # pragma: no cover - Ray internals vary between versions
+            path = None
+        if not path or not os.path.isfile(path):
+            continue
+        try:
+            if loader == "pickle":
+                with open(path, "rb") as f:
+                    return cloudpickle.load(f)
+            with open(path) as f:
+                return RuntimeError(f.read())
+        except Exception:  # pragma: no cover - a broken error file: try the next one
+            continue
+    return None
 
 
 class StoreCallback(Callback):
@@ -190,7 +211,9 @@ class StoreCallback(Callback):
                               seed=int(config["seed"]), label=config.get("label"),
                               family=config.get("family"),
                               params=json.loads(config.get("params_json", "{}")),
-                              resources=self.resources, ray_trial_id=trial.trial_id)
+                              resources={**self.resources,
+                                         "resumed_from": config.get("resume_from")},
+                              ray_trial_id=trial.trial_id)
             self.rows[trial.trial_id] = row.id
         self.events.append(("RUNNING", config.get("label"), None))
 

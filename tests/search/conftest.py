@@ -1,0 +1,78 @@
+"""Fixtures for the search tests: running ``python -m search.run`` in a scratch directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class StudyRunner:
+    """Runs ``python -m search.run`` as a subprocess in ``cwd`` with a private Ray storage.
+
+    Each run gets its own session (process group), so that the processes Ray leaves behind when
+    a test SIGKILLs the driver can be ended precisely, by group, at teardown.
+    """
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.checkpoints = Path(tempfile.mkdtemp(prefix="vidarch-ray-"))
+        self.groups: list[int] = []
+
+    @property
+    def db(self) -> Path:
+        return self.cwd / "studies.db"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep)
+        env["RAY_AUTH_MODE"] = "disabled"
+        return env
+
+    def args(self, *overrides: str) -> list[str]:
+        return [sys.executable, "-m", "search.run", "study=smoke",
+                f"hardware.checkpoint_dir={self.checkpoints}", "hardware.num_cpus=2",
+                "progress_interval_s=1", *overrides]
+
+    def run(self, *overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:
+        proc = self.start(*overrides)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def start(self, *overrides: str) -> subprocess.Popen:
+        proc = subprocess.Popen(self.args(*overrides), cwd=self.cwd, env=self.env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        self.groups.append(proc.pid)
+        return proc
+
+    def cleanup(self) -> None:
+        for pgid in self.groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[StudyRunner]:
+    """A StudyRunner in an empty scratch directory."""
+    work = tmp_path / "work"
+    work.mkdir()
+    r = StudyRunner(work)
+    yield r
+    r.cleanup()

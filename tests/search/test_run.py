@@ -1,0 +1,223 @@
+"""``python -m search.run``: config errors, study designs, and end-to-end runs of study=smoke."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from search.config import DataConfig, TrainSettings
+from search.run import compose, main, options, to_run_config
+from search.studies import build_design, mac_band
+
+SMOKE_CELLS = 4  # 2 networks x 2 seeds
+
+
+# --- configs and designs (fast, no Ray) --------------------------------------------------------
+
+
+def test_data_and_train_configs_mirror_the_dataclasses_they_feed() -> None:
+    from search.data.synthetic import SyntheticConfig
+    from search.train import TrainConfig
+
+    data = {f.name for f in dataclasses.fields(DataConfig)}
+    assert {f.name for f in dataclasses.fields(SyntheticConfig)} <= data
+    train = {f.name for f in dataclasses.fields(TrainSettings)}
+    # device and threads come from the hardware config; the rest must match one to one.
+    assert {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "num_threads"} == train
+
+
+@pytest.mark.parametrize("study", options("study"))
+def test_every_study_preset_builds_its_design(study: str) -> None:
+    cfg = to_run_config(compose([f"study={study}"]))
+    design = build_design(cfg)
+    assert design.total >= (2 if study == "smoke" else 6)
+    if study == "bottom_vs_top":
+        families = {c.family for c in design.cells}
+        assert families == {"uniform", "bottom_heavy", "top_heavy"}
+        assert len(design.seeds) >= 3
+        labels = {c.label for c in design.cells}
+        assert {"f_r2d", "r3d", "r2plus1d", "mc3", "mc5", "rmc3", "rmc5"} <= labels
+
+
+def test_command_line_overrides_reach_the_typed_config() -> None:
+    cfg = to_run_config(compose(["study=smoke", "train.epochs=3", "study.seeds=[5]",
+                                 "storage=sqlite:///x.db"]))
+    assert cfg.train.epochs == 3 and cfg.study.seeds == [5] and cfg.storage == "sqlite:///x.db"
+
+
+def test_mac_bands_group_similar_costs() -> None:
+    assert mac_band(1_100_000, 2.0) == mac_band(1_500_000, 2.0)
+    assert mac_band(1_100_000, 2.0) != mac_band(4_500_000, 2.0)
+
+
+BAD_INPUTS = [
+    (["study=nope"], "study: unknown study 'nope'"),
+    (["study=smoke", "trian.epochs=3"], "trian: unknown key"),
+    (["study=smoke", "+extra=1"], "extra: unknown key"),
+    (["study=smoke", "train.epochs=many"], "train.epochs: wrong type"),
+    (["study=smoke", "study.seeds=3"], "study.seeds:"),
+    (["study=smoke", "study.uniform=[4d]"], "study.uniform: unknown conv kind '4d'"),
+    (["study=smoke", "train.epochs=0"], "train.epochs: must be >= 1"),
+    (["study=free_search", "study.max_macs=1k"], "study.space.constraints"),
+    (["study=smoke", "study.net.widths=[4,8,16]"], "study.net.widths:"),
+    (["study=smoke", "storage=postgresql+psycopg2://nobody@127.0.0.1:1/vidarch"],
+     "storage: cannot open"),
+    (["study=smoke", "storage=not-a-url"], "storage: not a SQLAlchemy URL"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), BAD_INPUTS)
+def test_bad_input_is_one_line_and_touches_nothing(argv: list[str], expected: str,
+                                                   tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err, err
+    assert err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []  # no database, no outputs/, nothing
+
+
+def test_a_database_that_is_not_vidarch_is_refused_untouched(tmp_path: Path, monkeypatch,
+                                                               capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "other.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (x TEXT)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    assert main(["study=smoke", f"storage=sqlite:///{db}"]) == 2
+    err = capsys.readouterr().err
+    assert "not a vidarch database" in err and err.count("\n") == 1
+    assert db.read_bytes() == before
+
+
+def test_help_and_cfg_print_and_create_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--help"]) == 0
+    assert "bottom_vs_top" in capsys.readouterr().out
+    assert main(["study=smoke", "--cfg"]) == 0
+    assert "name: smoke" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- end to end through Ray (slow) -------------------------------------------------------------
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+@pytest.mark.slow
+def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> None:
+    """SIGKILL the driver while a trial runs; the rerun repairs, resumes and completes."""
+    slow = ("train.epochs=2", "testing.epoch_sleep_s=1.5")
+    proc = runner.start(*slow)
+
+    def epoch_written() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"driver ended early: {proc.communicate()}")
+        try:
+            return bool(_rows(runner.db, "SELECT 1 FROM trials t JOIN epoch_metrics e "
+                                         "ON e.trial_id = t.id WHERE t.state = 'RUNNING'"))
+        except sqlite3.OperationalError:
+            return False
+
+    assert _wait_for(epoch_written, 150), "no RUNNING trial with an epoch appeared"
+    proc.kill()  # SIGKILL of the driver only
+    proc.wait()
+    assert _rows(runner.db, "SELECT count(*) FROM trials WHERE state = 'RUNNING'")[0][0] >= 1
+
+    # A reader hammers the database while the rerun writes: never "database is locked".
+    from search.store import open_engine, session_scope, study_trials
+
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        engine = open_engine(f"sqlite:///{runner.db}")
+        while not stop.is_set():
+            try:
+                with session_scope(engine) as s:
+                    study_trials(s, 1)
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            time.sleep(0.01)
+
+    reader = threading.Thread(target=hammer)
+    reader.start()
+    try:
+        done = runner.run(*slow)
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors, errors[0]
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resume:" in done.stderr and "marked interrupted" in done.stderr
+    assert "Next: streamlit run dashboard/app.py" in done.stdout
+    assert "Pareto front" in done.stdout
+
+    rows = _rows(runner.db, "SELECT arch_id, seed, state, attempt, resources_json FROM trials")
+    assert len(rows) == SMOKE_CELLS
+    assert len({(a, s) for a, s, *_ in rows}) == SMOKE_CELLS  # no duplicate cells
+    assert {r[2] for r in rows} == {"COMPLETE"}
+    rerun = [r for r in rows if r[3] == 2]
+    assert rerun, "the interrupted cell was not re-run"
+    assert any(json.loads(r[4]).get("resumed_from") for r in rerun), \
+        "the interrupted cell did not resume from its checkpoint"
+    # Every completed trial has both epochs and its final metrics; the archs are shared.
+    assert _rows(runner.db, "SELECT count(DISTINCT trial_id || '-' || epoch) FROM epoch_metrics "
+                            "WHERE name = 'val/acc1'")[0][0] == 2 * SMOKE_CELLS
+    assert _rows(runner.db, "SELECT count(*) FROM results WHERE name = 'val/acc1'")[0][0] == \
+        SMOKE_CELLS
+    assert _rows(runner.db, "SELECT count(*) FROM archs")[0][0] == 2
+    assert _rows(runner.db, "PRAGMA integrity_check")[0][0] == "ok"
+    assert not (runner.cwd / "outputs").exists() and not (runner.cwd / ".hydra").exists()
+
+    # Once more: nothing left to run, nothing changes.
+    before = _rows(runner.db, "SELECT count(*), sum(attempt) FROM trials")
+    again = runner.run(*slow)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _rows(runner.db, "SELECT count(*), sum(attempt) FROM trials") == before
+
+
+@pytest.mark.slow
+def test_raising_and_nan_trials_fail_alone(runner) -> None:
+    """A raising trial and a NaN trial become FAILED rows with reasons; the others complete."""
+    out = runner.run("testing.fail_on_seed=1")
+    assert out.returncode == 1, out.stderr[-3000:]
+    rows = _rows(runner.db, "SELECT seed, state, error FROM trials ORDER BY seed")
+    assert len(rows) == SMOKE_CELLS
+    assert [r[1] for r in rows if r[0] == 0] == ["COMPLETE", "COMPLETE"]
+    assert all(r[1] == "FAILED" and "injected failure" in r[2] for r in rows if r[0] == 1)
+    assert "FAILED trial(s)" in out.stdout
+    assert not (runner.cwd / "outputs").exists()
+
+    # Rerun: completed cells stay; the failed cells run again, now ending in NaN.
+    out = runner.run("testing.nan_on_seed=1")
+    assert out.returncode == 1, out.stderr[-3000:]
+    rows = _rows(runner.db, "SELECT seed, state, attempt, error FROM trials ORDER BY seed")
+    assert len(rows) == SMOKE_CELLS
+    assert all(r[1] == "COMPLETE" and r[2] == 1 for r in rows if r[0] == 0)
+    assert all(r[1] == "FAILED" and r[2] == 2 and r[3].startswith("nan:")
+               for r in rows if r[0] == 1)
