@@ -14,6 +14,7 @@ Torch-free: MACs come from ``cost.estimate_macs``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from arch_space.cost import estimate_macs
 from arch_space.spec import ArchSpec, StageSpec
@@ -49,13 +50,45 @@ def _breakpoints(widths: list[int], lo: float, hi: float, multiple: int) -> list
     return sorted(points)
 
 
+def _nudge(spec: ArchSpec, target: int, err: int, good_enough: float, multiple: int,
+           clip: tuple[int, int, int] | None) -> tuple[ArchSpec, int]:
+    """Move the stem and stage widths by one step of -multiple, 0 or +multiple each to bring
+    MACs closer.
+
+    The stem and the first stage dominate a video ResNet's MACs, so a common factor moves MACs
+    in coarse steps; single steps on the stem or other stages fill the gaps. Of the
+    3^(stages + 1) combinations, the one with the fewest moved widths within ``good_enough``
+    wins (or else the closest).
+    """
+    if len(spec.stages) > 5:  # 3^6 = 729 candidates at most
+        return spec, err
+    widths = [spec.stem.width, *(s.width for s in spec.stages)]
+    best = (err > good_enough, 0, err, spec)
+    for steps in itertools.product((0, -multiple, multiple), repeat=len(widths)):
+        if not any(steps) or any(w + d < multiple for w, d in zip(widths, steps, strict=True)):
+            continue
+        stem = dataclasses.replace(spec.stem, width=spec.stem.width + steps[0])
+        stages = tuple(StageSpec(s.width + d, s.blocks)
+                       for s, d in zip(spec.stages, steps[1:], strict=True))
+        candidate = spec.replace(stem=stem, stages=stages)
+        cand_err = abs(estimate_macs(candidate, clip) - target)
+        outside = cand_err > good_enough
+        moved = sum(d != 0 for d in steps)
+        # within reach: fewest moves, then closest; out of reach: closest
+        rank = (outside, moved if not outside else 0, cand_err)
+        if rank < best[:3]:
+            best = (outside, moved if not outside else 0, cand_err, candidate)
+    return best[3], best[2]
+
+
 def scale_to_macs(spec: ArchSpec, target_macs: int, *, tol: float = 0.02, multiple: int = 8,
-                  clip: tuple[int, int, int] | None = None) -> ArchSpec:
+                  clip: tuple[int, int, int] | None = None, refine: bool = True) -> ArchSpec:
     """Scale ``spec``'s widths by a common factor so its MACs meet ``target_macs``.
 
     MACs grow monotonically (about quadratically) with the factor and change only where a
     rounded width changes, so every such breakpoint near the ideal factor is tried and the
-    closest result kept.
+    closest result kept. Because the stem and first stage dominate the MACs, those steps are
+    coarse; ``refine`` then moves single widths by one ``multiple`` step each.
 
     Args:
         spec: the architecture (its blocks, kinds and strides are kept).
@@ -63,6 +96,8 @@ def scale_to_macs(spec: ArchSpec, target_macs: int, *, tol: float = 0.02, multip
         tol: largest accepted relative error ``|macs - target| / target``.
         multiple: every width is a multiple of this (8 suits tensor cores; 4 or 1 gets closer).
         clip: (T, H, W) the target is stated at; default the spec's own.
+        refine: after the common factor, move the stem and stage widths by one ±``multiple``
+            step each (as few as will do) when that brings MACs closer; False keeps one factor.
 
     Returns:
         The scaled spec (``spec`` itself when it already meets the target within ``tol``).
@@ -85,6 +120,9 @@ def scale_to_macs(spec: ArchSpec, target_macs: int, *, tol: float = 0.02, multip
             err = abs(estimate_macs(candidate, clip) - target_macs)
             if err < best_err:
                 best, best_err = candidate, err
+    if refine and best_err > tol * target_macs / 4:
+        best, best_err = _nudge(best, target_macs, best_err, tol * target_macs / 4, multiple,
+                                clip)
     if best_err > tol * target_macs:
         got = estimate_macs(best, clip)
         raise ValueError(f"target_macs: closest width scaling gives {got / 1e9:.3f} GMAC, "

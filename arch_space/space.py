@@ -32,11 +32,14 @@ A YAML file (every key but ``base`` is optional)::
       max_macs: 45G             # conv + linear MACs (see cost.py), at the clip below
       max_params: 40M
       clip: 16x112x112
+    iso_macs: {target: 25G, tol: 0.03, multiple: 4}   # optional: scale every point's widths
 
 Choice targets are ``stem``, ``stageN`` (tied), ``stageN.*`` (per block), ``stageN.blockM`` and
 ``*`` (every block, per block). A more specific target wins (a block or a tie over a stage, a
 stage over ``*``); two targets of the same rank on one block are an error naming the block.
-Blocks and fields no decision covers keep the base's value (a preset base keeps its own
+``iso_macs`` scales the widths of every point by one common factor to a MAC target
+(``scaling.scale_to_macs``), so placements compare at equal compute as in S3D; constraints are
+checked after scaling. Blocks and fields no decision covers keep the base's value (a preset base keeps its own
 placement). Instead of choices, ``presets: [r3d_18, mc3_18, {name: top, kinds: {stem: 2d,
 stage4: 3d}}]`` makes a space of fixed points (one ``preset`` parameter). Shipped examples live
 in ``arch_space/spaces/`` and load by bare name: ``SearchSpace.from_yaml("per_stage_kinds")``.
@@ -195,6 +198,30 @@ class Constraints:
     def active(self) -> bool:
         """True when at least one limit is set."""
         return self.max_macs is not None or self.max_params is not None
+
+
+@dataclass(frozen=True)
+class IsoMacs:
+    """Scale every point's widths to one MAC count (S3D-style iso-FLOP arms; see scaling.py)."""
+
+    target: int  # conv + linear MACs every point is scaled to, at `clip`
+    clip: tuple[int, int, int] | None = None  # (T, H, W) the target is stated at; None: the spec's
+    tol: float = 0.02  # largest accepted relative MAC error
+    multiple: int = 8  # widths are rounded to multiples of this
+
+    def apply(self, spec: ArchSpec) -> ArchSpec:
+        """``spec`` with widths scaled to ``target`` MACs.
+
+        Raises:
+            SpecError: ``iso_macs: ...`` when no common width factor comes within ``tol``.
+        """
+        from arch_space.scaling import scale_to_macs
+
+        try:
+            return scale_to_macs(spec, self.target, tol=self.tol, multiple=self.multiple,
+                                 clip=self.clip)
+        except ValueError as err:
+            raise SpecError(f"iso_macs: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -358,6 +385,7 @@ class SearchSpace:
     slots: tuple[Slot, ...]  # decisions, stem first, then bottom to top
     placements: tuple[Placement, ...] = ()  # fixed points; when set, the only decision
     constraints: Constraints = Constraints()  # budget checked by is_feasible
+    iso_macs: IsoMacs | None = None  # when set, every point's widths are scaled to its target
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
@@ -425,6 +453,9 @@ class SearchSpace:
             return self._placement_spec(next(p for p in self.placements if p.name == name))
         return self._spec_from_slots([slot.suggest(trial) for slot in self.slots])
 
+    def _finish(self, spec: ArchSpec) -> ArchSpec:
+        return spec if self.iso_macs is None else self.iso_macs.apply(spec)
+
     def spec_from_params(self, params: Mapping[str, Any]) -> ArchSpec:
         """The point for a finished trial's ``trial.params`` (inverse of ``sample``)."""
         from optuna.trial import FixedTrial
@@ -451,15 +482,17 @@ class SearchSpace:
             raise SpecError(f"space {self.name!r}: {size} points are too many to enumerate "
                             f"(limit {MAX_ENUMERATE}); sample from it instead")
         if self.placements:
-            specs = [self._placement_spec(p) for p in self.placements]
+            makers = [lambda p=p: self._placement_spec(p) for p in self.placements]
         else:
-            specs = []
-            for combo in itertools.product(*(list(s.points()) for s in self.slots)):
-                try:
-                    specs.append(self._spec_from_slots(list(combo)))
-                except SpecError:
-                    if not skip_impossible:
-                        raise
+            makers = [lambda combo=combo: self._spec_from_slots(list(combo))
+                      for combo in itertools.product(*(list(s.points()) for s in self.slots))]
+        specs = []
+        for make in makers:
+            try:
+                specs.append(make())
+            except SpecError:
+                if not skip_impossible:
+                    raise
         seen: dict[str, ArchSpec] = {}
         for spec in specs:
             seen.setdefault(spec.arch_id, spec)
@@ -490,7 +523,7 @@ class SearchSpace:
                 else:
                     blocks[path] = dict(point)
         try:
-            return self.base.make_spec(stem, blocks)
+            return self._finish(self.base.make_spec(stem, blocks))
         except SpecError as err:
             # The message still starts with the block path; the point says which choices led there.
             chosen = ", ".join(f"{slot.name}.{name}={value}"
@@ -500,24 +533,29 @@ class SearchSpace:
             raise SpecError(f"{err} (impossible point: {chosen or 'the base network'})") from None
 
     def _placement_spec(self, placement: Placement) -> ArchSpec:
-        if placement.preset is not None:
-            from arch_space.presets import preset
+        try:
+            if placement.preset is not None:
+                from arch_space.presets import preset
 
-            return preset(placement.preset, num_classes=self.base.num_classes,
-                          clip_len=self.base.clip_len, crop_size=self.base.crop_size)
-        stem: dict[str, Any] = {}
-        blocks: dict[str, dict[str, Any]] = {}
-        for target, fields in placement.kinds.items():
-            for path in _target_paths(target, self.base, f"presets.{placement.name}.{target}"):
-                if path == "stem":
-                    stem.update(fields)
-                else:
-                    blocks.setdefault(path, {}).update(fields)
-        return self.base.make_spec(stem, blocks)
+                return self._finish(preset(placement.preset, num_classes=self.base.num_classes,
+                                           clip_len=self.base.clip_len,
+                                           crop_size=self.base.crop_size))
+            stem: dict[str, Any] = {}
+            blocks: dict[str, dict[str, Any]] = {}
+            for target, fields in placement.kinds.items():
+                for path in _target_paths(target, self.base, f"presets.{placement.name}.{target}"):
+                    if path == "stem":
+                        stem.update(fields)
+                    else:
+                        blocks.setdefault(path, {}).update(fields)
+            return self._finish(self.base.make_spec(stem, blocks))
+        except SpecError as err:
+            raise SpecError(f"{err} (preset {placement.name!r})") from None
 
 
 # --- parsing ----------------------------------------------------------------------------------
-_TOP_KEYS = {"name", "description", "base", "choices", "ties", "presets", "constraints"}
+_TOP_KEYS = {"name", "description", "base", "choices", "ties", "presets", "constraints",
+             "iso_macs"}
 _BASE_KEYS = {"preset", "widths", "depths", "stem", "block", "block_type", "mid_rule",
               "t_pad_mode", "num_classes", "clip", "clip_len", "crop_size", "t_strides",
               "s_strides"}
@@ -540,8 +578,9 @@ def _parse_space(data: dict[str, Any], default_name: str) -> SearchSpace:
             raise SpecError(f"presets.{name}: listed twice")
     slots = () if placements else _parse_slots(dict(data.get("choices") or {}),
                                                dict(data.get("ties") or {}), base)
+    iso_macs = _parse_iso_macs(data["iso_macs"]) if data.get("iso_macs") is not None else None
     space = SearchSpace(name=str(data.get("name") or default_name), base=base, slots=slots,
-                        placements=placements, constraints=constraints)
+                        placements=placements, constraints=constraints, iso_macs=iso_macs)
     return space
 
 
@@ -642,6 +681,25 @@ def _parse_base(data: dict[str, Any]) -> BaseNet:
     flat = {p: dataclasses.replace(b, kind="2d") for p, b in blocks.items()}
     dataclasses.replace(base, blocks=flat).make_spec({}, {})
     return base
+
+
+def _parse_iso_macs(data: Any) -> IsoMacs:
+    if not isinstance(data, Mapping):
+        data = {"target": data}  # `iso_macs: 20G` is short for `iso_macs: {target: 20G}`
+    allowed = {"target", "clip", "tol", "multiple"}
+    for key in data:
+        if key not in allowed:
+            raise SpecError(f"iso_macs.{key}: unknown key; iso_macs has {sorted(allowed)}")
+    if data.get("target") is None:
+        raise SpecError("iso_macs.target: missing (the MACs every point is scaled to)")
+    clip = parse_clip(data["clip"], "iso_macs.clip") if data.get("clip") is not None else None
+    tol, multiple = data.get("tol", 0.02), data.get("multiple", 8)
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
+        raise SpecError(f"iso_macs.tol: must be a fraction in (0, 1), got {tol!r}")
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise SpecError(f"iso_macs.multiple: must be a positive integer, got {multiple!r}")
+    return IsoMacs(target=parse_count(data["target"], "iso_macs.target"), clip=clip,
+                   tol=float(tol), multiple=multiple)
 
 
 def _parse_constraints(data: Any) -> Constraints:

@@ -43,7 +43,8 @@ def _study_params(space: SearchSpace, seed: int, n_trials: int = 12) -> list[dic
 
 # --- the shipped spaces -------------------------------------------------------------------------
 @pytest.mark.parametrize("name, size", [("per_stage_kinds", 3 ** 5), ("top_tie", 30),
-                                        ("bottom_vs_top", 11), ("per_block_free", 2 * 9 ** 8)])
+                                        ("bottom_vs_top", 11), ("per_block_free", 2 * 9 ** 8),
+                                        ("iso_mac_placements", 11)])
 def test_shipped_spaces_load_and_count(name, size):
     space = SearchSpace.from_yaml(SPACES / f"{name}.yaml")
     assert space.name == name
@@ -264,14 +265,43 @@ def test_parsers():
 # --- iso-MAC arms -------------------------------------------------------------------------------
 def test_scale_to_macs_gives_iso_mac_arms():
     target = estimate_macs(preset("rmc3"))
-    for name in ("mc3", "r3d", "r2plus1d", "f_r2d"):
+    for name in ("mc3", "mc4", "r3d", "r2plus1d", "f_r2d", "r2d"):
         spec = preset(name)
         scaled = scale_to_macs(spec, target)
         assert abs(estimate_macs(scaled) - target) <= 0.02 * target
         assert scaled.kinds() == spec.kinds()  # placement kept, only widths change
-        assert all(s.width % 8 == 0 for s in scaled.stages) and scaled.stem.width % 8 == 0
-        widths = [s.width / t.width for s, t in zip(scaled.stages, spec.stages, strict=True)]
-        assert max(widths) / min(widths) < 1.1  # one common multiplier, up to rounding
+        widths = [scaled.stem.width, *(s.width for s in scaled.stages)]
+        assert all(w % 8 == 0 for w in widths)
+        # one common factor f: every width is f·w up to rounding (4) and one 8-channel step
+        original = [spec.stem.width, *(s.width for s in spec.stages)]
+        low = max((new - 12) / old for new, old in zip(widths, original, strict=True))
+        high = min((new + 12) / old for new, old in zip(widths, original, strict=True))
+        assert low <= high
+
+
+def test_scale_to_macs_without_refinement_keeps_one_factor():
+    spec = preset("r3d")
+    scaled = scale_to_macs(spec, 25 * 10**9, refine=False, multiple=1, tol=0.01)
+    factors = [t.width / s.width for s, t in zip(spec.stages, scaled.stages, strict=True)]
+    assert max(factors) - min(factors) < 0.02
+
+
+def test_iso_macs_space_scales_every_point():
+    space = SearchSpace.from_yaml("iso_mac_placements")
+    specs = space.enumerate()
+    assert len(specs) == 11
+    assert all(abs(estimate_macs(s) - 20e9) <= 0.02 * 20e9 for s in specs)
+    assert [s.kinds() for s in specs] == [preset(n).kinds() for n in
+                                          ["r2d", "mc2", "mc3", "mc4", "mc5", "rmc2", "rmc3",
+                                           "rmc4", "rmc5", "r3d", "r2plus1d"]]
+    sampled = space.sample(FixedTrial({"preset": "rmc4"}))
+    assert sampled == specs[7]
+    with pytest.raises(SpecError, match=r"^iso_macs: target_macs: closest width scaling .*"
+                                        r"\(preset 'r2d'\)"):
+        SearchSpace.from_yaml({"base": {"clip": "8x32x32"}, "presets": ["r2d"],
+                               "iso_macs": {"target": "1k"}}).enumerate()
+    with pytest.raises(SpecError, match=r"^iso_macs\.tol: must be a fraction"):
+        SearchSpace.from_yaml({"presets": ["r2d"], "iso_macs": {"target": "1G", "tol": 2}})
 
 
 def test_scale_to_macs_reports_when_out_of_reach():
