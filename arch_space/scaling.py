@@ -5,7 +5,8 @@ on large, early feature maps are expensive). To separate *where* temporal modell
 *how much compute* the network gets, S3D (Xie et al. 2018) compared placements at matched FLOPs.
 ``scale_to_macs`` does that for any spec: it multiplies every stage width and the stem width by
 one common factor, rounds each to a multiple of ``multiple``, and picks the factor whose MACs
-come closest to the target. Iso-parameter arms need no helper: the (2+1)D mid-width rule
+come closest to the target; when rounding leaves it more than a quarter of ``tol`` away, single
+widths then move by one ``multiple`` step (as few as will do). Iso-parameter arms need no helper: the (2+1)D mid-width rule
 (Tran et al. 2018) already matches a 3D conv's parameters.
 
 Torch-free: MACs come from ``cost.estimate_macs``.
