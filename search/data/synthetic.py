@@ -171,7 +171,8 @@ def _draw(cfg: SyntheticConfig, labels: Tensor, digits: Tensor, digit_labels: Te
         # One larger digit of the label's class drifting in a random direction.
         angle = torch.rand(n, 1, generator=gen) * 2 * math.pi
         sprites = _sprites(_pick_digit(labels[:, None], digits, digit_labels, gen), cfg.target_size)
-        layers.append(_moving(cfg, n, 1, angle, cfg.target_size, digits, gen, t, sprites=sprites))
+        layers.append(_moving(cfg, n, 1, angle, cfg.target_size, digits, gen, t,
+                              sprites=sprites, wrap=False))
     elif cfg.task == "motion":
         # n_objects small digits moving together in direction 2*pi*label/K.
         angle = (2 * math.pi * labels.float() / cfg.num_classes)[:, None]
@@ -186,8 +187,10 @@ def _draw(cfg: SyntheticConfig, labels: Tensor, digits: Tensor, digit_labels: Te
         jitter = torch.randint(-cfg.slot_jitter, cfg.slot_jitter + 1, (n, n_events), generator=gen)
         onset = (centre.round().long() + jitter).clamp(0, t_len - cfg.event_len)  # (n, E)
         visible = (t[None, None, :] >= onset[..., None]) & (t[None, None, :] < onset[..., None] + cfg.event_len)
-        ys = torch.randint(size, (n, n_events, 1), generator=gen).expand(n, n_events, t_len)
-        xs = torch.randint(size, (n, n_events, 1), generator=gen).expand(n, n_events, t_len)
+        # Still, anywhere inside the frame (never cut at an edge).
+        inside = size - cfg.target_size + 1
+        ys = torch.randint(inside, (n, n_events, 1), generator=gen).expand(n, n_events, t_len)
+        xs = torch.randint(inside, (n, n_events, 1), generator=gen).expand(n, n_events, t_len)
         layers.append((sprites, ys, xs, _colours(n, n_events, gen), visible))
 
     # Every object of every group in one max-compositing scatter.
@@ -204,16 +207,30 @@ def _draw(cfg: SyntheticConfig, labels: Tensor, digits: Tensor, digit_labels: Te
 
 
 def _moving(cfg: SyntheticConfig, n: int, count: int, angle: Tensor, side: int, digits: Tensor,
-            gen: torch.Generator, t: Tensor, sprites: Tensor | None = None):
-    """Objects at uniform torus positions moving at ``cfg.speed`` along ``angle`` ``(n, count)``."""
+            gen: torch.Generator, t: Tensor, sprites: Tensor | None = None, wrap: bool = True):
+    """Objects moving at ``cfg.speed`` along ``angle`` ``(n, count)``.
+
+    ``wrap``: uniform start anywhere on the torus, so every frame is uniformly distributed (the
+    motion task needs that). Otherwise the start is uniform over the places from which the whole
+    path stays inside the frame, so the digit is never cut at an edge.
+    """
     if sprites is None:
         index = torch.randint(digits.shape[0], (n, count), generator=gen)
         sprites = _sprites(digits[index], side)
-    start = torch.rand(n, count, 2, generator=gen) * cfg.size  # continuous, so frames stay uniform
     vy, vx = cfg.speed * torch.sin(angle), cfg.speed * torch.cos(angle)  # (n, count)
+    u = torch.rand(n, count, 2, generator=gen)
+    if wrap:
+        start_y, start_x = u[..., 0] * cfg.size, u[..., 1] * cfg.size
+    else:
+        # Path extent along each axis; start in [max(0, -d), size - side - max(0, d)].
+        span = float(t[-1])
+        low_y, low_x = (-vy * span).clamp(min=0), (-vx * span).clamp(min=0)
+        room_y = (cfg.size - side - (vy * span).abs()).clamp(min=0)
+        room_x = (cfg.size - side - (vx * span).abs()).clamp(min=0)
+        start_y, start_x = low_y + u[..., 0] * room_y, low_x + u[..., 1] * room_x
     # Positions at every frame, rounded to the pixel grid: (n, count, T).
-    ys = torch.floor(start[..., 0:1] + vy[..., None] * t + 0.5).long()
-    xs = torch.floor(start[..., 1:2] + vx[..., None] * t + 0.5).long()
+    ys = torch.floor(start_y[..., None] + vy[..., None] * t + 0.5).long()
+    xs = torch.floor(start_x[..., None] + vx[..., None] * t + 0.5).long()
     visible = torch.ones(n, count, t.shape[0], dtype=torch.bool)
     return sprites, ys, xs, _colours(n, count, gen), visible
 
@@ -298,7 +315,7 @@ def _digit_images() -> tuple[Tensor, Tensor]:
 def default_cpu_config(task: str = "motion") -> SyntheticConfig:
     """The calibrated CPU size of ``task`` (see docs/calibration.md)."""
     overrides: dict[str, dict] = {
-        "appearance": {"num_classes": 10},
+        "appearance": {"num_classes": 10, "target_size": 16},
         "motion": {},
         "long_order": {"num_classes": 2},
     }
