@@ -5,7 +5,7 @@ Conventions (stated once, used everywhere in vidarch):
 * **MACs** are multiply-accumulates of the convolutions and the classifier (conv + linear), the
   convention of torchvision's published figures and of Tran et al. 2018. They come from fvcore's
   ``FlopCountAnalysis``, which counts *one multiply-add as one "flop"* — so its number is MACs.
-  fvcore also counts batch-norm (about 0.05 % of a ResNet-18's total); that is reported apart in
+  fvcore also counts batch-norm (0.1 % of r3d_18, 0.3 % of r2plus1d_18); it is reported apart in
   ``CostReport.macs_by_op`` and left out of ``macs``.
 * **FLOPs** = 2 × MACs, cross-checked against ``torch.utils.flop_counter.FlopCounterMode``, which
   counts a multiply-add as two FLOPs (``CostReport.flop_counter_flops``).
