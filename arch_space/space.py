@@ -320,7 +320,8 @@ class BaseNet:
 
         Unassigned fields take the base defaults. ``t_stride`` of a stage's first block follows
         ``t_strides``, or, when that is None, the kind (torchvision / Tran et al. 2018: a 2D block
-        downsamples (1, 2, 2), a temporal block (2, 2, 2)).
+        downsamples (1, 2, 2), a temporal block (2, 2, 2)) — except that a single frame left is
+        not halved again, so short clips give valid networks for every placement.
         """
         stem_kind = normalise_kind(stem.get("kind") or self.stem.kind)
         if stem_kind not in TEMPORAL_STEM_KINDS:
@@ -332,6 +333,8 @@ class BaseNet:
         else:
             stem_t = self.stem_t_kernel
         stem_spec = dataclasses.replace(self.stem, kind=stem_kind, t_kernel=stem_t)
+        # frames after the stem: R2D's collapses time; the others keep it (or stride it)
+        frames = 1 if stem_kind == "r2d" else (self.clip_len - 1) // stem_spec.t_stride + 1
         stages = []
         for i, (width, depth) in enumerate(zip(self.widths, self.depths, strict=True)):
             block_specs = []
@@ -352,8 +355,9 @@ class BaseNet:
                     t_stride = 1
                 elif self.t_strides is not None:
                     t_stride = self.t_strides[i]
-                else:
-                    t_stride = s_stride if kind in TEMPORAL_KINDS else 1
+                else:  # by kind; a single frame left cannot be halved (short clips)
+                    t_stride = s_stride if kind in TEMPORAL_KINDS and frames > 1 else 1
+                frames = (frames - 1) // t_stride + 1
                 block_specs.append(BlockSpec(kind=kind, t_kernel=t_kernel, t_stride=t_stride,
                                              s_stride=s_stride, inflate=inflate))
             stages.append(StageSpec(width=width, blocks=tuple(block_specs)))

@@ -220,17 +220,35 @@ def test_bad_choices_name_the_block(choices, message):
 
 
 def test_impossible_points_name_the_block():
-    # At 2 frames a temporal first block of stage 2 halves time to 1; stage 3's then cannot.
+    # Explicit temporal strides: after R2D's stem (time collapsed to 1) stage 2 cannot halve time.
+    data = {"base": {"widths": [8, 8, 8], "depths": [1, 1, 1], "stem": {"width": 8},
+                     "clip": "4x16x16", "num_classes": 3, "t_strides": [1, 2, 1]},
+            "choices": {"stem": {"kind": ["3d", "r2d"]}, "stage3": {"kind": ["2d", "3d"]}}}
+    space = SearchSpace.from_yaml(data)
+    with pytest.raises(SpecError, match=r"^stage2\.block1\.t_stride: .*"
+                                        r"impossible point: stem\.kind=r2d, stage3\.kind=2d"):
+        space.enumerate()
+    assert len(space.enumerate(skip_impossible=True)) == 2
+    with pytest.raises(SpecError, match=r"^stage2\.block1\.t_stride"):
+        space.sample(FixedTrial({"stem.kind": "r2d", "stage3.kind": "3d"}))
+    # a base that cannot work at all fails when the space is loaded, naming the block
+    with pytest.raises(SpecError, match=r"^stage3\.block1\.t_stride"):
+        SearchSpace.from_yaml({**data, "base": {**data["base"], "t_strides": [1, 2, 2],
+                                                "clip": "2x16x16"}})
+
+
+def test_strides_by_kind_never_halve_a_single_frame():
+    # By kind (the default), the same short clip gives a valid network for every placement.
     data = {"base": {"widths": [8, 8, 8], "depths": [1, 1, 1], "stem": {"width": 8},
                      "clip": "2x16x16", "num_classes": 3},
             "choices": {"stage2": {"kind": ["2d", "3d"]}, "stage3": {"kind": ["2d", "3d"]}}}
-    space = SearchSpace.from_yaml(data)
-    with pytest.raises(SpecError, match=r"^stage3\.block1\.t_stride: .*"
-                                        r"impossible point: stage2\.kind=3d, stage3\.kind=3d"):
-        space.enumerate()
-    assert len(space.enumerate(skip_impossible=True)) == 3
-    with pytest.raises(SpecError, match=r"^stage3\.block1\.t_stride"):
-        space.sample(FixedTrial({"stage2.kind": "3d", "stage3.kind": "3d"}))
+    specs = SearchSpace.from_yaml(data).enumerate()
+    assert len(specs) == 4
+    all_3d = next(s for s in specs if s.kinds()["stage3.block1"] == "3d"
+                  and s.kinds()["stage2.block1"] == "3d")
+    assert [s.blocks[0].t_stride for s in all_3d.stages] == [1, 2, 1]
+    # at the usual clip lengths the rule is the paper's and torchvision's
+    assert SearchSpace.from_yaml({"base": {"preset": "r3d_18"}}).enumerate() == [preset("r3d_18")]
 
 
 @pytest.mark.parametrize("data, message", [
