@@ -8,6 +8,7 @@ supported by OmegaConf, so a few fields are strings parsed at the edge (``"45M"`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,42 +74,45 @@ class StudyConfig:
 
 @dataclass
 class DataConfig:
-    """The dataset; mirrors ``search.data.synthetic.SyntheticConfig`` (a test keeps them equal)."""
+    """The dataset. Fields mirror ``search.data.synthetic.SyntheticConfig``; null (the default)
+    takes that class's calibrated default, filled in by ``fill_defaults`` (a test keeps the
+    field names equal)."""
 
     source: str = "synthetic"  # only the built-in synthetic clips are wired to studies so far
-    task: str = "motion"  # "appearance", "motion" or "long_order"
-    clip_len: int = 16  # frames per clip (T)
-    size: int = 32  # frame height = width
-    num_classes: int = 4  # classes of the task
-    n_train: int = 1536  # training clips
-    n_val: int = 512  # validation clips
-    object_size: int = 5  # side of the small moving digits
-    target_size: int = 12  # side of the named digit / flashing event
-    speed: float = 1.0  # pixels per frame
-    n_objects: int = 3  # coherently moving digits (motion)
-    n_distractors: int = 6  # clutter
-    noise: float = 0.15  # pixel noise std
-    event_len: int = 2  # long_order: frames an event is visible
-    slot_jitter: int = 1  # long_order: onset jitter in frames
+    task: str | None = None  # "appearance", "motion" or "long_order"
+    clip_len: int | None = None  # frames per clip (T)
+    size: int | None = None  # frame height = width
+    num_classes: int | None = None  # classes of the task
+    n_train: int | None = None  # training clips
+    n_val: int | None = None  # validation clips
+    object_size: int | None = None  # side of the small moving digits
+    target_size: int | None = None  # side of the named digit / flashing event
+    speed: float | None = None  # pixels per frame
+    n_objects: int | None = None  # coherently moving digits (motion)
+    n_distractors: int | None = None  # clutter
+    noise: float | None = None  # pixel noise std
+    event_len: int | None = None  # long_order: frames an event is visible
+    slot_jitter: int | None = None  # long_order: onset jitter in frames
     data_seed: int = 1234  # the clips are the same for every trial and seed of a study
 
 
 @dataclass
 class TrainSettings:
-    """How every trial trains; mirrors ``search.train.TrainConfig`` (a test keeps them equal)."""
+    """How every trial trains. Fields mirror ``search.train.TrainConfig`` (without device and
+    threads, which come from the hardware config); null takes its calibrated default."""
 
-    epochs: int = 12  # passes over the training set
-    batch_size: int = 32  # clips per optimizer step
-    optimizer: str = "adamw"  # "adamw" or "sgd"
-    lr: float = 2e-3  # peak learning rate
-    weight_decay: float = 0.05  # decoupled (AdamW) / L2 (SGD)
-    momentum: float = 0.9  # SGD momentum / AdamW beta1
-    warmup_epochs: float = 1.0  # linear warm-up
-    label_smoothing: float = 0.1  # training loss only
-    grad_clip: float | None = 1.0  # max grad norm; null turns clipping off
-    channels_last: str = "auto"  # "auto", "true" or "false"
-    amp: str = "auto"  # "auto", "bf16" or "off"
-    num_workers: int = 0  # DataLoader workers (datasets not in memory)
+    epochs: int | None = None  # passes over the training set
+    batch_size: int | None = None  # clips per optimizer step
+    optimizer: str | None = None  # "adamw" or "sgd"
+    lr: float | None = None  # peak learning rate
+    weight_decay: float | None = None  # decoupled (AdamW) / L2 (SGD)
+    momentum: float | None = None  # SGD momentum / AdamW beta1
+    warmup_epochs: float | None = None  # linear warm-up
+    label_smoothing: float | None = None  # training loss only
+    grad_clip: float | None = None  # max grad norm; null: the default (0 turns clipping off)
+    channels_last: str | None = None  # "auto", "true" or "false"
+    amp: str | None = None  # "auto", "bf16" or "off"
+    num_workers: int | None = None  # DataLoader workers (datasets not in memory)
     eval_batch_size: int | None = None  # null: 2 x batch_size
 
 
@@ -147,6 +151,21 @@ class RunConfig:
     storage: str = "sqlite:///studies.db"  # SQLAlchemy URL of the results database
     progress_interval_s: float = 5.0  # seconds between progress lines on stderr
     summary: bool = True  # print the end-of-run summary
+
+
+def fill_defaults(cfg: RunConfig) -> RunConfig:
+    """Replace null data/train fields by the calibrated defaults of the classes they feed."""
+    from search.data.synthetic import SyntheticConfig
+    from search.train import TrainConfig
+
+    for section, cls in ((cfg.data, SyntheticConfig), (cfg.train, TrainConfig)):
+        for f in dataclasses.fields(cls):
+            if hasattr(section, f.name) and getattr(section, f.name) is None:
+                value = f.default if f.default is not dataclasses.MISSING else None
+                if isinstance(value, bool) and f.name == "channels_last":
+                    value = str(value).lower()
+                setattr(section, f.name, value)
+    return cfg
 
 
 def register_configs() -> None:

@@ -115,6 +115,41 @@ def start_ray(cfg: RunConfig) -> None:
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
 
+def check_resources(cfg: RunConfig) -> str | None:
+    """Why no trial could ever be scheduled with these resources (one line), or None.
+
+    A local Ray is checked against this machine before Ray starts; a cluster against what the
+    joined Ray reports (so call ``start_ray`` first).
+    """
+    hw = cfg.hardware
+    if hw.address:
+        import ray
+
+        total = ray.cluster_resources()
+        cpus, gpus = float(total.get("CPU", 0)), float(total.get("GPU", 0))
+    else:
+        cpus = float(hw.num_cpus if hw.num_cpus is not None else (os.cpu_count() or 1))
+        if hw.num_gpus is not None:
+            gpus = float(hw.num_gpus)
+        else:
+            import torch
+
+            gpus = float(torch.cuda.device_count())
+    if hw.gpus_per_trial < 0:
+        return f"hardware.gpus_per_trial: must be >= 0, got {hw.gpus_per_trial}"
+    if hw.cpus_per_trial > cpus:
+        return (f"hardware.cpus_per_trial: {hw.cpus_per_trial:g} CPUs per trial, but Ray has "
+                f"{cpus:g}")
+    if hw.gpus_per_trial > gpus:
+        return (f"hardware.gpus_per_trial: {hw.gpus_per_trial:g} GPU(s) per trial, but Ray has "
+                f"{gpus:g} (use hardware=local on a machine without GPUs)")
+    if hw.device == "cuda" and hw.gpus_per_trial <= 0:
+        return "hardware.device: 'cuda' needs hardware.gpus_per_trial > 0"
+    if hw.device not in ("auto", "cpu", "cuda"):
+        return f"hardware.device: unknown device {hw.device!r} (choose from auto, cpu, cuda)"
+    return None
+
+
 def _storage_path(cfg: RunConfig) -> str:
     path = cfg.hardware.checkpoint_dir
     if "://" in path:
@@ -203,7 +238,10 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=num_samples,
-                                    max_concurrent_trials=hw.max_concurrent_trials),
+                                    max_concurrent_trials=hw.max_concurrent_trials,
+                                    # one worker process per slot: torch is imported and the
+                                    # clips are made once per worker, not once per trial
+                                    reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=_storage_path(cfg), callbacks=[writer, progress], verbose=0,
@@ -332,6 +370,7 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
         self.t0 = time.monotonic()
         self.last = 0.0
         self.last_line = ""
+        self.max_running = 1
         self.running: set[str] = set()
         self.finished = 0
         self.failed = 0
@@ -348,6 +387,7 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)
+        self.max_running = max(self.max_running, len(self.running))
         self.started[trial.trial_id] = time.monotonic()
         self._show(force=self.finished == 0 and len(self.running) == 1)
 
@@ -389,7 +429,7 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
         best = f"best {ACC} {self.best[0]:.3f} ({self.best[1]})" if self.best else "best -"
         left = self.total - self.finished
         if self.durations and left > 0:
-            slots = max(1, len(self.running))
+            slots = max(1, self.max_running)
             eta = statistics.fmean(self.durations) * math.ceil(left / slots)
             eta_text = f"ETA {_fmt_duration(eta)}"
         else:

@@ -126,14 +126,16 @@ def to_run_config(cfg: Any) -> Any:
         raise ConfigError(_one_line(exc)) from None
     if not run_cfg.study.name or run_cfg.study.name == "???":
         raise ConfigError("study.name: missing")
-    return run_cfg
+    from search.config import fill_defaults
+
+    return fill_defaults(run_cfg)
 
 
-def snapshot(cfg: Any) -> dict[str, Any]:
-    """The resolved config stored with the study (plain JSON)."""
-    from omegaconf import OmegaConf
+def snapshot(run_cfg: Any) -> dict[str, Any]:
+    """The effective config stored with the study (plain JSON, defaults filled in)."""
+    import dataclasses
 
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dataclasses.asdict(run_cfg)
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
@@ -204,12 +206,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = compose(overrides)
-        if print_cfg:
+        run_cfg = to_run_config(cfg)
+        if print_cfg:  # the effective config: calibrated defaults filled in
             from omegaconf import OmegaConf
 
-            print(OmegaConf.to_yaml(cfg))
+            print(OmegaConf.to_yaml(snapshot(run_cfg)))
             return 0
-        run_cfg = to_run_config(cfg)
         design = build_design(run_cfg)
     except (ConfigError, StudyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -223,8 +225,25 @@ def main(argv: list[str] | None = None) -> int:
         session_scope,
     )
 
-    current = snapshot(cfg)
+    current = snapshot(run_cfg)
     name = run_cfg.study.name
+    if run_cfg.hardware.address:  # a cluster that cannot be reached is bad input: check first
+        try:
+            from search.driver import start_ray
+
+            start_ray(run_cfg)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"error: hardware.address: cannot join Ray at {run_cfg.hardware.address!r}: "
+                  f"{reason}", file=sys.stderr)
+            return 2
+    from search.driver import check_resources
+
+    problem = check_resources(run_cfg)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        _shutdown_ray()
+        return 2
     try:
         engine = open_engine(run_cfg.storage, create=True)
         with session_scope(engine) as s:
@@ -237,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             repaired = repair_running(s, study_id)
     except (StoreError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        _shutdown_ray()
         return 2
     if repaired:
         print(f"resume: {repaired} trial(s) left RUNNING by an earlier run marked interrupted; "

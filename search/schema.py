@@ -118,7 +118,7 @@ class TrialRow(Base):
     arch_id: Mapped[str] = mapped_column(ForeignKey("archs.arch_id"))
     seed: Mapped[int] = mapped_column(Integer)
     label: Mapped[str | None] = mapped_column(String(255), nullable=True)  # e.g. preset "mc3"
-    family: Mapped[str | None] = mapped_column(String(64), nullable=True)  # e.g. "bottom_heavy"
+    family: Mapped[str | None] = mapped_column(String(64), nullable=True)  # e.g. "bottom-heavy"
     params_json: Mapped[str] = mapped_column(Text, default="{}")  # sampled search parameters
     state: Mapped[TrialState] = mapped_column(Enum(TrialState, native_enum=False, length=16))
     attempt: Mapped[int] = mapped_column(Integer, default=1)  # bumped when a cell is re-run

@@ -19,6 +19,9 @@ from search.config import SAMPLERS, SCHEDULERS, STUDY_DESIGNS, RunConfig
 # Above this many points a space is checked for feasibility by sampling, not enumeration.
 FEASIBILITY_ENUMERATE_LIMIT = 5_000
 FEASIBILITY_SAMPLES = 2_000
+# Family names of the placement study: the vocabulary of analysis.placement.FAMILIES.
+UNIFORM_FAMILY = {"2d": "2D", "3d": "uniform 3D", "2plus1d": "uniform (2+1)D",
+                  "p3d_b": "uniform (2+1)D", "p3d_c": "uniform (2+1)D"}
 # The P3D mix: A -> B -> C cycling over blocks (Qiu et al. 2017).
 P3D_CYCLE = ("2plus1d", "p3d_b", "p3d_c")
 
@@ -32,7 +35,7 @@ class Cell:
     """One network of a grid study (trained once per seed)."""
 
     label: str  # short name shown in tables ("mc3", "rmc4", "3d_t5_T16")
-    family: str  # group compared in summaries ("bottom_heavy", "top_heavy", "uniform", ...)
+    family: str  # group compared in summaries ("bottom-heavy", "top-heavy", "2D", ...)
     spec: ArchSpec  # the network
     data: Mapping[str, Any] = field(default_factory=dict)  # per-cell data overrides (clip_len)
     pretrained: bool = False  # inflation study: start from a 2D net trained on frames
@@ -151,20 +154,21 @@ def _placement_cells(cfg: RunConfig) -> list[Cell]:
     for value in study.uniform:
         kind = _kind(value, "study.uniform")
         label = {"2d": "f_r2d", "3d": "r3d", "2plus1d": "r2plus1d"}.get(kind, f"all_{kind}")
-        cells.append(Cell(label, "uniform", _call("study.uniform", presets.uniform, kind, **kw)))
+        cells.append(Cell(label, UNIFORM_FAMILY.get(kind, f"uniform {kind}"),
+                          _call("study.uniform", presets.uniform, kind, **kw)))
     for n in study.bottom_heavy:
         if not 1 <= n < n_stages:
             raise StudyError(f"study.bottom_heavy: {n} temporal stages; choose 1..{n_stages - 1} "
                              f"(the network has {n_stages})")
         label = f"mc{n + 2}" if n_stages == 4 and temporal == "3d" else f"bottom{n}_{temporal}"
-        cells.append(Cell(label, "bottom_heavy",
+        cells.append(Cell(label, "bottom-heavy",
                           _call("study.bottom_heavy", presets.bottom_heavy, n, temporal, **kw)))
     for n in study.top_heavy:
         if not 1 <= n < n_stages:
             raise StudyError(f"study.top_heavy: {n} temporal stages; choose 1..{n_stages - 1} "
                              f"(the network has {n_stages})")
         label = f"rmc{6 - n}" if n_stages == 4 and temporal == "3d" else f"top{n}_{temporal}"
-        cells.append(Cell(label, "top_heavy",
+        cells.append(Cell(label, "top-heavy",
                           _call("study.top_heavy", presets.top_heavy, n, temporal, **kw)))
     return cells
 

@@ -149,13 +149,24 @@ def _poison(model: Any) -> None:
 def _inflated_model(spec: Any, context: TrialContext, seed: int) -> Any:
     """Inflation study: a 2D twin pretrained on single frames, inflated into ``spec`` (I3D)."""
     from arch_space import build_inflated
-    from search import pretrain
+    from search.pretrain import as_2d
 
-    state_2d = pretrain.pretrain_2d(spec, context, seed) if hasattr(pretrain, "pretrain_2d") \
-        else None
-    if state_2d is None:
-        raise TrialFailure("inflation: search.pretrain.pretrain_2d is not available")
+    state_2d = _pretrained_2d(as_2d(spec).to_json(), seed, context.pretrain_epochs,
+                              context.num_threads)
     return build_inflated(spec, state_2d)
+
+
+@functools.lru_cache(maxsize=4)
+def _pretrained_2d(spec_2d_json: str, seed: int, epochs: int, num_threads: int) -> Any:
+    """2D weights for a spec (cached per worker: every kind of a seed shares its 2D twin)."""
+    import dataclasses
+
+    from arch_space.spec import ArchSpec
+    from search.pretrain import PRETRAIN_CONFIG, pretrain_2d
+
+    # as_2d of the 2D twin is the twin itself, so it is a valid argument for pretrain_2d.
+    cfg = dataclasses.replace(PRETRAIN_CONFIG, epochs=epochs, num_threads=num_threads)
+    return pretrain_2d(ArchSpec.from_json(spec_2d_json), seed=seed, cfg=cfg)
 
 
 def worker_env() -> dict[str, str]:

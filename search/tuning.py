@@ -90,7 +90,8 @@ class BandedASHA(FIFOScheduler):
     def __init__(self, *, metric: str, mode: str, time_attr: str, max_t: int,
                  grace_period: int, reduction_factor: int,
                  band_of: Callable[[Any], Any] | None = None) -> None:
-        super().__init__(metric=metric, mode=mode)
+        super().__init__()
+        self._metric, self._mode = metric, mode
         self._kwargs = {"metric": metric, "mode": mode, "time_attr": time_attr, "max_t": max_t,
                         "grace_period": grace_period, "reduction_factor": reduction_factor}
         self._band_of = band_of or (lambda trial: trial.config.get("band", 0))

@@ -30,6 +30,8 @@ def test_data_and_train_configs_mirror_the_dataclasses_they_feed() -> None:
     train = {f.name for f in dataclasses.fields(TrainSettings)}
     # device and threads come from the hardware config; the rest must match one to one.
     assert {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "num_threads"} == train
+    cfg = to_run_config(compose([]))
+    assert cfg.train.epochs == TrainConfig().epochs and cfg.data.clip_len == SyntheticConfig().clip_len
 
 
 @pytest.mark.parametrize("study", options("study"))
@@ -39,7 +41,7 @@ def test_every_study_preset_builds_its_design(study: str) -> None:
     assert design.total >= (2 if study == "smoke" else 6)
     if study == "bottom_vs_top":
         families = {c.family for c in design.cells}
-        assert families == {"uniform", "bottom_heavy", "top_heavy"}
+        assert families == {"2D", "uniform 3D", "uniform (2+1)D", "bottom-heavy", "top-heavy"}
         assert len(design.seeds) >= 3
         labels = {c.label for c in design.cells}
         assert {"f_r2d", "r3d", "r2plus1d", "mc3", "mc5", "rmc3", "rmc5"} <= labels
@@ -69,6 +71,10 @@ BAD_INPUTS = [
     (["study=smoke", "storage=postgresql+psycopg2://nobody@127.0.0.1:1/vidarch"],
      "storage: cannot open"),
     (["study=smoke", "storage=not-a-url"], "storage: not a SQLAlchemy URL"),
+    (["study=smoke", "hardware.cpus_per_trial=4096"], "hardware.cpus_per_trial:"),
+    (["study=smoke", "hardware.device=tpu"], "hardware.device: unknown device"),
+    (["study=smoke", "study.sampler=tpe"], "study.sampler:"),
+    (["study=smoke", "--verbose"], "--verbose: unknown option"),
 ]
 
 

@@ -41,7 +41,7 @@ def _fill(engine, n_trials: int = 2) -> int:
                     per_layer=[{"layer": "stem", "kind": "3d", "macs": 1000, "params": 10}])
         for seed in range(n_trials):
             trial = start_trial(s, study.id, arch_id="a" * 16, seed=seed, label="mc3",
-                                family="bottom_heavy", resources={"cpu": 1})
+                                family="bottom-heavy", resources={"cpu": 1})
             record_epoch(s, trial.id, 1, {"val/acc1": 0.25, "train/loss": math.nan})
             finish_trial(s, trial.id, TrialState.COMPLETE, results={"val/acc1": 0.25})
         return study.id
@@ -197,3 +197,40 @@ def test_readers_never_see_database_locked(tmp_path: Path) -> None:
     assert not errors, errors[0]
     assert reads > 0
     assert integrity_check(writer) == "ok"
+
+
+def test_old_schema_is_upgraded_on_open_for_writing(tmp_path: Path) -> None:
+    """A database at the first revision is migrated to head by the writer, refused by readers."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from search.store import _alembic_config
+
+    url = _url(tmp_path / "old.db")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    engine.dispose()
+    with pytest.raises(StoreError, match="older schema"):
+        open_engine(url)
+    _fill(open_engine(url, create=True))  # upgraded: the new columns are usable
+    with session_scope(open_engine(url)) as s:
+        assert all(t.checkpoint_path is None for t in study_trials(s, 1))
+
+
+def test_migrations_match_the_orm_schema() -> None:
+    """The tables the migrations build are the tables ``search.schema`` declares."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from search.schema import Base
+
+    engine = open_engine("sqlite://", create=True)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diffs = [d for d in compare_metadata(ctx, Base.metadata)
+                 if not (isinstance(d, tuple) and d[0] == "remove_table"
+                         and d[1].name == "vidarch_schema_version")]
+    assert diffs == []
