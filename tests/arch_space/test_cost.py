@@ -119,6 +119,8 @@ def test_clip_and_batch():
     assert small.clip == TINY
     assert double.macs == 2 * small.macs and double.params == small.params
     assert small.macs == estimate_macs(spec, TINY)
+    wide = measure_cost(spec, (8, 16, 24))  # non-square frames: measured as given
+    assert wide.clip == (8, 16, 24) and wide.macs == estimate_macs(spec, (8, 16, 24))
     # R2D's whole-clip stem follows the measured clip length
     assert measure_cost(preset("r2d", num_classes=10), (6, 16, 16)).macs == \
         estimate_macs(preset("r2d", num_classes=10, clip_len=6, crop_size=16))
