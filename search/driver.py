@@ -215,10 +215,13 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
             return outcome
 
     scheduler = None
+    stopped: set[str] = set()  # trial ids ASHA stopped: PRUNED for the writer and the searcher
     if study.scheduler.kind == "asha":
         scheduler = BandedASHA(metric=ACC, mode="max", time_attr="epoch", max_t=cfg.train.epochs,
                                grace_period=study.scheduler.grace_epochs,
                                reduction_factor=study.scheduler.reduction_factor)
+        stopped = scheduler.stopped
+    searcher.stopped = stopped
 
     hw = cfg.hardware
     context = TrialContext(
@@ -228,7 +231,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
     writer = StoreCallback(engine, study_id, costs.by_arch,
                            resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,
-                                      "ray_address": hw.address or "local"})
+                                      "ray_address": hw.address or "local"}, stopped=stopped)
     progress = ProgressDisplay(writer, total=num_samples, study=study.name,
                                interval_s=cfg.progress_interval_s, stream=err)
 
@@ -406,12 +409,10 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
             self.durations.append(time.monotonic() - self.started.pop(trial.trial_id))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from search.tuning import was_stopped_early
-
         self._end(trial)
         if trial.config.get("skip"):
             self.skipped += 1
-        elif was_stopped_early(trial.last_result):
+        elif trial.trial_id in self.writer.stopped:
             self.pruned += 1
         self._show(force=True)
 

@@ -39,26 +39,55 @@ EPOCH_METRICS: tuple[str, ...] = ("train/loss", "train/acc1", "val/loss", "val/a
 
 
 def was_stopped_early(result: dict[str, Any] | None) -> bool:
-    """True when a finished trial reported fewer epochs than planned (the scheduler stopped it)."""
+    """True when a finished trial reported fewer epochs than planned (stopped before its end)."""
     if not result or result.get("skipped"):
         return False
     epoch, planned = result.get("epoch"), result.get("epochs_planned")
     return epoch is not None and planned is not None and float(epoch) < float(planned)
 
 
+def final_state(result: dict[str, Any] | None, stopped_by_scheduler: bool
+                ) -> tuple[TrialState, str | None]:
+    """State and reason of a trial Tune reports as complete.
+
+    Only the scheduler's own STOP makes a trial PRUNED; a trial that ended short of its epochs
+    otherwise (Ctrl-C, the experiment stopping) is FAILED as interrupted, so it runs again.
+    """
+    result = result or {}
+    if stopped_by_scheduler:
+        return TrialState.PRUNED, (f"stopped early by ASHA at epoch {int(result.get('epoch', 0))}"
+                                   f" of {int(result.get('epochs_planned', 0))}")
+    if "epoch" not in result:
+        return TrialState.FAILED, "finished without reporting an epoch"
+    if was_stopped_early(result):
+        return TrialState.FAILED, (f"interrupted at epoch {int(result['epoch'])} of "
+                                   f"{int(result['epochs_planned'])}")
+    return TrialState.COMPLETE, None
+
+
 class StudySearch(OptunaSearch):
-    """``OptunaSearch`` that tells scheduler-stopped trials as PRUNED and can be warm-started."""
+    """``OptunaSearch`` that tells scheduler-stopped trials as PRUNED and can be warm-started.
+
+    ``stopped`` is the set of trial ids the scheduler stopped (shared with ``BandedASHA``).
+    """
+
+    stopped: set[str] = frozenset()  # type: ignore[assignment]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        if not error and was_stopped_early(result) and trial_id in self._ot_trials:
-            import optuna
+        import optuna
 
-            if trial_id not in self._completed_trials:
-                self._ot_study.tell(self._ot_trials[trial_id],
-                                    state=optuna.trial.TrialState.PRUNED)
+        if not error and trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            if trial_id in self.stopped:
+                state = optuna.trial.TrialState.PRUNED
+            elif was_stopped_early(result):
+                state = optuna.trial.TrialState.FAIL  # interrupted: no values to learn from
+            else:
+                state = None
+            if state is not None:
+                self._ot_study.tell(self._ot_trials[trial_id], state=state)
                 self._completed_trials.add(trial_id)
-            return
+                return
         super().on_trial_complete(trial_id, result=result, error=error)
 
     def save_to_dir(self, *args: Any, **kwargs: Any) -> None:
@@ -95,6 +124,7 @@ class BandedASHA(FIFOScheduler):
         self._kwargs = {"metric": metric, "mode": mode, "time_attr": time_attr, "max_t": max_t,
                         "grace_period": grace_period, "reduction_factor": reduction_factor}
         self._band_of = band_of or (lambda trial: trial.config.get("band", 0))
+        self.stopped: set[str] = set()  # trial ids this scheduler stopped early
         self._bands: dict[Any, AsyncHyperBandScheduler] = {}
         self._trial_band: dict[str, Any] = {}
 
@@ -113,7 +143,10 @@ class BandedASHA(FIFOScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if result.get("skipped"):
             return TrialScheduler.CONTINUE
-        return self._sub(trial).on_trial_result(tune_controller, trial, result)
+        decision = self._sub(trial).on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and was_stopped_early(result):
+            self.stopped.add(trial.trial_id)
+        return decision
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
         if not result.get("skipped"):
@@ -184,8 +217,9 @@ class StoreCallback(Callback):
     """
 
     def __init__(self, engine: Engine, study_id: int, costs: dict[str, dict[str, Any]],
-                 resources: dict[str, Any]) -> None:
+                 resources: dict[str, Any], stopped: set[str] | None = None) -> None:
         self.engine = engine
+        self.stopped = stopped if stopped is not None else set()  # ids the scheduler stopped
         self.study_id = study_id
         self.costs = costs
         self.resources = resources
@@ -246,15 +280,9 @@ class StoreCallback(Callback):
             return
         result = dict(trial.last_result or {})
         final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", "epoch") if k in result}
-        if was_stopped_early(result):
-            state, error = TrialState.PRUNED, (f"stopped early by ASHA at epoch "
-                                               f"{int(result['epoch'])} of "
-                                               f"{int(result['epochs_planned'])} "
-                                               f"(MAC band {trial.config.get('band')})")
-        elif "epoch" not in result:
-            state, error = TrialState.FAILED, "finished without reporting an epoch"
-        else:
-            state, error = TrialState.COMPLETE, None
+        state, error = final_state(result, trial.trial_id in self.stopped)
+        if state is TrialState.PRUNED:
+            error = f"{error} (MAC band {trial.config.get('band')})"
         with session_scope(self.engine) as s:
             finish_trial(s, row, state, results=final, error=error)
         self.events.append((state.value, trial.config.get("label"), error))

@@ -9,7 +9,13 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 
 from search.schema import TrialState
-from search.tuning import BandedASHA, StudySearch, error_reason, was_stopped_early
+from search.tuning import (
+    BandedASHA,
+    StudySearch,
+    error_reason,
+    final_state,
+    was_stopped_early,
+)
 
 SPACE = {"stage1.kind": CategoricalDistribution(["2d", "3d"])}
 
@@ -21,6 +27,7 @@ def _searcher() -> StudySearch:
 
 def test_both_objectives_reach_optuna_and_stopped_trials_are_pruned() -> None:
     search = _searcher()
+    search.stopped = {"b"}  # what BandedASHA records when it stops a trial
     search.suggest("a")
     search.on_trial_complete("a", {"val/acc1": 0.5, "macs": 10.0, "epoch": 4.0,
                                    "epochs_planned": 4.0})
@@ -32,6 +39,18 @@ def test_both_objectives_reach_optuna_and_stopped_trials_are_pruned() -> None:
     assert trials[0].values == [0.5, 10.0]  # two objectives, none dropped
     assert trials[1].state == optuna.trial.TrialState.PRUNED  # stopped by ASHA
     assert [t.number for t in search._ot_study.best_trials] == [0]  # pruned is no Pareto point
+    search.suggest("c")  # ended short of its epochs without the scheduler: interrupted
+    search.on_trial_complete("c", {"val/acc1": 0.99, "macs": 1.0, "epoch": 2.0,
+                                   "epochs_planned": 4.0})
+    assert search._ot_study.get_trials()[2].state == optuna.trial.TrialState.FAIL
+
+
+def test_final_state_prunes_only_what_the_scheduler_stopped() -> None:
+    short = {"epoch": 2.0, "epochs_planned": 4.0}
+    assert final_state(short, True)[0] is TrialState.PRUNED
+    assert final_state(short, False)[0] is TrialState.FAILED
+    assert "interrupted" in final_state(short, False)[1]
+    assert final_state({"epoch": 4.0, "epochs_planned": 4.0}, False) == (TrialState.COMPLETE, None)
 
 
 def test_warm_start_adds_stored_trials() -> None:
@@ -65,7 +84,8 @@ def test_asha_compares_trials_only_within_a_mac_band() -> None:
     for t in (strong, weak):
         same.on_trial_add(None, t)
     same.on_trial_result(None, strong, {"epoch": 1, "val/acc1": 0.9})
-    decision_same = same.on_trial_result(None, weak, {"epoch": 1, "val/acc1": 0.1})
+    decision_same = same.on_trial_result(None, weak, {"epoch": 1, "val/acc1": 0.1,
+                                                      "epochs_planned": 8})
 
     # Different bands: the cheap weak network never competes with the expensive strong one.
     apart = scheduler()
@@ -74,7 +94,7 @@ def test_asha_compares_trials_only_within_a_mac_band() -> None:
         apart.on_trial_add(None, t)
     apart.on_trial_result(None, strong, {"epoch": 1, "val/acc1": 0.9})
     decision_apart = apart.on_trial_result(None, weak, {"epoch": 1, "val/acc1": 0.1})
-    assert decision_same == "STOP"
+    assert decision_same == "STOP" and same.stopped == {"w"}
     assert decision_apart == "CONTINUE"
 
 
