@@ -268,6 +268,9 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
             outcome.failed += 1
             outcome.failures.append((str(label), str(detail)))
     outcome.skipped += progress.skipped
+    ended = outcome.completed + outcome.pruned + outcome.failed + outcome.skipped
+    if ended < outcome.planned:  # Tune swallows Ctrl-C and returns early
+        outcome.interrupted = True
     return outcome
 
 
@@ -530,30 +533,38 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Outco
                   f"{counts['PRUNED']} pruned, {counts['FAILED']} failed, "
                   f"{counts['RUNNING']} running · this run: {outcome.completed} completed, "
                   f"{outcome.failed} failed in {_fmt_duration(outcome.wall_s)}"
-                  + (" · INTERRUPTED" if outcome.interrupted else ""))
+                  + (" · INTERRUPTED: rerun the same command to resume"
+                     if outcome.interrupted else ""))
 
-    table = Table(title=f"Best per placement family ({ACC}, mean ± std over seeds)")
-    for col in ("family", "network", ACC, "seeds", "MMACs", "params (k)"):
-        table.add_column(col, justify="left" if col in ("family", "network") else "right")
-    for family, a in sorted(data["best"].items(), key=lambda kv: -kv[1]["acc"]):
-        table.add_row(family, a["label"], f"{a['acc']:.3f} ± {a['std']:.3f}", str(a["n"]),
-                      f"{a['macs'] / 1e6:.2f}", f"{a['params'] / 1e3:.1f}")
-    console.print(table)
+    def section(title: str, columns: list[str], rows: list[list[str]]) -> None:
+        console.print(f"\n[bold]{title}[/bold]")
+        table = Table(show_edge=False, pad_edge=False)
+        for i, col in enumerate(columns):
+            table.add_column(col, justify="left" if i < 2 else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
 
-    front = Table(title="Pareto front of COMPLETE trials (accuracy vs MACs)")
-    for col in ("network", "family", ACC, "MMACs"):
-        front.add_column(col, justify="left" if col in ("network", "family") else "right")
-    for a in data["front"]:
-        front.add_row(a["label"], a["family"], f"{a['acc']:.3f}", f"{a['macs'] / 1e6:.2f}")
-    console.print(front)
+    archs = sorted(data["archs"], key=lambda a: (a["family"], -a["acc"]))
+    section(f"All networks ({ACC}: mean ± std over COMPLETE seeds)",
+            ["network", "family", ACC, "seeds", "MMACs", "params (k)"],
+            [[a["label"], a["family"], f"{a['acc']:.3f} ± {a['std']:.3f}", str(a["n"]),
+              f"{a['macs'] / 1e6:.2f}", f"{a['params'] / 1e3:.1f}"] for a in archs])
+    section("Best per placement family",
+            ["family", "network", ACC, "seeds", "MMACs"],
+            [[family, a["label"], f"{a['acc']:.3f} ± {a['std']:.3f}", str(a["n"]),
+              f"{a['macs'] / 1e6:.2f}"]
+             for family, a in sorted(data["best"].items(), key=lambda kv: -kv[1]["acc"])])
+    section("Pareto front of COMPLETE trials (higher accuracy, fewer MACs)",
+            ["network", "family", ACC, "MMACs"],
+            [[a["label"], a["family"], f"{a['acc']:.3f}", f"{a['macs'] / 1e6:.2f}"]
+             for a in data["front"]])
 
     if data["failures"]:
-        fail = Table(title=f"{len(data['failures'])} FAILED trial(s)")
-        for col in ("network", "seed", "reason"):
-            fail.add_column(col)
-        for r in data["failures"]:
-            fail.add_row(r["label"], str(r["seed"]), (r["error"] or "")[:70])
-        console.print(fail)
+        section(f"{len(data['failures'])} FAILED trial(s): they run again when you rerun",
+                ["network", "seed", "reason"],
+                [[r["label"], str(r["seed"]), (r["error"] or "")[:80]]
+                 for r in data["failures"]])
     if outcome.skipped:
         console.print(f"{outcome.skipped} proposal(s) answered without training "
                       f"(over the MAC budget or already evaluated for every seed).")
