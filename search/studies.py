@@ -225,8 +225,14 @@ def _inflation_cells(cfg: RunConfig) -> list[Cell]:
     cells = []
     for value in cfg.study.kinds or ["3d", "2plus1d"]:
         label, spec = _kind_spec(value, "study.kinds", kw)
-        cells.append(Cell(f"{label}_inflated", "inflated", spec, pretrained=True))
-        cells.append(Cell(f"{label}_scratch", "scratch", spec))
+        # The spec's inflate switches say which layers take 2D weights: all (inflated) or none
+        # (scratch); so the two cells are two archs, each trained once per seed.
+        inflated = spec.with_blocks(inflate=True).replace(
+            stem=dataclasses.replace(spec.stem, inflate=True))
+        scratch = spec.with_blocks(inflate=False).replace(
+            stem=dataclasses.replace(spec.stem, inflate=False))
+        cells.append(Cell(f"{label}_inflated", "inflated", inflated, pretrained=True))
+        cells.append(Cell(f"{label}_scratch", "scratch", scratch))
     return cells
 
 

@@ -39,6 +39,8 @@ def test_every_study_preset_builds_its_design(study: str) -> None:
     cfg = to_run_config(compose([f"study={study}"]))
     design = build_design(cfg)
     assert design.total >= (2 if study == "smoke" else 6)
+    cells = [c.spec.arch_id for c in design.cells]
+    assert len(set(cells)) == len(cells)  # a cell is (arch, seed): archs are distinct
     if study == "bottom_vs_top":
         families = {c.family for c in design.cells}
         assert families == {"2D", "uniform 3D", "uniform (2+1)D", "bottom-heavy", "top-heavy"}
