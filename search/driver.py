@@ -42,6 +42,7 @@ class Outcome:
     interrupted: bool = False  # Ctrl-C or a driver error stopped the run
     wall_s: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
+    skip_reasons: dict[str, int] = field(default_factory=dict)  # "over budget" -> count
 
 
 # --- cost -------------------------------------------------------------------------------------
@@ -268,6 +269,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
             outcome.failed += 1
             outcome.failures.append((str(label), str(detail)))
     outcome.skipped += progress.skipped
+    outcome.skip_reasons = dict(progress.skip_reasons)
     ended = outcome.completed + outcome.pruned + outcome.failed + outcome.skipped
     if ended < outcome.planned:  # Tune swallows Ctrl-C and returns early
         outcome.interrupted = True
@@ -312,13 +314,16 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
             used.add((spec.arch_id, seeds[0]))
         return config
 
+    # Seeded by how much is stored: reproducible, yet a resumed search does not replay the
+    # proposals of the run before it.
+    seed = len(stored)
     sampler: Any
     if study.sampler == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=0)
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
     elif study.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=0)
+        sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
-        sampler = optuna.samplers.TPESampler(seed=0, multivariate=True, group=True)
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     searcher = StudySearch(space=define, metric=metric, mode=mode, sampler=sampler)
     distributions = _distributions(space)
     objectives = metric if isinstance(metric, list) else [metric]
@@ -382,6 +387,7 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
         self.failed = 0
         self.pruned = 0
         self.skipped = 0
+        self.skip_reasons: dict[str, int] = {}
         self.best: tuple[float, str] | None = None
         self.durations: list[float] = []
         self.started: dict[str, float] = {}
@@ -399,10 +405,6 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        acc = result.get(ACC)
-        if acc is not None and not result.get("skipped") and math.isfinite(acc) \
-                and (self.best is None or acc > self.best[0]):
-            self.best = (float(acc), str(trial.config.get("label")))
         self._show()
 
     def _end(self, trial: Any) -> None:
@@ -412,11 +414,20 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
             self.durations.append(time.monotonic() - self.started.pop(trial.trial_id))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from search.tuning import final_state
+
         self._end(trial)
+        result = trial.last_result or {}
         if trial.config.get("skip"):
             self.skipped += 1
+            reason = str(trial.config.get("skip_reason", "skipped")).split(":")[0]
+            self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + 1
         elif trial.trial_id in self.writer.stopped:
             self.pruned += 1
+        elif final_state(result, False)[0] is TrialState.COMPLETE:
+            acc = result.get(ACC)  # best so far: final accuracy of COMPLETE trials only
+            if acc is not None and math.isfinite(acc) and (self.best is None or acc > self.best[0]):
+                self.best = (float(acc), str(trial.config.get("label")))
         self._show(force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -566,8 +577,8 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Outco
                 [[r["label"], str(r["seed"]), (r["error"] or "")[:80]]
                  for r in data["failures"]])
     if outcome.skipped:
-        console.print(f"{outcome.skipped} proposal(s) answered without training "
-                      f"(over the MAC budget or already evaluated for every seed).")
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(outcome.skip_reasons.items()))
+        console.print(f"\n{outcome.skipped} proposal(s) answered without training ({reasons}).")
     db = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage
     console.print(f"\nNext: streamlit run dashboard/app.py -- --db {db}")
     return data

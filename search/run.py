@@ -27,6 +27,9 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware")
 # Config sections that define a study's results; a rerun must agree on them to resume.
 DESIGN_KEYS: tuple[str, ...] = ("study", "data", "train")
+# Changes that extend a study instead of redefining it: a rerun with them resumes.
+EXTENDABLE_KEYS: frozenset[str] = frozenset({"study.seeds", "study.num_samples",
+                                             "study.description"})
 
 USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...] [--cfg] [--help]
 
@@ -138,25 +141,33 @@ def snapshot(run_cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(run_cfg)
 
 
-def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
         for key in sorted(set(a) | set(b)):
-            diff = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
-            if diff:
-                return diff
-        return None
-    return None if a == b else path
+            out += _differences(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+        return out
+    return [] if a == b else [path]
 
 
-def check_resumable(stored_json: str, current: dict[str, Any], name: str) -> None:
-    """Refuse to continue a study whose design (study, data, train) was different."""
+def check_resumable(stored_json: str, current: dict[str, Any], name: str) -> bool:
+    """Refuse to continue a study whose design (study, data, train) was different.
+
+    More seeds, a larger search budget or a new description extend a study and are allowed.
+
+    Returns:
+        True when the stored config should be replaced by the current one (it was extended).
+    """
     stored = json.loads(stored_json)
-    diff = _first_difference({k: stored.get(k) for k in DESIGN_KEYS},
-                             {k: current.get(k) for k in DESIGN_KEYS})
-    if diff:
+    diffs = _differences({k: stored.get(k) for k in DESIGN_KEYS},
+                         {k: current.get(k) for k in DESIGN_KEYS})
+    blocking = [d for d in diffs if d not in EXTENDABLE_KEYS]
+    if blocking:
+        diff = blocking[0]
         raise ConfigError(f"{diff}: study {name!r} exists with {diff}="
                           f"{_get(stored, diff)!r}, not {_get(current, diff)!r}; rerun with the "
                           f"same settings to resume, or set study.name=NEW for a new study")
+    return bool(diffs)
 
 
 def _get(data: Any, dotted: str) -> Any:
@@ -248,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         engine = open_engine(run_cfg.storage, create=True)
         with session_scope(engine) as s:
             existing = get_study(s, name)
-            if existing is not None:
-                check_resumable(existing.config_json, current, name)
+            if existing is not None and check_resumable(existing.config_json, current, name):
+                existing.config_json = json.dumps(current, sort_keys=True)
             study = get_or_create_study(s, name, kind=run_cfg.study.sampler, config=current,
                                         package_version=_version(), git_sha=_git_sha())
             study_id = study.id

@@ -106,6 +106,20 @@ def test_a_database_that_is_not_vidarch_is_refused_untouched(tmp_path: Path, mon
     assert db.read_bytes() == before
 
 
+def test_a_changed_design_is_refused_but_more_seeds_extend_the_study(tmp_path: Path) -> None:
+    from search.run import ConfigError, check_resumable, snapshot
+
+    stored = json.dumps(snapshot(to_run_config(compose(["study=smoke"]))))
+    more_seeds = snapshot(to_run_config(compose(["study=smoke", "study.seeds=[0,1,2]"])))
+    assert check_resumable(stored, more_seeds, "smoke") is True
+    assert check_resumable(stored, json.loads(stored), "smoke") is False
+    other = snapshot(to_run_config(compose(["study=smoke", "train.lr=0.5"])))
+    with pytest.raises(ConfigError, match=r"^train\.lr: study 'smoke' exists"):
+        check_resumable(stored, other, "smoke")
+    hardware = snapshot(to_run_config(compose(["study=smoke", "hardware.cpus_per_trial=2"])))
+    assert check_resumable(stored, hardware, "smoke") is False  # where it runs is not design
+
+
 def test_help_and_cfg_print_and_create_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["--help"]) == 0
