@@ -8,6 +8,7 @@ spec text), so a 100k-trial study loads in seconds. Nothing here writes.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, String, select, type_coerce
+from sqlalchemy import Engine, String, case, func, select, type_coerce
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -76,11 +77,25 @@ def opened(db: Db) -> Iterator[Engine]:
             engine.dispose()
 
 
-def _read_sql(stmt: Any, engine: Engine, **kwargs: Any) -> pd.DataFrame:
+def _read_sql(stmt: Any, engine: Engine) -> pd.DataFrame:
+    """Run a SELECT into a DataFrame.
+
+    On SQLite the statement is compiled with literal values and run on the driver's own
+    cursor: SQLAlchemy's per-row result processing would cost more than the query itself on
+    100k-trial studies. Values then come back as SQLite stores them (datetimes as ISO text,
+    enums as their names), which the callers convert vectorised. Other backends use
+    ``pd.read_sql``.
+    """
     try:
         with engine.connect() as conn:
-            return pd.read_sql(stmt, conn, **kwargs)
-    except SQLAlchemyError as exc:
+            if engine.dialect.name != "sqlite":
+                return pd.read_sql(stmt, conn)
+            sql = stmt if isinstance(stmt, str) else str(stmt.compile(
+                dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+            cursor = conn.connection.driver_connection.execute(sql)
+            columns = [d[0] for d in cursor.description]
+            return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+    except (SQLAlchemyError, sqlite3.Error) as exc:
         first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise NoDataError(f"cannot read the results database: {first}") from None
 
@@ -158,7 +173,7 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
             .where(_in_clause(TrialRow.study_id, ids)), engine)
         trials.insert(0, "study", trials.pop("study_id").map(ids))
         for col in ("started_at", "finished_at"):
-            trials[col] = pd.to_datetime(trials[col])
+            trials[col] = pd.to_datetime(trials[col], format="ISO8601")
         trials["duration_s"] = (trials["finished_at"] - trials["started_at"]).dt.total_seconds()
 
         archs = _read_sql(
@@ -174,19 +189,39 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
         archs["gmacs"] = archs["macs"] / 1e9
         df = trials.merge(archs, on="arch_id", how="left")
 
-        results = _read_sql(
-            select(ResultRow.trial_id, ResultRow.name, ResultRow.value,
-                   _raw(ResultRow.value_type))
-            .join(TrialRow, TrialRow.id == ResultRow.trial_id)
-            .where(_in_clause(TrialRow.study_id, ids)), engine)
-        if not results.empty:
-            results["value"] = _decode(results["value"], results["value_type"])
-            wide = results.pivot(index="trial_id", columns="name", values="value")
-            wide.columns.name = None
+        wide = _final_metrics(engine, ids)
+        if not wide.empty:
             df = df.merge(wide, left_on="trial_id", right_index=True, how="left")
         if "val/acc1" in df:
             df["acc_per_gmac"] = df["val/acc1"] / df["gmacs"]
         return df.sort_values(["study", "number"]).reset_index(drop=True)
+
+
+def _final_metrics(engine: Engine, ids: dict[int, str]) -> pd.DataFrame:
+    """The results table pivoted in SQL: one row per trial_id, one column per metric name."""
+    of_study = (select(ResultRow.trial_id).join(TrialRow, TrialRow.id == ResultRow.trial_id)
+                .where(_in_clause(TrialRow.study_id, ids)))
+    names = _read_sql(select(ResultRow.name).distinct().where(
+        ResultRow.trial_id.in_(of_study)), engine)["name"].tolist()
+    if not names:
+        return pd.DataFrame()
+    columns = [func.max(case((ResultRow.name == name, ResultRow.value))).label(f"m{i}")
+               for i, name in enumerate(names)]
+    wide = _read_sql(select(ResultRow.trial_id, *columns)
+                     .where(ResultRow.trial_id.in_(of_study))
+                     .group_by(ResultRow.trial_id), engine)
+    wide = wide.set_index("trial_id").astype(float)
+    wide.columns = names
+    # Non-finite values are stored as NULL with a tag (schema.ValueType): put them back.
+    odd = _read_sql(select(ResultRow.trial_id, ResultRow.name, ResultRow.value,
+                           _raw(ResultRow.value_type))
+                    .where(ResultRow.trial_id.in_(of_study), ResultRow.value_type != "FINITE"),
+                    engine)
+    if not odd.empty:
+        odd["value"] = _decode(odd["value"], odd["value_type"])
+        for trial_id, name, value in odd[["trial_id", "name", "value"]].itertuples(index=False):
+            wide.loc[trial_id, name] = value
+    return wide
 
 
 def _safe_features(spec_json: str, per_layer_json: str | None) -> dict[str, Any]:

@@ -164,6 +164,11 @@ def _group_per_layer(per_layer: list[dict[str, Any]], names: list[str]) -> dict[
 
 def layer_costs(spec: ArchSpec, per_layer_json: str | None = None) -> list[dict[str, Any]]:
     """``layer_table`` rows with ``macs`` added: measured when ``per_layer_json`` has it."""
+    return _costs(spec, per_layer_json)[0]
+
+
+def _costs(spec: ArchSpec, per_layer_json: str | None) -> tuple[list[dict[str, Any]],
+                                                                 dict[str, int]]:
     rows = layer_table(spec)
     names = [r["layer"] for r in rows]
     measured = None
@@ -176,12 +181,12 @@ def layer_costs(spec: ArchSpec, per_layer_json: str | None = None) -> list[dict[
     for row in rows:
         row["macs"] = measured[row["layer"]] if measured else estimate[row["layer"]]
         row["macs_source"] = "stored" if measured else "estimate"
-    return rows
+    return rows, estimate
 
 
 def describe(spec: ArchSpec, per_layer_json: str | None = None) -> Placement:
     """Placement descriptors and family label of a spec."""
-    rows = layer_costs(spec, per_layer_json)
+    rows, estimate = _costs(spec, per_layer_json)
     temporal = [r["temporal"] for r in rows]
     total = sum(r["macs"] for r in rows) or 1
     t_rows = [r for r in rows if r["temporal"]]
@@ -202,7 +207,7 @@ def describe(spec: ArchSpec, per_layer_json: str | None = None) -> Placement:
         t_share_bottom=share_bottom,
         t_share_top=share_top,
         temporal_mac_frac=t_macs / total,
-        est_macs=sum(estimate_layer_macs(spec).values()),
+        est_macs=sum(estimate.values()),
     )
 
 

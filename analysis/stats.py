@@ -88,12 +88,22 @@ def pareto_front(df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES,
     return front.sort_values(cols[-1], kind="stable")
 
 
+BOOTSTRAP_MAX_DRAWS = 20_000_000  # n_boot x units above this: normal approximation (large n)
+
+
 def bootstrap_ci(units: np.ndarray, *, n_boot: int = 2000, confidence: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``units``; NaNs when fewer than two units."""
+    """Percentile bootstrap CI of the mean of ``units``; NaNs when fewer than two units.
+
+    With very many units (a one-seed search of 100k trials) the bootstrap distribution of the
+    mean is normal to good accuracy, so the CI is ``mean ± z·sd/√n`` instead of 2000 resamples.
+    """
     units = np.asarray(units, dtype=float)
     if units.size < 2:
         return math.nan, math.nan
+    if units.size * n_boot > BOOTSTRAP_MAX_DRAWS:
+        half = sps.norm.ppf(0.5 + confidence / 2) * units.std(ddof=1) / math.sqrt(units.size)
+        return float(units.mean() - half), float(units.mean() + half)
     rng = np.random.default_rng(seed)
     means = units[rng.integers(0, units.size, size=(n_boot, units.size))].mean(axis=1)
     alpha = (1.0 - confidence) / 2

@@ -147,14 +147,22 @@ def bottom_vs_top_trials(seeds: Sequence[int] = (0, 1, 2), n_epochs: int = 6,
 
 
 def random_trials(n_archs: int, seeds: Sequence[int] = (0,), n_epochs: int = 6,
-                  rng_seed: int = 1, kinds: Sequence[str] = ("2d", "3d", "2plus1d"),
+                  rng_seed: int = 1,
+                  kinds: Sequence[str] = ("2d", "3d", "2plus1d", "p3d_b", "p3d_c"),
                   pruned_frac: float = 0.1) -> list[SyntheticTrial]:
-    """A random placement search: a kind per layer, uniformly; some trials PRUNED."""
+    """A random placement search: a kind per block (stem: 2d/3d/2plus1d), uniformly, without
+    repeats; some trials PRUNED."""
+    stem_kinds = [k for k in ("2d", "3d", "2plus1d") if k in kinds] or ["3d"]
+    possible = len(stem_kinds) * len(kinds) ** (N_LAYERS - 1)
+    if n_archs > possible:
+        raise ValueError(f"only {possible} distinct placements of {list(kinds)}; "
+                         f"asked for {n_archs}")
     rng = np.random.default_rng(rng_seed)
     offsets = {s: rng.normal(0, 0.012) for s in seeds}
     trials, seen = [], set()
     while len(seen) < n_archs:
-        choice = tuple(str(k) for k in rng.choice(kinds, size=N_LAYERS))
+        choice = (str(rng.choice(stem_kinds)),
+                  *(str(k) for k in rng.choice(kinds, size=N_LAYERS - 1)))
         if choice in seen:
             continue
         seen.add(choice)

@@ -87,7 +87,15 @@ def main() -> None:
     parser.add_argument("--data", nargs="*", default=[], help="SyntheticConfig overrides k=v")
     parser.add_argument("--train", nargs="*", default=[], help="TrainConfig overrides k=v")
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
+    parser.add_argument("--summarize", nargs="+", type=Path, default=None,
+                        help="only print the summary of these JSON-lines files")
     args = parser.parse_args()
+    if args.summarize:
+        rows = [json.loads(line) for path in args.summarize for line in path.open()]
+        tasks = list(dict.fromkeys(r["task"] for r in rows))
+        placements = list(dict.fromkeys(r["placement"] for r in rows))
+        _summary(rows, tasks, placements)
+        return
 
     jobs = [(task, placement, seed, _parse(args.data), _parse(args.train))
             for task in args.tasks for seed in args.seeds for placement in args.placements]
@@ -102,16 +110,24 @@ def main() -> None:
                 with args.out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
 
-    print("\n| task | placement | val/acc1 mean ± std (seeds) | chance | s/trial |")
-    print("| --- | --- | --- | --- | --- |")
-    for task in args.tasks:
-        for placement in args.placements:
+    _summary(rows, args.tasks, args.placements)
+
+
+def _summary(rows: list[dict], tasks: list[str], placements: list[str]) -> None:
+    print("\n| task | placement | val/acc1 mean ± std | per seed | chance | s/trial |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for task in tasks:
+        for placement in placements:
             sel = [r for r in rows if r["task"] == task and r["placement"] == placement]
+            if not sel:
+                continue
+            sel.sort(key=lambda r: r["seed"])
             accs = [r["val_acc1"] for r in sel]
             std = statistics.stdev(accs) if len(accs) > 1 else 0.0
             secs = statistics.mean(r["total_s"] for r in sel)
-            print(f"| {task} | {placement} | {statistics.mean(accs):.3f} ± {std:.3f} "
-                  f"({len(accs)}) | {sel[0]['chance']:.3f} | {secs:.0f} |")
+            per_seed = " ".join(f"{a:.3f}" for a in accs)
+            print(f"| {task} | {placement} | {statistics.mean(accs):.3f} ± {std:.3f} | "
+                  f"{per_seed} | {sel[0]['chance']:.3f} | {secs:.0f} |")
 
 
 if __name__ == "__main__":

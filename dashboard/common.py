@@ -94,6 +94,12 @@ def arch_summary(db: str, study: str, metric: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def best_per_group(db: str, study: str, metric: str) -> pd.DataFrame:
+    """The best arch of each placement family."""
+    return analysis.best_per_group(trials(db, study), metric)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
 def marginal_effects(db: str, study: str, metric: str) -> pd.DataFrame:
     """Per-position marginal effects."""
     return analysis.marginal_effects(trials(db, study), metric)

@@ -43,7 +43,7 @@ common.plot(figs.compare_figure(table, metric=ctx.metric), key="compare")
 left, right = st.columns([1, 1])
 with left:
     st.markdown("**Best network per placement family** (mean over seeds)")
-    best = analysis.best_per_group(df, ctx.metric)
+    best = common.best_per_group(ctx.db, ctx.study, ctx.metric)
     st.dataframe(best, hide_index=True, width="stretch", column_order=[
         "family", "label", "mean", "ci_low", "ci_high", "n", "gmacs", "per_gmac", "params",
         "latency_ms", "arch_id"], column_config={

@@ -136,3 +136,10 @@ def test_curve_summary_band() -> None:
     assert list(out["mean"]) == pytest.approx([0.2, 0.6])
     assert (out["ci_low"] < out["mean"]).all() and (out["mean"] < out["ci_high"]).all()
     assert not curve_summary(curves, trials, by="seed").empty
+
+
+def test_bootstrap_of_very_many_units_is_normal_and_cheap() -> None:
+    units = np.random.default_rng(2).normal(0.6, 0.05, 200_000)
+    low, high = bootstrap_ci(units)
+    assert low < units.mean() < high
+    assert high - low == pytest.approx(2 * 1.96 * 0.05 / np.sqrt(units.size), rel=0.02)
