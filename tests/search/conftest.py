@@ -41,7 +41,8 @@ class StudyRunner:
         return env
 
     def args(self, *overrides: str) -> list[str]:
-        return [sys.executable, "-m", "search.run", "study=smoke",
+        study = [] if any(o.startswith("study=") for o in overrides) else ["study=smoke"]
+        return [sys.executable, "-m", "search.run", *study,
                 f"hardware.checkpoint_dir={self.checkpoints}", "hardware.num_cpus=2",
                 "progress_interval_s=1", *overrides]
 

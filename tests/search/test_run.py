@@ -243,3 +243,30 @@ def test_raising_and_nan_trials_fail_alone(runner) -> None:
     assert all(r[1] == "COMPLETE" and r[2] == 1 for r in rows if r[0] == 0)
     assert all(r[1] == "FAILED" and r[2] == 2 and r[3].startswith("nan:")
                for r in rows if r[0] == 1)
+
+
+TINY_DATA = ("data.clip_len=4", "data.size=16", "data.n_train=32", "data.n_val=16",
+             "data.object_size=3", "data.target_size=6", "data.n_distractors=2",
+             "train.batch_size=8", "train.warmup_epochs=0")
+
+
+@pytest.mark.slow
+def test_free_search_multi_objective_with_asha(runner) -> None:
+    """NSGA-II over per-block kinds with ASHA in MAC bands: stopped trials are PRUNED rows."""
+    search = ("study=free_search", "study.num_samples=5", "train.epochs=2",
+              "study.scheduler.grace_epochs=1", "study.scheduler.reduction_factor=2", *TINY_DATA)
+    out = runner.run(*search)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = _rows(runner.db, "SELECT state, error, params_json FROM trials")
+    assert len(rows) == 5
+    assert {r[0] for r in rows} <= {"COMPLETE", "PRUNED"}
+    assert all("stopped early by ASHA" in r[1] for r in rows if r[0] == "PRUNED")
+    assert all("stage1.block1.kind" in json.loads(r[2]) for r in rows)  # sampled per block
+    front = out.stdout.split("Pareto front")[1].split("Next:")[0]
+    pruned_labels = {lbl for (lbl,) in _rows(runner.db,
+                                             "SELECT label FROM trials WHERE state='PRUNED'")}
+    assert not any(lbl in front for lbl in pruned_labels)
+    # A larger budget extends the same study, warm-started from the stored trials.
+    more = runner.run(*[a.replace("num_samples=5", "num_samples=7") for a in search])
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert _rows(runner.db, "SELECT count(*) FROM trials")[0][0] == 7
