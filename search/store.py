@@ -97,11 +97,18 @@ def _known_revisions() -> set[str]:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Per connection: wait for locks instead of failing, enforce FKs (ON DELETE CASCADE).
     # journal_mode=WAL is persistent in the file and set once, by the writer (see open_engine).
+    # isolation_level=None stops pysqlite from managing transactions itself (it would not put
+    # DDL in one); _sqlite_begin then starts every transaction, so migrations are atomic too.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")  # safe in WAL: a killed process loses nothing
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def _describe(url: str) -> str:
@@ -153,6 +160,7 @@ def open_engine(url: str, *, create: bool = False) -> Engine:
         raise StoreError(f"storage: cannot use {shown}: {exc}") from None
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     try:
         _check_and_upgrade(engine, shown, create=create, is_sqlite=is_sqlite)
     except StoreError:
@@ -187,10 +195,13 @@ def _check_and_upgrade(engine: Engine, shown: str, *, create: bool, is_sqlite: b
                              f"uses {head}); run a study on it once to upgrade it")
         return
     if is_sqlite:
-        with engine.connect() as conn:
-            mode = conn.exec_driver_sql("PRAGMA journal_mode=WAL").scalar()
-            if str(mode).lower() not in ("wal", "memory"):
-                raise StoreError(f"storage: {shown}: cannot switch to WAL mode (got {mode})")
+        raw = engine.raw_connection()  # outside any transaction: the mode cannot change inside
+        try:
+            mode = raw.driver_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        finally:
+            raw.close()
+        if str(mode).lower() not in ("wal", "memory"):
+            raise StoreError(f"storage: {shown}: cannot switch to WAL mode (got {mode})")
     if current != head:
         with engine.begin() as conn:
             cfg = _alembic_config()

@@ -234,3 +234,24 @@ def test_migrations_match_the_orm_schema() -> None:
                  if not (isinstance(d, tuple) and d[0] == "remove_table"
                          and d[1].name == "vidarch_schema_version")]
     assert diffs == []
+
+
+def test_a_migration_cut_short_leaves_no_half_schema(tmp_path: Path, monkeypatch) -> None:
+    """Migrations run in one transaction: a failure (or a kill) midway leaves no tables."""
+    import search.store as store
+
+    real_upgrade = store.command.upgrade
+
+    def upgrade_then_die(cfg, revision):
+        real_upgrade(cfg, revision)
+        raise KeyboardInterrupt  # as if the driver were stopped right after the DDL
+
+    monkeypatch.setattr(store.command, "upgrade", upgrade_then_die)
+    path = tmp_path / "s.db"
+    with pytest.raises(KeyboardInterrupt):
+        open_engine(_url(path), create=True)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == []
+    conn.close()
+    monkeypatch.setattr(store.command, "upgrade", real_upgrade)
+    _fill(open_engine(_url(path), create=True))  # the next open creates the schema
