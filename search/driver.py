@@ -218,7 +218,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     scheduler = None
     stopped: set[str] = set()  # trial ids ASHA stopped: PRUNED for the writer and the searcher
     if study.scheduler.kind == "asha":
-        scheduler = BandedASHA(metric=ACC, mode="max", time_attr="epoch", max_t=cfg.train.epochs,
+        scheduler = BandedASHA(metric=ACC, mode="max", time_attr="epoch",
+                               max_t=int(cfg.train.epochs or 1),
                                grace_period=study.scheduler.grace_epochs,
                                reduction_factor=study.scheduler.reduction_factor)
         stopped = scheduler.stopped
@@ -226,7 +227,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
 
     hw = cfg.hardware
     context = TrialContext(
-        data=asdict(cfg.data), train=asdict(cfg.train), epochs=cfg.train.epochs,
+        data=asdict(cfg.data), train=asdict(cfg.train),
+        epochs=int(cfg.train.epochs or 1),
         num_threads=max(1, int(hw.cpus_per_trial)), device=hw.device,
         pretrain_epochs=study.pretrain_epochs, hooks=asdict(cfg.testing))
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
@@ -333,9 +335,10 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
                   for m in objectives]
         searcher.add_stored_trial(params, distributions, values, state)
     # Interrupted or failed proposals of an earlier run are evaluated first (resume).
+    ot_study: Any = searcher._ot_study
     for _arch_id, _seed, state, params, _results, _label in stored:
         if state is TrialState.FAILED and params and num_samples > 0:
-            searcher._ot_study.enqueue_trial(params, skip_if_exists=False)
+            ot_study.enqueue_trial(params, skip_if_exists=False)
     return searcher, num_samples
 
 

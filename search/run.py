@@ -124,7 +124,7 @@ def to_run_config(cfg: Any) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        run_cfg = OmegaConf.to_object(cfg)
+        run_cfg: Any = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(_one_line(exc)) from None
     if not run_cfg.study.name or run_cfg.study.name == "???":

@@ -149,7 +149,7 @@ def open_engine(url: str, *, create: bool = False) -> Engine:
     is_sqlite = parsed.get_backend_name() == "sqlite"
     memory = is_sqlite and parsed.database in (None, "", ":memory:")
     if is_sqlite and not memory:
-        path = Path(parsed.database)
+        path = Path(str(parsed.database))
         if not create and not path.is_file():
             raise StoreError(f"storage: no database at {path} (run a study first)")
         if create and not path.parent.is_dir():
@@ -197,7 +197,8 @@ def _check_and_upgrade(engine: Engine, shown: str, *, create: bool, is_sqlite: b
     if is_sqlite:
         raw = engine.raw_connection()  # outside any transaction: the mode cannot change inside
         try:
-            mode = raw.driver_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            driver: Any = raw.driver_connection
+            mode = driver.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         finally:
             raw.close()
         if str(mode).lower() not in ("wal", "memory"):
@@ -299,7 +300,7 @@ def start_trial(session: Session, study_id: int, *, arch_id: str, seed: int,
     if row is None:
         number = session.scalar(select(func.coalesce(func.max(TrialRow.number) + 1, 0))
                                 .where(TrialRow.study_id == study_id))
-        row = TrialRow(study_id=study_id, number=int(number), arch_id=arch_id, seed=seed,
+        row = TrialRow(study_id=study_id, number=int(number or 0), arch_id=arch_id, seed=seed,
                        label=label, family=family, params_json=params_json,
                        state=TrialState.RUNNING, attempt=1, resources_json=resources_json,
                        ray_trial_id=ray_trial_id, started_at=utcnow())
@@ -321,7 +322,7 @@ def start_trial(session: Session, study_id: int, *, arch_id: str, seed: int,
     return row
 
 
-def _upsert_values(session: Session, model: type, keys: Mapping[str, Any],
+def _upsert_values(session: Session, model: Any, keys: Mapping[str, Any],
                    values: Mapping[str, float]) -> None:
     existing = {r.name: r for r in session.scalars(
         select(model).filter_by(**keys).where(model.name.in_(list(values))))}

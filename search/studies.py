@@ -76,9 +76,9 @@ def build_design(cfg: RunConfig) -> Design:
         raise StudyError("study.seeds: needs at least one seed")
     if len(set(study.seeds)) != len(study.seeds):
         raise StudyError(f"study.seeds: duplicate seeds in {list(study.seeds)}")
-    if cfg.train.epochs < 1:
+    if (cfg.train.epochs or 0) < 1:
         raise StudyError(f"train.epochs: must be >= 1, got {cfg.train.epochs}")
-    if cfg.train.batch_size < 1:
+    if (cfg.train.batch_size or 0) < 1:
         raise StudyError(f"train.batch_size: must be >= 1, got {cfg.train.batch_size}")
     if cfg.hardware.cpus_per_trial <= 0:
         raise StudyError(f"hardware.cpus_per_trial: must be > 0, got {cfg.hardware.cpus_per_trial}")
@@ -198,10 +198,10 @@ def _kind_cells(cfg: RunConfig) -> list[Cell]:
 def _extent_cells(cfg: RunConfig) -> list[Cell]:
     study = cfg.study
     kinds = list(study.kinds) or [study.temporal_kind]
-    clip_lens = list(study.clip_lens) or [cfg.data.clip_len]
+    clip_lens = list(study.clip_lens) or [int(cfg.data.clip_len or 1)]
     if not study.t_kernels:
         raise StudyError("study.t_kernels: list the temporal extents to compare, e.g. [1,3,5,7]")
-    cells = []
+    cells: list[Cell] = []
     for clip_len in clip_lens:
         if clip_len < 1:
             raise StudyError(f"study.clip_lens: must be >= 1, got {clip_len}")

@@ -85,7 +85,8 @@ class StudySearch(OptunaSearch):
             else:
                 state = None
             if state is not None:
-                self._ot_study.tell(self._ot_trials[trial_id], state=state)
+                study: Any = self._ot_study
+                study.tell(self._ot_trials[trial_id], state=state)
                 self._completed_trials.add(trial_id)
                 return
         super().on_trial_complete(trial_id, result=result, error=error)
@@ -110,7 +111,8 @@ class StudySearch(OptunaSearch):
         params = {k: params[k] for k in dists}
         trial = optuna.trial.create_trial(params=params, distributions=dists, values=ot_values,
                                           state=ot_state)
-        self._ot_study.add_trial(trial)
+        study: Any = self._ot_study
+        study.add_trial(trial)
 
 
 class BandedASHA(FIFOScheduler):
@@ -121,7 +123,7 @@ class BandedASHA(FIFOScheduler):
                  band_of: Callable[[Any], Any] | None = None) -> None:
         super().__init__()
         self._metric, self._mode = metric, mode
-        self._kwargs = {"metric": metric, "mode": mode, "time_attr": time_attr, "max_t": max_t,
+        self._kwargs: dict[str, Any] = {"metric": metric, "mode": mode, "time_attr": time_attr, "max_t": max_t,
                         "grace_period": grace_period, "reduction_factor": reduction_factor}
         self._band_of = band_of or (lambda trial: trial.config.get("band", 0))
         self.stopped: set[str] = set()  # trial ids this scheduler stopped early
