@@ -142,13 +142,18 @@ def _decode_rate(n_videos: int = 6) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         rng = np.random.default_rng(0)
+        yy, xx = np.mgrid[0:128, 0:172]
         for i in range(n_videos):
             path = Path(tmp) / f"v{i}.mp4"
             with av.open(str(path), mode="w") as container:
                 stream = container.add_stream("mpeg4", rate=25)
                 stream.height, stream.width, stream.pix_fmt = 128, 171 + 1, "yuv420p"
-                for _ in range(64):
-                    image = rng.integers(0, 255, (128, 172, 3), dtype=np.uint8)
+                for t in range(64):
+                    # A drifting colour pattern with mild noise: closer to camera video than
+                    # pure noise, which is the codec's worst case.
+                    wave = 127 + 100 * np.sin((xx + 3 * t) / 9.0 + i)[..., None] * np.cos(yy / 13.0)[..., None]
+                    image = (wave * np.array([1.0, 0.8, 0.6]) + rng.normal(0, 8, (128, 172, 3)))
+                    image = image.clip(0, 255).astype(np.uint8)
                     for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                         container.mux(packet)
                 for packet in stream.encode():

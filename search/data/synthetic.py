@@ -313,10 +313,16 @@ def _digit_images() -> tuple[Tensor, Tensor]:
 
 
 def default_cpu_config(task: str = "motion") -> SyntheticConfig:
-    """The calibrated CPU size of ``task`` (see docs/calibration.md)."""
+    """The calibrated CPU size of ``task`` (numbers in docs/calibration.md).
+
+    Sized so one trial of a tiny network (widths 16-32-64-128, one block per stage) with the
+    default ``TrainConfig`` takes about 30-60 s on one CPU thread, and so that no placement sits
+    at ceiling: motion 4 directions at T=8; appearance 10 digits drawn large (16 px); long_order
+    2 orders at T=16 (events 6-10 frames apart) on 512 clips, the same compute as 1,024 clips of 8.
+    """
     overrides: dict[str, dict] = {
         "appearance": {"num_classes": 10, "target_size": 16},
         "motion": {},
-        "long_order": {"num_classes": 2},
+        "long_order": {"num_classes": 2, "clip_len": 16, "n_train": 512},
     }
     return dataclasses.replace(SyntheticConfig(task=task), **overrides[task])

@@ -124,21 +124,31 @@ def decode_clip(path: str | Path, sampling: ClipSampling,
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         n_stated = stream.frames
-        if n_stated > 0:
-            wanted = sampling.indices(n_stated, generator)
-            last = int(wanted.max())
-        else:
-            wanted, last = None, None
-        frames: list[np.ndarray] = []
+        wanted = sampling.indices(n_stated, generator) if n_stated > 0 else None
+        keep = set(wanted.tolist()) if wanted is not None else None  # None: keep every frame
+        last = int(wanted.max()) if wanted is not None else None
+        frames: dict[int, np.ndarray] = {}
+        count = 0
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="rgb24"))  # (H, W, 3)
-            if last is not None and len(frames) > last:
+            if keep is None or count in keep:
+                frames[count] = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+            count += 1
+            if last is not None and count > last:
                 break
-    if not frames:
+    if count == 0:
         raise ValueError("no decodable video frames")
-    if wanted is None or len(frames) <= last:  # unknown or overstated length: use what we got
-        wanted = sampling.indices(len(frames), generator)
-    return torch.from_numpy(np.stack([frames[i] for i in wanted]))  # (T, H, W, 3)
+    if wanted is None or count <= last:  # unknown or overstated length: use what is there
+        if keep is not None:  # frames were skipped on the way: decode them all (rare)
+            frames = _decode_all(path)
+            count = len(frames)
+        wanted = sampling.indices(count, generator)
+    return torch.from_numpy(np.stack([frames[int(i)] for i in wanted]))  # (T, H, W, 3)
+
+
+def _decode_all(path: str | Path) -> dict[int, np.ndarray]:
+    with av.open(str(path)) as container:
+        return {i: frame.to_ndarray(format="rgb24")
+                for i, frame in enumerate(container.decode(container.streams.video[0]))}
 
 
 # --- layouts ---------------------------------------------------------------------------------
