@@ -151,6 +151,13 @@ def check_resources(cfg: RunConfig) -> str | None:
     return None
 
 
+def trial_dirname(trial: Any) -> str:
+    """Short, readable trial directories: ``mc3-s0-<id>`` (Tune's default embeds the config)."""
+    label = "".join(c if c.isalnum() or c in "-_" else "_" for c in
+                    str(trial.config.get("label", "trial")))
+    return f"{label[:40]}-s{trial.config.get('seed', 0)}-{trial.trial_id}"
+
+
 def _storage_path(cfg: RunConfig) -> str:
     path = cfg.hardware.checkpoint_dir
     if "://" in path:
@@ -247,7 +254,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
                                     max_concurrent_trials=hw.max_concurrent_trials,
                                     # one worker process per slot: torch is imported and the
                                     # clips are made once per worker, not once per trial
-                                    reuse_actors=True),
+                                    reuse_actors=True,
+                                    trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
             name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=_storage_path(cfg), callbacks=[writer, progress], verbose=0,

@@ -84,7 +84,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         pending.clear()
         pending.update(metrics, epoch=float(epoch))
 
+    reported = []  # epochs reported to Tune by this run
+
     def save_checkpoint(state: dict[str, Any]) -> None:
+        reported.append(state.get("epoch"))
         if hooks.get("epoch_sleep_s"):
             time.sleep(float(hooks["epoch_sleep_s"]))
         with tempfile.TemporaryDirectory(prefix="vidarch-ckpt-") as tmp:
@@ -97,6 +100,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                    checkpoint=checkpoint, save_checkpoint=save_checkpoint)
     if result.status != "ok":
         raise TrialFailure(f"nan: {result.reason or 'non-finite loss'}")
+    if not reported and result.final:
+        # Resumed from a checkpoint of the last epoch (the driver died before it recorded the
+        # end): report that epoch again so the trial completes with its metrics.
+        tune.report({**result.final, **extra})
 
 
 @functools.lru_cache(maxsize=4)
