@@ -105,8 +105,10 @@ def build_design(cfg: RunConfig) -> Design:
     except SpecError as exc:
         raise StudyError(f"study.{exc}") from None
     if not cells:
-        raise StudyError(f"study: design {study.design!r} lists no networks "
-                         f"(set e.g. study.uniform=[3d])")
+        hint = {"placement": "study.uniform=[3d]", "conv_kinds": "study.kinds=[2d,3d]",
+                "temporal_extent": "study.t_kernels=[1,3]",
+                "inflation": "study.kinds=[3d]"}[study.design]
+        raise StudyError(f"study: design {study.design!r} lists no networks (set e.g. {hint})")
     labels = [c.label for c in cells]
     for label in labels:
         if labels.count(label) > 1:
