@@ -45,6 +45,17 @@ class Outcome:
     skip_reasons: dict[str, int] = field(default_factory=dict)  # "over budget" -> count
 
 
+@dataclass(frozen=True)
+class StoredTrial:
+    """What a resumed run needs of a stored trial."""
+
+    arch_id: str
+    seed: int
+    state: TrialState
+    params: dict[str, Any]  # sampled search parameters (search designs)
+    results: dict[str, float]  # final metrics
+
+
 # --- cost -------------------------------------------------------------------------------------
 
 
@@ -183,8 +194,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     with session_scope(engine) as s:
         rows = study_trials(s, study_id)
         done = completed_cells(s, study_id)
-        stored = [(r.arch_id, r.seed, r.state, json.loads(r.params_json or "{}"),
-                   trial_results(s, r.id), r.label) for r in rows]
+        stored = [StoredTrial(r.arch_id, r.seed, r.state, json.loads(r.params_json or "{}"),
+                              trial_results(s, r.id)) for r in rows]
     resume = _resume_points(rows)
     ratio = study.scheduler.band_ratio
 
@@ -216,8 +227,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         searcher = StudySearch(space=space, metric=metric, mode=mode, sampler=sampler)
         num_samples = len(keys)
     else:
-        searcher, num_samples = _search_searcher(cfg, design, costs, stored, resume, metric, mode,
-                                                 outcome)
+        searcher, num_samples = _search_searcher(cfg, design, costs, stored, resume, metric, mode)
         outcome.planned = num_samples
         if num_samples <= 0:
             return outcome
@@ -286,9 +296,9 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     return outcome
 
 
-def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: list,
-                     resume: dict[tuple[str, int], str], metric: Any, mode: Any,
-                     outcome: Outcome) -> tuple[Any, int]:
+def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: list[StoredTrial],
+                     resume: dict[tuple[str, int], str], metric: Any, mode: Any
+                     ) -> tuple[Any, int]:
     """The TPE / NSGA-II / random searcher over the space, warm-started from stored trials."""
     import optuna
 
@@ -296,13 +306,13 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
 
     study = cfg.study
     space = design.space
-    finished = [t for t in stored if t[2] in (TrialState.COMPLETE, TrialState.PRUNED)]
+    finished = [t for t in stored if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     num_samples = study.num_samples - len(finished)
-    used: set[tuple[str, int]] = {(a, s) for a, s, state, *_ in finished}
+    used: set[tuple[str, int]] = {(t.arch_id, t.seed) for t in finished}
     acc_by_arch: dict[str, list[float]] = {}
-    for arch_id, _seed, state, _params, results, _label in finished:
-        if state is TrialState.COMPLETE and ACC in results:
-            acc_by_arch.setdefault(arch_id, []).append(results[ACC])
+    for t in finished:
+        if t.state is TrialState.COMPLETE and ACC in t.results:
+            acc_by_arch.setdefault(t.arch_id, []).append(t.results[ACC])
 
     def define(trial: Any) -> dict[str, Any]:
         spec = space.sample(trial)
@@ -337,16 +347,14 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
     searcher = StudySearch(space=define, metric=metric, mode=mode, sampler=sampler)
     distributions = _distributions(space)
     objectives = metric if isinstance(metric, list) else [metric]
-    for arch_id, _seed, state, params, results, _label in finished:
-        values = [results.get(m, math.nan) if m != "macs" else
-                  float(results.get("macs", costs.by_arch.get(arch_id, {}).get("macs", math.nan)))
-                  for m in objectives]
-        searcher.add_stored_trial(params, distributions, values, state)
+    for t in finished:
+        values = [float(t.results.get(m, math.nan)) for m in objectives]
+        searcher.add_stored_trial(t.params, distributions, values, t.state)
     # Interrupted or failed proposals of an earlier run are evaluated first (resume).
     ot_study: Any = searcher._ot_study
-    for _arch_id, _seed, state, params, _results, _label in stored:
-        if state is TrialState.FAILED and params and num_samples > 0:
-            ot_study.enqueue_trial(params, skip_if_exists=False)
+    for t in stored:
+        if t.state is TrialState.FAILED and t.params and num_samples > 0:
+            ot_study.enqueue_trial(t.params, skip_if_exists=False)
     return searcher, num_samples
 
 
