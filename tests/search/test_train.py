@@ -129,9 +129,8 @@ def test_resume_matches_an_uninterrupted_run() -> None:
     assert metrics_without_time(saving) == metrics_without_time(straight)
 
 
-@pytest.mark.slow
 def test_motion_needs_time_2d_near_chance_3d_above() -> None:
-    """A small motion task: every frame is uninformative, so only the 3D net learns it."""
+    """A small motion task: every frame is uninformative, so only the 3D net learns it (~10 s)."""
     cfg = SyntheticConfig(task="motion", num_classes=2, clip_len=8, size=24, object_size=4,
                           n_objects=3, n_distractors=2, noise=0.1, n_train=384, n_val=256)
     train_set, val_set = make_synthetic(cfg, seed=0)
