@@ -105,3 +105,50 @@ def test_asha_compares_trials_only_within_a_mac_band() -> None:
 def test_error_reason_is_one_line(exc: BaseException, expected: str) -> None:
     reason = error_reason(SimpleNamespace(), exc)
     assert expected in reason and "\n" not in reason
+
+
+def test_progress_line_counts_best_and_eta() -> None:
+    import io
+
+    from search.driver import ProgressDisplay
+
+    stream = io.StringIO()
+    writer = SimpleNamespace(stopped={"p"})
+    progress = ProgressDisplay(writer, total=4, study="demo", interval_s=0.5, stream=stream)
+
+    def trial(trial_id: str, label: str, result: dict) -> SimpleNamespace:
+        return SimpleNamespace(trial_id=trial_id, config={"label": label}, last_result=result)
+
+    done = {"val/acc1": 0.75, "epoch": 2.0, "epochs_planned": 2.0}
+    a, p, f = trial("a", "mc3", done), trial("p", "rmc3", {"epoch": 1.0}), trial("f", "r3d", {})
+    for t in (a, p, f):
+        progress.on_trial_start(0, [], t)
+    progress.on_trial_complete(0, [], a)
+    progress.on_trial_complete(0, [], p)
+    progress.on_trial_error(0, [], f)
+    line = progress.line()
+    assert "3/4 done" in line and "0 running" in line and "1 failed" in line
+    assert "1 pruned" in line and "best val/acc1 0.750 (mc3)" in line and "ETA" in line
+    assert stream.getvalue().count("\n") >= 1  # rate-limited, but state changes are shown
+
+
+def test_summary_pareto_uses_complete_trials_and_seed_means() -> None:
+    from search.driver import summarize
+
+    def row(label: str, family: str, seed: int, state: str, acc: float, macs: int) -> dict:
+        return {"label": label, "family": family, "arch_id": label, "seed": seed, "state": state,
+                "acc": acc, "macs": macs, "params": 1, "error": None}
+
+    rows = [row("mc3", "bottom-heavy", 0, "COMPLETE", 0.6, 20), row("mc3", "bottom-heavy", 1,
+                                                                  "COMPLETE", 0.4, 20),
+            row("rmc3", "top-heavy", 0, "COMPLETE", 0.3, 10),
+            row("big", "uniform 3D", 0, "COMPLETE", 0.45, 40),
+            row("lucky", "top-heavy", 0, "PRUNED", 0.99, 5),
+            row("bad", "2D", 0, "FAILED", float("nan"), 5)]
+    data = summarize(rows)
+    mc3 = next(a for a in data["archs"] if a["label"] == "mc3")
+    assert mc3["acc"] == pytest.approx(0.5) and mc3["n"] == 2
+    assert [a["label"] for a in data["front"]] == ["rmc3", "mc3"]  # "lucky" was pruned
+    assert data["best"]["top-heavy"]["label"] == "rmc3"
+    assert [r["label"] for r in data["failures"]] == ["bad"]
+    assert data["counts"]["PRUNED"] == 1
