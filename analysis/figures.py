@@ -26,7 +26,7 @@ KIND_COLORS: dict[str, str] = {
     "2d": "#c7c7c7", "r2d": "#9e9e9e", "3d": "#d62728", "2plus1d": "#1f77b4",
     "p3d_b": "#17becf", "p3d_c": "#9467bd",
 }
-WEBGL_ABOVE = 2000  # points; SVG draws one element per point, WebGL scales to 100k
+WEBGL_ABOVE = 1000  # points; SVG draws one element per point, WebGL scales to 100k
 LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50,
                                                                    "b": 50}}
 

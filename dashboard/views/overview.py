@@ -40,8 +40,7 @@ st.info("\n\n".join(result["sentences"]))
 table = result["table"]
 common.plot(figs.compare_figure(table, metric=ctx.metric), key="compare")
 
-left, right = st.columns([1, 1])
-with left:
+with st.container():
     st.markdown("**Best network per placement family** (mean over seeds)")
     best = common.best_per_group(ctx.db, ctx.study, ctx.metric)
     st.dataframe(best, hide_index=True, width="stretch", column_order=[
@@ -56,7 +55,7 @@ with left:
         "params": st.column_config.NumberColumn("params", format="compact"),
         "latency_ms": st.column_config.NumberColumn("latency ms", format="%.1f"),
     })
-with right:
+with st.container():
     ref = table["reference"].iloc[0] if len(table) else ""
     st.markdown(f"**Effect table** — Δ and p-values against **{ref}**")
     shown = table.drop(columns=["reference"])
