@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         session_scope,
     )
 
+    if "://" not in run_cfg.storage and run_cfg.storage.endswith((".db", ".sqlite")):
+        run_cfg.storage = f"sqlite:///{run_cfg.storage}"  # a bare file name means SQLite
     current = snapshot(run_cfg)
     name = run_cfg.study.name
     if run_cfg.hardware.address:  # a cluster that cannot be reached is bad input: check first
