@@ -14,6 +14,7 @@ import torch
 from search.data.transforms import ClipTransform
 from search.data.video import (
     ClipSampling,
+    VideoDataset,
     csv_dataset,
     decode_clip,
     folder_dataset,
@@ -144,3 +145,34 @@ def test_something_something_json(tmp_path: Path) -> None:
     assert label == 1 and clip.shape == (3, 4, 32, 32)
     default = json_dataset(tmp_path / "train.json", tmp_path / "labels.json", tmp_path / "ssv2")
     assert default.transform.hflip is False  # left/right labels must not be flipped
+
+
+def test_truncated_video_is_skipped_or_shortened(tmp_path: Path) -> None:
+    write_video(tmp_path / "full.mp4", n_frames=24)
+    data = (tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    ds = VideoDataset([(tmp_path / "cut.mp4", 0), (tmp_path / "full.mp4", 1)], ["x", "y"],
+                      ClipSampling(clip_len=4), ClipTransform(32, 32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clip, label = ds[0]
+    assert clip.shape == (3, 4, 32, 32) and torch.isfinite(clip).all()
+    # Either PyAV decodes what is left of the cut file, or it is skipped and counted.
+    assert (label, ds.failures) in {(0, 0), (1, 1)}
+
+
+def test_training_epoch_survives_a_corrupt_video(tree: Path) -> None:
+    from arch_space.builder import build_network
+    from arch_space.presets import uniform
+    from search.train import TrainConfig, train
+
+    ds = folder_dataset(tree, sampling=ClipSampling(clip_len=4, frame_stride=2),
+                        transform=ClipTransform(resize=32, crop_size=32))
+    torch.manual_seed(0)
+    model = build_network(uniform("3d", widths=(8, 8, 8, 8), depths=(1, 1, 1, 1), stem_width=8,
+                                  num_classes=2, clip_len=4, crop_size=32,
+                                  temporal_downsample=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train(model, ds, ds, TrainConfig(epochs=1, batch_size=2), seed=0)
+    assert result.status == "ok" and ds.failures >= 1
