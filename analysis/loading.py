@@ -92,7 +92,9 @@ def _read_sql(stmt: Any, engine: Engine) -> pd.DataFrame:
                 return pd.read_sql(stmt, conn)
             sql = stmt if isinstance(stmt, str) else str(stmt.compile(
                 dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-            cursor = conn.connection.driver_connection.execute(sql)
+            raw = conn.connection.driver_connection
+            assert raw is not None  # an open pooled connection always has one
+            cursor = raw.execute(sql)
             columns = [d[0] for d in cursor.description]
             return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
     except (SQLAlchemyError, sqlite3.Error) as exc:

@@ -58,9 +58,9 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
     mask = np.ones(n, dtype=bool)
     for start in range(0, n, 1024):  # O(n^2) in chunks for 3+ objectives
         block = values[start:start + 1024, None, :]
-        no_worse = (values[None, :, :] <= block).all(axis=2)
-        better = (values[None, :, :] < block).any(axis=2)
-        mask[start:start + 1024] = ~(no_worse & better).any(axis=1)
+        no_worse = np.all(values[None, :, :] <= block, axis=2)  # (chunk, n): j no worse than i
+        better = np.any(values[None, :, :] < block, axis=2)
+        mask[start:start + 1024] = ~np.any(no_worse & better, axis=1)
     return mask
 
 

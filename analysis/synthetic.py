@@ -160,7 +160,8 @@ def random_trials(n_archs: int, seeds: Sequence[int] = (0,), n_epochs: int = 6,
                          f"asked for {n_archs}")
     rng = np.random.default_rng(rng_seed)
     offsets = {s: rng.normal(0, 0.012) for s in seeds}
-    trials, seen = [], set()
+    trials: list[SyntheticTrial] = []
+    seen: set[tuple[str, ...]] = set()
     while len(seen) < n_archs:
         choice = (str(rng.choice(stem_kinds)),
                   *(str(k) for k in rng.choice(kinds, size=N_LAYERS - 1)))
@@ -228,7 +229,8 @@ def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int =
              "seed": t.seed, "label": None, "params_json": "{}", "state": t.state, "attempt": 1,
              "started_at": now, "finished_at": now, "resources_json": "{}"}
             for i, t in enumerate(trials)])
-        results, epochs = [], []
+        results: list[dict[str, Any]] = []
+        epochs: list[dict[str, Any]] = []
         for i, t in enumerate(trials):
             for name, value in t.results.items():
                 results.append({"trial_id": first_id + i, "name": name, "value": value,
