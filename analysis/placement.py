@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from arch_space.spec import BOTTLENECK_EXPANSION, ArchSpec, BlockSpec
+from arch_space.spec import BOTTLENECK_EXPANSION, ArchSpec, BlockSpec, StageSpec, StemSpec
 
 # Placement families, in the order figures and tables show them.
 FAMILIES: tuple[str, ...] = ("2D", "bottom-heavy", "top-heavy", "uniform 3D", "uniform (2+1)D",
@@ -73,9 +73,13 @@ def _kind_conv_macs(kind: str, t_kernel: int, c_in: int, c_out: int, mid: int,
     raise ValueError(f"unknown conv kind {kind!r}")
 
 
-def estimate_layer_macs(spec: ArchSpec) -> dict[str, int]:
-    """Analytic MACs of the stem, of every block (shortcut included) and of the classifier."""
-    sizes = spec.feature_sizes()
+def estimate_layer_macs(spec: ArchSpec,
+                        sizes: dict[str, tuple[int, int, int]] | None = None) -> dict[str, int]:
+    """Analytic MACs of the stem, of every block (shortcut included) and of the classifier.
+
+    ``sizes`` is ``spec.feature_sizes()`` when the caller has it already.
+    """
+    sizes = sizes or spec.feature_sizes()
     stem = spec.stem
     t_in = spec.clip_len
     out: dict[str, int] = {}
@@ -122,9 +126,10 @@ def _block_macs(spec: ArchSpec, block: BlockSpec, c_in: int, planes: int, c_out:
     return macs
 
 
-def layer_table(spec: ArchSpec) -> list[dict[str, Any]]:
+def layer_table(spec: ArchSpec,
+                sizes: dict[str, tuple[int, int, int]] | None = None) -> list[dict[str, Any]]:
     """One dict per layer (stem, blocks): path, depth, kind, t_kernel, temporal, output size."""
-    sizes = spec.feature_sizes()
+    sizes = sizes or spec.feature_sizes()
     rows: list[dict[str, Any]] = [{
         "layer": "stem", "kind": spec.stem.kind, "t_kernel": spec.stem.t_kernel,
         "t_stride": spec.stem.t_stride, "s_stride": spec.stem.s_stride,
@@ -169,7 +174,8 @@ def layer_costs(spec: ArchSpec, per_layer_json: str | None = None) -> list[dict[
 
 def _costs(spec: ArchSpec, per_layer_json: str | None) -> tuple[list[dict[str, Any]],
                                                                  dict[str, int]]:
-    rows = layer_table(spec)
+    sizes = spec.feature_sizes()
+    rows = layer_table(spec, sizes)
     names = [r["layer"] for r in rows]
     measured = None
     if per_layer_json:
@@ -177,7 +183,7 @@ def _costs(spec: ArchSpec, per_layer_json: str | None) -> tuple[list[dict[str, A
             measured = _group_per_layer(json.loads(per_layer_json), names)
         except (ValueError, TypeError, AttributeError):
             measured = None
-    estimate = estimate_layer_macs(spec)
+    estimate = estimate_layer_macs(spec, sizes)
     for row in rows:
         row["macs"] = measured[row["layer"]] if measured else estimate[row["layer"]]
         row["macs_source"] = "stored" if measured else "estimate"
@@ -254,10 +260,27 @@ def flatten_spec(spec: ArchSpec) -> dict[str, Any]:
     return out
 
 
+def parse_spec(spec_json: str) -> ArchSpec:
+    """``ArchSpec.from_json`` for stored specs, through the dataclass constructors directly.
+
+    The constructors validate as ``from_json`` does, minus its unknown-key scan, which costs a
+    third of the parse; a spec with an unknown key fails with ``TypeError`` here, and is then
+    parsed by ``from_json`` again for its error message naming the key.
+    """
+    data = json.loads(spec_json)
+    try:
+        stages = tuple(StageSpec(width=s["width"], blocks=tuple(BlockSpec(**b)
+                                                                for b in s["blocks"]))
+                       for s in data.pop("stages"))
+        return ArchSpec(stem=StemSpec(**data.pop("stem")), stages=stages, **data)
+    except (TypeError, KeyError):
+        return ArchSpec.from_json(spec_json)
+
+
 @functools.lru_cache(maxsize=65_536)
 def arch_features(spec_json: str, per_layer_json: str | None = None) -> dict[str, Any]:
     """Flattened spec plus placement descriptors of one stored arch (cached per spec text)."""
-    spec = ArchSpec.from_json(spec_json)
+    spec = parse_spec(spec_json)
     placement = describe(spec, per_layer_json)
     out = flatten_spec(spec)
     out.update({

@@ -64,3 +64,18 @@ def test_arch_features_flattens_the_spec() -> None:
     assert feats["stage1.block1.inflate"] in (True, False)
     assert feats["family"] == "bottom-heavy"
     assert ArchSpec.from_json(spec.to_json()) == spec
+
+
+def test_parse_spec_equals_from_json() -> None:
+    from analysis.placement import parse_spec
+    from arch_space.presets import list_presets
+    from arch_space.spec import SpecError
+
+    for name in list_presets():
+        spec = preset(name)
+        assert parse_spec(spec.to_json()) == spec
+    bad = preset("mc3").to_dict()
+    bad["stages"][0]["blocks"][0]["colour"] = "red"
+    import json
+    with pytest.raises(SpecError, match=r"stage1\.block1\.colour"):
+        parse_spec(json.dumps(bad))
