@@ -11,6 +11,8 @@ Three tasks share one renderer (sprites pasted on a torus, vectorized with ``sca
   per-frame features over time sees the same expected logits for every class. Small objects that
   move about a pixel per frame are resolved only at high resolution, so temporal modelling pays
   off near the input (bottom-heavy placements).
+- ``"rotation"``: which way (one sense or the other) a few digits turn, at ``angular_speed``
+  from a uniform start angle, while drifting; the two classes are time reverses of each other.
 - ``"long_order"``: in which order ``E`` digits (``0 .. E-1``) flash briefly, each in its own
   time slot far apart from the others and at a random place, among moving distractors. Labels
   are the ``E!`` orders; the set of frames is the same for every order, so only a network whose
@@ -32,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-TASKS: tuple[str, ...] = ("appearance", "motion", "long_order")
+TASKS: tuple[str, ...] = ("appearance", "motion", "rotation", "long_order")
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,14 @@ class SyntheticConfig:
     task: str = "motion"  # one of TASKS
     clip_len: int = 8  # frames per clip (T)
     size: int = 32  # frame height = width in pixels (H = W)
-    num_classes: int = 4  # appearance: 2..10 digits; motion: even number of directions; long_order: 2, 6 or 24 (orders of 2, 3, 4 events)
+    num_classes: int = 4  # appearance: 2..10 digits; motion: even number of directions; rotation: 2; long_order: 2, 6 or 24 (orders of 2, 3, 4 events)
     n_train: int = 1024  # training clips
     n_val: int = 512  # validation clips
     object_size: int = 5  # side in pixels of the small moving digits (motion signal, distractors)
     target_size: int = 12  # side in pixels of the digit to name (appearance) or of a flashing event (long_order)
     speed: float = 1.0  # pixels per frame of every moving object
-    n_objects: int = 3  # motion: digits moving coherently in the label direction
+    n_objects: int = 3  # motion: digits moving coherently in the label direction; rotation: digits turning
+    angular_speed: float = 0.4  # rotation: radians per frame (0.4 ~ 23 degrees)
     n_distractors: int = 6  # clutter: small digits moving in random directions (all tasks)
     noise: float = 0.15  # std of i.i.d. Gaussian pixel noise added to every frame
     event_len: int = 2  # long_order: frames an event stays visible
@@ -74,6 +77,12 @@ class SyntheticConfig:
                                  f"(each with its reverse), got {self.num_classes}")
             if self.n_objects < 1:
                 raise ValueError("n_objects: motion needs at least one signal object")
+        if self.task == "rotation":
+            if self.num_classes != 2:
+                raise ValueError(f"num_classes: rotation has 2 classes (the two senses of "
+                                 f"turning), got {self.num_classes}")
+            if self.n_objects < 1:
+                raise ValueError("n_objects: rotation needs at least one turning digit")
         if self.task == "long_order":
             if self.num_classes not in (2, 6, 24):
                 raise ValueError(f"num_classes: long_order has E! orders of E = 2, 3 or 4 "
@@ -178,6 +187,17 @@ def _draw(cfg: SyntheticConfig, labels: Tensor, digits: Tensor, digit_labels: Te
         angle = (2 * math.pi * labels.float() / cfg.num_classes)[:, None]
         angle = angle.expand(n, cfg.n_objects)
         layers.append(_moving(cfg, n, cfg.n_objects, angle, cfg.object_size, digits, gen, t))
+    elif cfg.task == "rotation":
+        # n_objects digits turning in the label's sense (label 1 is label 0 played backwards)
+        # from a uniform start angle, so every frame looks alike, while drifting randomly.
+        index = torch.randint(digits.shape[0], (n, cfg.n_objects), generator=gen)
+        start = torch.rand(n, cfg.n_objects, 1, generator=gen) * 2 * math.pi
+        sense = (1 - 2 * labels.float())[:, None, None]  # +1 / -1
+        turn = start + sense * cfg.angular_speed * t  # (n, O, T) angle of every frame
+        sprites = _rotated_sprites(digits[index], cfg.target_size, turn)  # (n, O, T, s, s)
+        drift = torch.rand(n, cfg.n_objects, generator=gen) * 2 * math.pi
+        layers.append(_moving(cfg, n, cfg.n_objects, drift, cfg.target_size, digits, gen, t,
+                              sprites=sprites))
     else:  # long_order
         n_events = _n_events(cfg.num_classes)
         order = torch.tensor(_orders(n_events))[labels]  # (n, E): digit shown in slot e
@@ -240,7 +260,7 @@ def _paste_index(sprites: Tensor, ys: Tensor, xs: Tensor, colours: Tensor, visib
     """Flat indices into ``(n, 3, T, size, size)`` and values that paste sprites on a torus.
 
     Args:
-        sprites: ``(n, O, s, s)`` intensities in [0, 1].
+        sprites: ``(n, O, s, s)`` intensities in [0, 1], or ``(n, O, T, s, s)`` per frame.
         ys, xs: ``(n, O, T)`` integer top-left corners (wrapped modulo ``size``).
         colours: ``(n, O, 3)``.
         visible: ``(n, O, T)`` bool; hidden objects are not drawn.
@@ -248,7 +268,7 @@ def _paste_index(sprites: Tensor, ys: Tensor, xs: Tensor, colours: Tensor, visib
     Returns:
         ``(index, value)``, both flat, for ``scatter_reduce_(..., reduce="amax")``.
     """
-    n, _, side, _ = sprites.shape
+    n, side = sprites.shape[0], sprites.shape[-1]
     t_len = ys.shape[-1]
     offsets = torch.arange(side)
     rows = (ys[..., None] + offsets) % size  # (n, O, T, s)
@@ -260,9 +280,25 @@ def _paste_index(sprites: Tensor, ys: Tensor, xs: Tensor, colours: Tensor, visib
     # Flat index into (n, 3, T, H*W): (n, O, 3, T, s, s).
     index = ((clip * 3 + channel) * t_len + frame) * (size * size) + pixel[:, :, None]
     # Values: sprite x colour x visibility, (n, O, 3, T, s, s).
-    value = (sprites[:, :, None, None] * colours[..., None, None, None]
+    if sprites.ndim == 4:
+        sprites = sprites[:, :, None]  # (n, O, 1, s, s): the same sprite in every frame
+    value = (sprites[:, :, None] * colours[..., None, None, None]
              * visible[:, :, None, :, None, None])
     return index.expand_as(value).reshape(-1), value.reshape(-1)
+
+
+def _rotated_sprites(images: Tensor, side: int, angle: Tensor) -> Tensor:
+    """Digit images ``(n, O, 8, 8)`` turned by ``angle`` ``(n, O, T)``: ``(n, O, T, side, side)``."""
+    n, count, t_len = angle.shape
+    base = _sprites(images, side)  # (n, O, s, s)
+    # One affine sampling grid per (clip, object, frame): (M, 1, s, s), M = n * O * T.
+    flat = base[:, :, None].expand(n, count, t_len, side, side).reshape(-1, 1, side, side)
+    cos, sin = angle.reshape(-1).cos(), angle.reshape(-1).sin()
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, [flat.shape[0], 1, side, side], align_corners=False)  # (M, s, s, 2)
+    turned = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return turned.reshape(n, count, t_len, side, side)  # (M, 1, s, s) -> (n, O, T, s, s)
 
 
 def _colours(n: int, count: int, gen: torch.Generator) -> Tensor:
@@ -323,6 +359,7 @@ def default_cpu_config(task: str = "motion") -> SyntheticConfig:
     overrides: dict[str, dict] = {
         "appearance": {"num_classes": 10, "target_size": 16},
         "motion": {},
+        "rotation": {"num_classes": 2},
         "long_order": {"num_classes": 2, "clip_len": 16, "n_train": 512},
     }
     return dataclasses.replace(SyntheticConfig(task=task), **overrides[task])

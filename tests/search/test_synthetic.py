@@ -55,6 +55,8 @@ def test_invalid_configs_name_the_field() -> None:
         SyntheticConfig(task="long_order", num_classes=4).validate()
     with pytest.raises(ValueError, match="task"):
         SyntheticConfig(task="colour").validate()
+    with pytest.raises(ValueError, match="num_classes"):
+        SyntheticConfig(task="rotation", num_classes=4).validate()
 
 
 def test_motion_labels_are_directions_and_reverses() -> None:
@@ -96,7 +98,7 @@ def _time_average_accuracy(cfg: SyntheticConfig) -> float:
     return float((clf.predict(x_val) == val.labels.numpy()).mean())
 
 
-@pytest.mark.parametrize("task", ["motion", "long_order"])
+@pytest.mark.parametrize("task", ["motion", "rotation", "long_order"])
 def test_order_free_classifier_is_at_chance(task: str) -> None:
     cfg = SyntheticConfig(task=task, num_classes=2, clip_len=8, size=16, object_size=3,
                           target_size=8, n_train=600, n_val=600)
