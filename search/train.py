@@ -157,10 +157,10 @@ def train(model: nn.Module, train_set: Any, val_set: Any, cfg: TrainConfig, *, s
                    "val/loss": val["loss"], "val/acc1": val["acc1"], "val/acc5": val["acc5"],
                    "lr": lr, "epoch_time_s": time.perf_counter() - t0}
         history.append(metrics)
-        if not math.isfinite(val["loss"]):
-            return _stopped(history, f"non-finite validation loss at epoch {epoch}")
         if on_epoch is not None:
             on_epoch(epoch, dict(metrics))
+        if not math.isfinite(val["loss"]):  # reported above, then the run ends
+            return _stopped(history, f"non-finite validation loss at epoch {epoch}")
         if save_checkpoint is not None:
             save_checkpoint({"model": copy.deepcopy(model.state_dict()),
                              "optimizer": copy.deepcopy(optimizer.state_dict()),
