@@ -16,6 +16,7 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from analysis import NoDataError  # noqa: E402
 from dashboard import common  # noqa: E402
 
 st.set_page_config(page_title="vidarch", page_icon=":material/movie:", layout="wide")
@@ -31,4 +32,11 @@ PAGES = [
 
 page = st.navigation(PAGES)
 st.session_state[common.CTX_KEY] = common.sidebar()
-page.run()
+try:
+    page.run()
+except NoDataError as exc:  # e.g. the file went away while the page ran
+    common.show_problem(common.Problem(str(exc), exc.hint))
+except Exception as exc:  # a bug: say so in one line, keep the details folded away
+    st.error(f"This page failed: {type(exc).__name__}: {exc}")
+    with st.expander("Details for a bug report"):
+        st.exception(exc)

@@ -11,8 +11,10 @@ ctx = common.context()
 summary = common.arch_summary(ctx.db, ctx.study, ctx.metric)
 
 st.title("Placement")
-top = st.slider("Networks shown (best first)", min_value=5, max_value=max(5, min(200, len(summary))),
-                value=min(40, max(5, len(summary))), key="placement_top")
+top = len(summary)
+if len(summary) > 5:
+    top = st.slider("Networks shown (best first)", min_value=5, max_value=min(200, len(summary)),
+                    value=min(40, len(summary)), key="placement_top")
 common.plot(figs.placement_heatmap(summary, metric=ctx.metric, top=top), key="heatmap")
 
 st.subheader("Marginal effect of each position")

@@ -93,3 +93,20 @@ def test_trial_table_filters_and_download(app, demo_db: Path) -> None:
 def test_db_from_the_command_line() -> None:
     assert default_db(["--db", "runs/x.db"]) == "runs/x.db"
     assert default_db(["--server.port", "1"]).endswith(".db")
+
+
+def test_every_page_on_a_tiny_study(app, tmp_path: Path) -> None:
+    from analysis.synthetic import bottom_vs_top_trials, write_trials
+    from search.store import open_engine
+
+    path = tmp_path / "tiny.db"
+    engine = open_engine(f"sqlite:///{path}", create=True)
+    write_trials(engine, "tiny", bottom_vs_top_trials(seeds=(0,))[:2])  # one seed, two archs
+    engine.dispose()
+    at = app(path)
+    _ok(at)
+    assert any("Only one seed" in i.value for i in at.info)
+    for page in ("views/pareto.py", "views/placement.py", "views/curves.py", "views/trial.py",
+                 "views/table.py"):
+        at.switch_page(page).run()
+        _ok(at)
