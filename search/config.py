@@ -75,11 +75,11 @@ class StudyConfig:
 @dataclass
 class DataConfig:
     """The dataset. Fields mirror ``search.data.synthetic.SyntheticConfig``; null (the default)
-    takes that class's calibrated default, filled in by ``fill_defaults`` (a test keeps the
-    field names equal)."""
+    takes the task's calibrated value (``default_cpu_config(task)``), filled in by
+    ``fill_defaults`` (a test keeps the field names equal)."""
 
     source: str = "synthetic"  # only the built-in synthetic clips are wired to studies so far
-    task: str | None = None  # "appearance", "motion" or "long_order"
+    task: str = "motion"  # "appearance", "motion", "rotation" or "long_order"
     clip_len: int | None = None  # frames per clip (T)
     size: int | None = None  # frame height = width
     num_classes: int | None = None  # classes of the task
@@ -88,7 +88,8 @@ class DataConfig:
     object_size: int | None = None  # side of the small moving digits
     target_size: int | None = None  # side of the named digit / flashing event
     speed: float | None = None  # pixels per frame
-    n_objects: int | None = None  # coherently moving digits (motion)
+    n_objects: int | None = None  # coherently moving (motion) or turning (rotation) digits
+    angular_speed: float | None = None  # rotation: radians per frame
     n_distractors: int | None = None  # clutter
     noise: float | None = None  # pixel noise std
     event_len: int | None = None  # long_order: frames an event is visible
@@ -154,14 +155,18 @@ class RunConfig:
 
 
 def fill_defaults(cfg: RunConfig) -> RunConfig:
-    """Replace null data/train fields by the calibrated defaults of the classes they feed."""
-    from search.data.synthetic import SyntheticConfig
+    """Replace null data/train fields by the calibrated defaults of what they feed: the task's
+    ``default_cpu_config`` and ``TrainConfig()`` (so calibration lives in one place)."""
+    from search.data.synthetic import TASKS, default_cpu_config
     from search.train import TrainConfig
 
-    for section, cls in ((cfg.data, SyntheticConfig), (cfg.train, TrainConfig)):
-        for f in dataclasses.fields(cls):
+    data_defaults = default_cpu_config(cfg.data.task) if cfg.data.task in TASKS else None
+    for section, defaults in ((cfg.data, data_defaults), (cfg.train, TrainConfig())):
+        if defaults is None:
+            continue  # an unknown task is reported by the study checks, naming data.task
+        for f in dataclasses.fields(defaults):
             if hasattr(section, f.name) and getattr(section, f.name) is None:
-                value = f.default if f.default is not dataclasses.MISSING else None
+                value = getattr(defaults, f.name)
                 if isinstance(value, bool) and f.name == "channels_last":
                     value = str(value).lower()
                 setattr(section, f.name, value)
