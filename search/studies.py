@@ -109,6 +109,7 @@ def build_design(cfg: RunConfig) -> Design:
                 "temporal_extent": "study.t_kernels=[1,3]",
                 "inflation": "study.kinds=[3d]"}[study.design]
         raise StudyError(f"study: design {study.design!r} lists no networks (set e.g. {hint})")
+    _check_cell_data(cfg, cells)
     labels = [c.label for c in cells]
     for label in labels:
         if labels.count(label) > 1:
@@ -318,6 +319,18 @@ def _check_data(cfg: RunConfig) -> None:
         synthetic_config(cfg.data.__dict__, SyntheticConfig).validate()
     except ValueError as exc:
         raise StudyError(f"data.{exc}") from None
+
+
+def _check_cell_data(cfg: RunConfig, cells: list[Cell]) -> None:
+    """Cells that change the data (clip length) must still make valid clips."""
+    from search.data.synthetic import SyntheticConfig
+
+    for overrides in {tuple(sorted(c.data.items())) for c in cells if c.data}:
+        try:
+            synthetic_config(cfg.data.__dict__, SyntheticConfig, **dict(overrides)).validate()
+        except ValueError as exc:
+            keys = ", ".join(f"{k}={v}" for k, v in overrides)
+            raise StudyError(f"study.clip_lens: data with {keys} is invalid: {exc}") from None
 
 
 def synthetic_config(data: Mapping[str, Any], cls: Any = None, **overrides: Any) -> Any:

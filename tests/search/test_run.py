@@ -77,6 +77,7 @@ BAD_INPUTS = [
     (["study=smoke", "hardware.device=tpu"], "hardware.device: unknown device"),
     (["study=smoke", "study.sampler=tpe"], "study.sampler:"),
     (["study=smoke", "--verbose"], "--verbose: unknown option"),
+    (["study=temporal_extent", "study.clip_lens=[4]"], "study.clip_lens: data with clip_len=4"),
 ]
 
 
