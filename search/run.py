@@ -16,9 +16,11 @@ input; 130 interrupted.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import traceback
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -278,10 +280,18 @@ def main(argv: list[str] | None = None) -> int:
     from search.driver import Outcome, print_summary, run_study
 
     outcome = Outcome()
+    crashed = False
     try:
         outcome = run_study(run_cfg, design, engine, study_id)
     except KeyboardInterrupt:
         outcome.interrupted = True
+    except Exception as exc:  # a driver bug or a Ray failure: say so, keep the results consistent
+        crashed = True
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: driver: {type(exc).__name__}: {first} (set VIDARCH_DEBUG=1 for the "
+              f"traceback; rerun the same command to resume)", file=sys.stderr)
+        if os.environ.get("VIDARCH_DEBUG"):
+            traceback.print_exc()
     finally:
         # Whatever stopped us, no row stays RUNNING: the next run re-runs those cells.
         with session_scope(engine) as s:
@@ -295,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.dispose()
     if outcome.interrupted:
         return 130
-    return 1 if failed or outcome.failed else 0
+    return 1 if failed or outcome.failed or crashed else 0
 
 
 def _shutdown_ray() -> None:
