@@ -67,7 +67,7 @@ def pareto_figure(summary: pd.DataFrame, front: pd.DataFrame | None = None, *,
             hovertemplate=("<b>%{customdata[1]}</b> %{customdata[0]}<br>"
                            f"{metric} %{{y:.4f}} [%{{customdata[3]:.4f}}, %{{customdata[4]:.4f}}]"
                            "<br>seeds %{customdata[2]}<br>"
-                           f"{cost} %{{x:.3f}}<extra>{group}</extra>"),
+                           f"{cost} %{{x:.4g}}<extra>{group}</extra>"),
         ))
     if front is not None and len(front):
         f = front.sort_values(cost)
@@ -95,7 +95,7 @@ def compare_figure(table: pd.DataFrame, *, metric: str = "val/acc1") -> go.Figur
                       "n=%{customdata[0]}<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Bar(x=table["acc_per_gmac"], y=groups, orientation="h",
                          marker_color=colors, showlegend=False,
-                         hovertemplate="%{y}: %{x:.5f} per GMAC<extra></extra>"), row=1, col=2)
+                         hovertemplate="%{y}: %{x:.4g} per GMAC<extra></extra>"), row=1, col=2)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(**LAYOUT, height=120 + 40 * len(table))
     return fig
@@ -149,7 +149,7 @@ def marginal_figure(effects: pd.DataFrame, *, metric: str = "val/acc1") -> go.Fi
                                            "(n=%{customdata})<extra></extra>"), row=1, col=1)
         fig.add_trace(go.Bar(x=positions, y=k["delta_gmacs"], name=kind, marker_color=color,
                              legendgroup=kind, showlegend=False,
-                             hovertemplate=f"{kind} at %{{x}}: Δ %{{y:+.2f}} GMACs"
+                             hovertemplate=f"{kind} at %{{x}}: Δ %{{y:+.3g}} GMACs"
                                            "<extra></extra>"), row=2, col=1)
     fig.update_layout(**LAYOUT, barmode="group", height=560, legend_title="conv kind")
     return fig
@@ -203,7 +203,7 @@ def layer_macs_figure(layers: Sequence[dict[str, Any]] | pd.DataFrame,
         k = df[df["kind"] == kind]
         fig.add_trace(go.Bar(x=k["layer"], y=k["gmacs"], name=str(kind),
                              marker_color=KIND_COLORS.get(str(kind), "#444"),
-                             hovertemplate="%{x}: %{y:.3f} GMACs<extra>" + str(kind) + "</extra>"))
+                             hovertemplate="%{x}: %{y:.4g} GMACs<extra>" + str(kind) + "</extra>"))
     fig.update_layout(**LAYOUT, title=title, barmode="overlay", yaxis_title="GMACs",
                       xaxis={"categoryorder": "array", "categoryarray": list(df["layer"])},
                       legend_title="conv kind", height=360)

@@ -192,6 +192,8 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
         df = trials.merge(archs, on="arch_id", how="left")
 
         wide = _final_metrics(engine, ids)
+        # the driver also reports totals such as macs/params; the arch row is authoritative
+        wide = wide.drop(columns=[c for c in wide.columns if c in df.columns])
         if not wide.empty:
             df = df.merge(wide, left_on="trial_id", right_index=True, how="left")
         if "val/acc1" in df:

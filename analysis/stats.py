@@ -181,10 +181,13 @@ def compare(df: pd.DataFrame, by: str = "family", metric: str = "val/acc1", *,
             diff = (a.loc[common] - b.loc[common]).to_numpy(dtype=float)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                # a test needs spread: with identical differences (or values) it is undefined
                 if len(common) >= 2 and np.any(diff != 0):
-                    t_p = float(sps.ttest_rel(a.loc[common], b.loc[common]).pvalue)
                     w_p = float(sps.wilcoxon(diff).pvalue)
-                if len(units_of[group]) >= 2 and len(units_of[ref]) >= 2:
+                    if np.ptp(diff) > 0:
+                        t_p = float(sps.ttest_rel(a.loc[common], b.loc[common]).pvalue)
+                if (len(units_of[group]) >= 2 and len(units_of[ref]) >= 2
+                        and np.ptp(units_of[group]) + np.ptp(units_of[ref]) > 0):
                     welch = float(sps.ttest_ind(units_of[group], units_of[ref],
                                                 equal_var=False).pvalue)
         p_t.append(t_p)

@@ -28,9 +28,19 @@ def best_per_group(df: pd.DataFrame, metric: str = "val/acc1", by: str = "family
     return best[[c for c in cols if c in best]].reset_index(drop=True)
 
 
+def fmt_macs(gmacs: float) -> str:
+    """``40.7 GMACs`` / ``19.8 MMACs`` / ``350 kMACs``: the unit that keeps 3 digits readable."""
+    if not math.isfinite(gmacs):
+        return "? MACs"
+    for scale, unit in ((1.0, "GMACs"), (1e-3, "MMACs"), (1e-6, "kMACs")):
+        if abs(gmacs) >= scale:
+            return f"{gmacs / scale:.3g} {unit}"
+    return f"{gmacs * 1e9:.3g} MACs"
+
+
 def _fmt_p(p: float) -> str:
     if p is None or not math.isfinite(p):
-        return "no test (too few paired seeds)"
+        return "no p-value"
     return f"p = {p:.3g}" if p >= 1e-4 else "p < 1e-4"
 
 
@@ -53,7 +63,7 @@ def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
     sentences = [
         f"**{winner['group']}** placements score the highest mean {metric}: "
         f"{winner['mean']:.4f} (95% CI {winner['ci_low']:.4f}–{winner['ci_high']:.4f}, "
-        f"{winner['n']} trials over {winner['n_seeds']} seeds) at {winner['gmacs']:.2f} GMACs "
+        f"{winner['n']} trials over {winner['n_seeds']} seeds) at {fmt_macs(winner['gmacs'])} "
         "on average."
     ]
     best = best_per_group(df, metric)
@@ -62,7 +72,7 @@ def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
         out["best_arch"] = top
         name = top.get("label") or top["arch_id"]
         sentences.append(f"The best single network is **{name}** ({top['family']}): "
-                         f"{top['mean']:.4f} at {top['gmacs']:.2f} GMACs.")
+                         f"{top['mean']:.4f} at {fmt_macs(top['gmacs'])}.")
         summary = arch_summary(df, metric)
         near = summary[summary["mean"] >= top["mean"] - tolerance]
         cheap = near.loc[near["gmacs"].idxmin()].to_dict()
@@ -70,7 +80,7 @@ def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
             out["cheapest_near_best"] = cheap
             sentences.append(
                 f"Within {tolerance:g} of it, the cheapest is **{cheap.get('label') or cheap['arch_id']}** "
-                f"({cheap['family']}): {cheap['mean']:.4f} at {cheap['gmacs']:.2f} GMACs "
+                f"({cheap['family']}): {cheap['mean']:.4f} at {fmt_macs(cheap['gmacs'])} "
                 f"({cheap['gmacs'] / top['gmacs']:.0%} of the cost).")
     groups = set(table["group"])
     if {"bottom-heavy", "top-heavy"} <= groups:
@@ -81,7 +91,8 @@ def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
         paired = int(row["n_pairs"]) >= 2 and math.isfinite(row["p_paired_t"])
         p = row["p_paired_t"] if paired else row["p_welch"]
         test = (f"paired t-test over {int(row['n_pairs'])} seeds" if paired
-                else "Welch t-test (seeds not paired)")
+                else f"Welch t-test, {int(row['n_pairs'])} paired seeds"
+                if int(row["n_pairs"]) < 2 else "differences identical across seeds")
         better = "bottom-heavy" if row["delta"] > 0 else "top-heavy"
         out["bottom_vs_top"] = {"delta": float(row["delta"]), "p": float(p), "test": test,
                                 "better": better, "gmacs_bottom": float(row["gmacs"]),
@@ -89,7 +100,8 @@ def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
                                 "p_wilcoxon": float(row["p_wilcoxon"])}
         sentences.append(
             f"Bottom-heavy vs top-heavy: **{better}** by {abs(row['delta']):.4f} {metric} "
-            f"({test}, {_fmt_p(p)}); mean cost {row['gmacs']:.2f} vs {top_row['gmacs']:.2f} GMACs.")
+            f"({test}, {_fmt_p(p)}); mean cost {fmt_macs(row['gmacs'])} vs "
+            f"{fmt_macs(top_row['gmacs'])}.")
     n_complete = len(completed(df))
     if n_complete and table["n_seeds"].max() < 2:
         sentences.append("Only one seed per group: the intervals are over trials, not seeds — "

@@ -36,7 +36,7 @@ st.dataframe(front, hide_index=True, width="stretch", column_order=[
                  "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
                  "ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
                  "std": st.column_config.NumberColumn("std", format="%.4f"),
-                 "gmacs": st.column_config.NumberColumn("GMACs", format="%.2f"),
+                 "gmacs": st.column_config.NumberColumn("GMACs", format="%.3g"),
                  "params": st.column_config.NumberColumn("params", format="compact"),
                  "t_com": st.column_config.NumberColumn("temporal depth", format="%.2f"),
                  "t_share_bottom": st.column_config.NumberColumn("bottom share", format="%.2f"),

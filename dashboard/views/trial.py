@@ -20,12 +20,21 @@ numbers = ranked["number"].head(MAX_OPTIONS).tolist()
 by_number = df.set_index("number")
 
 
+def _num(value: object, spec: str) -> str:
+    """A number formatted, or "—" when missing."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if number != number else format(number, spec)
+
+
 def describe(number: int) -> str:
     """One line per trial in the pickers."""
     row = by_number.loc[number]
-    value = row.get(ctx.metric, float("nan"))
     name = row["label"] if isinstance(row["label"], str) else row["arch_id"][:8]
-    return f"#{number} · {name} · seed {row['seed']} · {row['state']} · {value:.4f}"
+    return (f"#{number} · {name} · seed {row['seed']} · {row['state']} · "
+            f"{_num(row.get(ctx.metric), '.4f')}")
 
 
 def runner_up(first: int) -> int | None:
@@ -55,10 +64,10 @@ for col, number in zip(columns, chosen, strict=True):
     with col:
         st.subheader(f"#{number} · {row['label'] if isinstance(row['label'], str) else ''}")
         facts = {"family": row.get("family"), "state": row["state"], "seed": row["seed"],
-                 ctx.metric: f"{row.get(ctx.metric, float('nan')):.4f}",
-                 "GMACs": f"{row['gmacs']:.3f}", "params": f"{row['params']:,.0f}",
-                 "latency ms": f"{row.get('latency_ms', float('nan')):.2f}",
-                 "temporal depth (0 bottom, 1 top)": f"{row.get('t_com', float('nan')):.2f}",
+                 ctx.metric: _num(row.get(ctx.metric), ".4f"), "GMACs": _num(row["gmacs"], ".4g"),
+                 "params": _num(row["params"], ",.0f"),
+                 "latency ms": _num(row.get("latency_ms"), ".2f"),
+                 "temporal depth (0 bottom, 1 top)": _num(row.get("t_com"), ".2f"),
                  "arch_id": row["arch_id"]}
         if isinstance(row.get("error"), str):
             facts["error"] = row["error"]

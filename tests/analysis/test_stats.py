@@ -143,3 +143,12 @@ def test_bootstrap_of_very_many_units_is_normal_and_cheap() -> None:
     low, high = bootstrap_ci(units)
     assert low < units.mean() < high
     assert high - low == pytest.approx(2 * 1.96 * 0.05 / np.sqrt(units.size), rel=0.02)
+
+
+def test_no_p_value_without_spread() -> None:
+    # quantised accuracies (32 validation clips): the same difference on every seed
+    rows = [{"family": f, "seed": s, "arch_id": f, "state": "COMPLETE", "gmacs": 1.0,
+             "val/acc1": v} for s in (0, 1) for f, v in (("2D", 0.40625), ("top-heavy", 0.15625))]
+    table = compare(pd.DataFrame(rows), reference="2D").set_index("group")
+    assert math.isnan(table.loc["top-heavy", "p_paired_t"])
+    assert math.isnan(table.loc["top-heavy", "p_welch"])
