@@ -187,6 +187,8 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
             [_safe_features(s, p) for s, p in zip(archs["spec_json"], archs["per_layer_json"],
                                                    strict=True)],
             index=archs.index)
+        for col in ("latency_ms", "activations"):  # nullable: all-NULL comes back as None
+            archs[col] = pd.to_numeric(archs[col], errors="coerce").astype(float)
         archs = pd.concat([archs.drop(columns=["spec_json", "per_layer_json"]), feats], axis=1)
         archs["gmacs"] = archs["macs"] / 1e9
         df = trials.merge(archs, on="arch_id", how="left")

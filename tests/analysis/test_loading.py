@@ -135,3 +135,22 @@ def test_analysis_never_imports_torch_or_ray() -> None:
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'ray')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_driver_totals_and_missing_latency(tmp_path: Path) -> None:
+    # the driver also reports macs/params as final results, and may store no latency
+    engine = open_engine(f"sqlite:///{tmp_path / 'driver.db'}", create=True)
+    spec = preset("rmc3", num_classes=4, clip_len=8, crop_size=32)
+    with session_scope(engine) as s:
+        study = get_or_create_study(s, "bottom_vs_top", kind="grid", config={})
+        upsert_arch(s, spec.arch_id, spec.to_json(), macs=9_470_000, params=223_700)
+        trial = start_trial(s, study.id, arch_id=spec.arch_id, seed=0, label="rmc3",
+                            family="top-heavy")
+        finish_trial(s, trial.id, TrialState.COMPLETE,
+                     results={"val/acc1": 0.4, "macs": 1.0, "params": 2.0, "epoch": 2})
+    df = load_trials(engine, "bottom_vs_top")
+    assert df.loc[0, "macs"] == 9_470_000 and df.loc[0, "params"] == 223_700
+    assert df.loc[0, "epoch"] == 2 and df.loc[0, "design_family"] == "top-heavy"
+    assert math.isnan(df.loc[0, "latency_ms"])
+    assert analysis.summary.fmt_macs(df.loc[0, "gmacs"]) == "9.47 MMACs"
+    engine.dispose()
