@@ -9,6 +9,8 @@ import streamlit as st
 import analysis
 from dashboard import common
 
+MAX_ROWS = 20_000  # rows sent to the browser; downloads hold every filtered row
+
 ctx = common.context(need_complete=False)
 df = common.trials(ctx.db, ctx.study)
 
@@ -36,8 +38,11 @@ main = ["number", "state", "seed", "label", "family", "gmacs", "params", "latenc
         *metrics, "t_com", "t_share_bottom", "arch_id"]
 shown = st.multiselect("Columns", list(df.columns), default=[c for c in main if c in df],
                        key="table_columns")
-st.caption(f"{len(view):,} of {len(df):,} trials")
-st.dataframe(view[shown], hide_index=True, width="stretch", height=520)
+shown_rows = view[shown].head(MAX_ROWS)
+st.caption(f"{len(view):,} of {len(df):,} trials"
+           + (f" · showing the first {MAX_ROWS:,}; the downloads hold all"
+              if len(view) > MAX_ROWS else ""))
+st.dataframe(shown_rows, hide_index=True, width="stretch", height=520)
 
 
 def parquet_bytes() -> bytes:
