@@ -71,7 +71,7 @@ BAD_INPUTS = [
     (["study=free_search", "study.max_macs=1k"], "study.space.constraints"),
     (["study=smoke", "study.net.widths=[4,8,16]"], "study.net.widths:"),
     (["study=smoke", "storage=postgresql+psycopg2://nobody@127.0.0.1:1/vidarch"],
-     "storage: cannot open"),
+     "storage: cannot "),  # "cannot open" (refused) or "cannot use" (no psycopg2 installed)
     (["study=smoke", "storage=not-a-url"], "storage: not a SQLAlchemy URL"),
     (["study=smoke", "hardware.cpus_per_trial=4096"], "hardware.cpus_per_trial:"),
     (["study=smoke", "hardware.device=tpu"], "hardware.device: unknown device"),
