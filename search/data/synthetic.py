@@ -1,6 +1,6 @@
 """Built-in synthetic video: small clips, made in memory from a seed, where time can matter.
 
-Three tasks share one renderer (sprites pasted on a torus, vectorized with ``scatter_reduce``):
+Four tasks share one renderer (sprites pasted on a torus, vectorized with ``scatter_reduce``):
 
 - ``"appearance"``: which handwritten digit (``sklearn.datasets.load_digits``) drifts through the
   clip among small distractors. One frame suffices; a 2D network solves it.
@@ -17,6 +17,9 @@ Three tasks share one renderer (sprites pasted on a torus, vectorized with ``sca
   time slot far apart from the others and at a random place, among moving distractors. Labels
   are the ``E!`` orders; the set of frames is the same for every order, so only a network whose
   receptive field spans the gap in time *and* space can solve it (top, long extents).
+
+Measured placement effects at the CPU defaults are in docs/calibration.md (bottom-heavy wins
+motion and rotation, 2D wins appearance, all-3D wins long_order).
 
 Train and validation clips draw digits from disjoint halves of the digit images, so appearance
 must generalise to unseen handwriting.
@@ -353,8 +356,9 @@ def default_cpu_config(task: str = "motion") -> SyntheticConfig:
 
     Sized so one trial of a tiny network (widths 16-32-64-128, one block per stage) with the
     default ``TrainConfig`` takes about 30-60 s on one CPU thread, and so that no placement sits
-    at ceiling: motion 4 directions at T=8; appearance 10 digits drawn large (16 px); long_order
-    2 orders at T=16 (events 6-10 frames apart) on 512 clips, the same compute as 1,024 clips of 8.
+    at ceiling: motion 4 directions at T=8; rotation 2 senses at T=8; appearance 10 digits drawn
+    large (16 px); long_order 2 orders at T=16 (events 6-10 frames apart) on 512 clips, the same
+    compute as 1,024 clips of 8 frames.
     """
     overrides: dict[str, dict] = {
         "appearance": {"num_classes": 10, "target_size": 16},
