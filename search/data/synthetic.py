@@ -106,7 +106,9 @@ class ClipSet(torch.utils.data.Dataset):
     """
 
     def __init__(self, clips: Tensor, labels: Tensor, num_classes: int) -> None:
-        assert clips.ndim == 5 and clips.shape[0] == labels.shape[0]
+        if clips.ndim != 5 or clips.shape[0] != labels.shape[0]:
+            raise ValueError(f"clips must be (N, C, T, H, W) with one label each; got "
+                             f"{tuple(clips.shape)} and {tuple(labels.shape)} labels")
         self.clips = clips
         self.labels = labels
         self.num_classes = num_classes
