@@ -90,7 +90,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         reported.append(state.get("epoch"))
         if hooks.get("epoch_sleep_s"):
             time.sleep(float(hooks["epoch_sleep_s"]))
-        with tempfile.TemporaryDirectory(prefix="vidarch-ckpt-") as tmp:
+        # Staged inside the trial's own directory: a worker killed mid-report leaves nothing
+        # behind in /tmp.
+        with tempfile.TemporaryDirectory(prefix="staging-", dir=_trial_dir()) as tmp:
             torch.save(state, Path(tmp) / CHECKPOINT_FILE)
             tune.report({**pending, **extra}, checkpoint=tune.Checkpoint.from_directory(tmp))
 
@@ -114,6 +116,19 @@ def _datasets(items: tuple[tuple[str, Any], ...]) -> tuple[Any, Any]:
 
     data = dict(items)
     return make_synthetic(synthetic_config(data), seed=int(data.get("data_seed", 0)))
+
+
+def _trial_dir() -> str | None:
+    """The trial's local directory (None outside Tune: the system temp dir is used)."""
+    from ray import tune
+
+    try:
+        path = tune.get_context().get_trial_dir()
+    except Exception:  # pragma: no cover - outside a Tune session
+        return None
+    if path and os.path.isdir(path):
+        return path
+    return None
 
 
 def _device(device: str) -> str:
