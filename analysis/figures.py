@@ -74,10 +74,25 @@ def pareto_figure(summary: pd.DataFrame, front: pd.DataFrame | None = None, *,
         fig.add_trace(go.Scatter(x=f[cost], y=f["mean"], mode="lines", line_shape="hv",
                                  name="Pareto front", hoverinfo="skip",
                                  line={"color": "black", "width": 1.5, "dash": "dot"}))
+    if len(summary):
+        fig.update_yaxes(range=_y_range(summary["mean"], summary["ci_low"], summary["ci_high"]))
     fig.update_layout(**LAYOUT, title=f"{metric} vs {cost} (mean over seeds, 95% CI)",
                       xaxis_title="GMACs per clip" if cost == "gmacs" else cost,
                       yaxis_title=metric, legend_title="placement family", height=520)
     return fig
+
+
+def _y_range(mean: pd.Series, low: pd.Series, high: pd.Series) -> list[float]:
+    """Axis range that shows every mean and the CIs, but lets a huge CI (two seeds) run off
+    the plot rather than squash the points into a line."""
+    top, bottom = float(mean.max()), float(mean.min())
+    spread = max(top - bottom, 1e-3)
+    lo = max(min(bottom, float(np.nanmin(low.to_numpy(dtype=float, na_value=np.nan)))
+                 if low.notna().any() else bottom), bottom - spread)
+    hi = min(max(top, float(np.nanmax(high.to_numpy(dtype=float, na_value=np.nan)))
+                 if high.notna().any() else top), top + spread)
+    pad = 0.05 * (hi - lo or spread)
+    return [lo - pad, hi + pad]
 
 
 def compare_figure(table: pd.DataFrame, *, metric: str = "val/acc1") -> go.Figure:

@@ -28,9 +28,9 @@ with right:
 st.markdown(f"**{len(front)} Pareto-optimal networks** of {len(summary):,} "
             f"(mean {ctx.metric} over seeds against {costs[cost]}; COMPLETE trials only — "
             "pruned trials never count):")
-st.dataframe(front, hide_index=True, width="stretch", column_order=[
+st.dataframe(front, hide_index=True, width="stretch", column_order=list(dict.fromkeys([
                  "label", "family", "mean", "ci_low", "ci_high", "n", cost, "gmacs", "params",
-                 "latency_ms", "t_com", "t_share_bottom", "temporal_mac_frac", "arch_id"],
+                 "latency_ms", "t_com", "t_share_bottom", "temporal_mac_frac", "arch_id"])),
              column_config={
                  "mean": st.column_config.NumberColumn(ctx.metric, format="%.4f"),
                  "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
