@@ -291,6 +291,6 @@ class ArchSpec:
 def _known(data: Mapping[str, Any], cls: type, prefix: str) -> None:
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
-        _require(key in names, f"{prefix}{key}",
-                 f"unknown field; {cls.__name__} has {sorted(names)}")
+        if key not in names:  # build the message only when needed: specs are parsed in bulk
+            raise SpecError(f"{prefix}{key}: unknown field; {cls.__name__} has {sorted(names)}")
 
