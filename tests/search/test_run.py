@@ -153,19 +153,21 @@ def _wait_for(predicate, timeout: float) -> bool:
 @pytest.mark.slow
 def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> None:
     """SIGKILL the driver while a trial runs; the rerun repairs, resumes and completes."""
-    slow = ("train.epochs=2", "testing.epoch_sleep_s=1.5")
+    slow = ("train.epochs=3", "testing.epoch_sleep_s=1.5")  # trials last long enough to kill
     proc = runner.start(*slow)
 
     def epoch_written() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"driver ended early: {proc.communicate()}")
         try:
+            # A trial mid-way: RUNNING, with an epoch and its checkpoint recorded.
             return bool(_rows(runner.db, "SELECT 1 FROM trials t JOIN epoch_metrics e "
-                                         "ON e.trial_id = t.id WHERE t.state = 'RUNNING'"))
+                                         "ON e.trial_id = t.id WHERE t.state = 'RUNNING' "
+                                         "AND t.checkpoint_path IS NOT NULL"))
         except sqlite3.OperationalError:
             return False
 
-    assert _wait_for(epoch_written, 150), "no RUNNING trial with an epoch appeared"
+    assert _wait_for(epoch_written, 150), "no RUNNING trial with a checkpoint appeared"
     proc.kill()  # SIGKILL of the driver only
     proc.wait()
     assert _rows(runner.db, "SELECT count(*) FROM trials WHERE state = 'RUNNING'")[0][0] >= 1
@@ -207,10 +209,10 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
     rerun = [r for r in rows if r[3] == 2]
     assert rerun, "the interrupted cell was not re-run"
     assert any(json.loads(r[4]).get("resumed_from") for r in rerun), \
-        "the interrupted cell did not resume from its checkpoint"
+        f"the interrupted cell did not resume from its checkpoint: {rows}"
     # Every completed trial has both epochs and its final metrics; the archs are shared.
     assert _rows(runner.db, "SELECT count(DISTINCT trial_id || '-' || epoch) FROM epoch_metrics "
-                            "WHERE name = 'val/acc1'")[0][0] == 2 * SMOKE_CELLS
+                            "WHERE name = 'val/acc1'")[0][0] == 3 * SMOKE_CELLS
     assert _rows(runner.db, "SELECT count(*) FROM results WHERE name = 'val/acc1'")[0][0] == \
         SMOKE_CELLS
     assert _rows(runner.db, "SELECT count(*) FROM archs")[0][0] == 2
