@@ -550,6 +550,18 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "counts": counts}
 
 
+def dashboard_command(storage: str) -> str:
+    """The command that opens the dashboard on ``storage``, runnable from the current directory."""
+    root = Path(__file__).resolve().parents[1]
+    here = Path.cwd().resolve()
+    app = "dashboard/app.py" if here == root else str(root / "dashboard" / "app.py")
+    db = storage
+    if storage.startswith("sqlite:///"):
+        path = Path(storage.removeprefix("sqlite:///"))
+        db = str(path) if here == root or path.is_absolute() else str((here / path).resolve())
+    return f"streamlit run {app} -- --db {db}"
+
+
 def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Outcome,
                   storage: str, stream: TextIO = sys.stdout) -> dict[str, Any]:
     """Print the end-of-run tables and the next command; return the summary data."""
@@ -598,6 +610,5 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Outco
     if outcome.skipped:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(outcome.skip_reasons.items()))
         console.print(f"\n{outcome.skipped} proposal(s) answered without training ({reasons}).")
-    db = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage
-    console.print(f"\nNext: streamlit run dashboard/app.py -- --db {db}")
+    console.print(f"\nNext: {dashboard_command(storage)}")
     return data

@@ -152,3 +152,12 @@ def test_summary_pareto_uses_complete_trials_and_seed_means() -> None:
     assert data["best"]["top-heavy"]["label"] == "rmc3"
     assert [r["label"] for r in data["failures"]] == ["bad"]
     assert data["counts"]["PRUNED"] == 1
+
+
+def test_dashboard_command_runs_from_where_the_study_ran(tmp_path, monkeypatch) -> None:
+    from search.driver import dashboard_command
+
+    monkeypatch.chdir(tmp_path)
+    command = dashboard_command("sqlite:///studies.db")
+    assert command.startswith("streamlit run /") and command.endswith(
+        f"-- --db {tmp_path.resolve() / 'studies.db'}")
