@@ -95,13 +95,18 @@ def _y_range(mean: pd.Series, low: pd.Series, high: pd.Series) -> list[float]:
     return [lo - pad, hi + pad]
 
 
-def compare_figure(table: pd.DataFrame, *, metric: str = "val/acc1") -> go.Figure:
-    """Forest plot of a ``compare`` table: group means with 95% CIs, and accuracy per GMAC."""
+def compare_figure(table: pd.DataFrame, *, metric: str = "val/acc1",
+                   color: str = "group") -> go.Figure:
+    """Forest plot of a ``compare`` table: group means with 95% CIs, and accuracy per GMAC.
+
+    ``color`` names the column whose family colours the rows (e.g. ``family`` when the groups
+    are single networks).
+    """
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=(f"{metric}: mean and 95% CI over seeds",
                                         f"{metric} per GMAC"))
     groups = table["group"].astype(str)
-    colors = [FAMILY_COLORS.get(g, "#444") for g in groups]
+    colors = [FAMILY_COLORS.get(str(g), "#444") for g in table[color]]
     fig.add_trace(go.Scatter(
         x=table["mean"], y=groups, mode="markers", marker={"size": 11, "color": colors},
         error_x=_err(table["mean"], table["ci_low"], table["ci_high"]), showlegend=False,
@@ -113,6 +118,33 @@ def compare_figure(table: pd.DataFrame, *, metric: str = "val/acc1") -> go.Figur
                          hovertemplate="%{y}: %{x:.4g} per GMAC<extra></extra>"), row=1, col=2)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(**LAYOUT, height=120 + 40 * len(table))
+    return fig
+
+
+def effect_lines_figure(table: pd.DataFrame, x: str, line: str, *,
+                        metric: str = "val/acc1") -> go.Figure:
+    """Group means with 95% CIs against a numeric ``x``, one line per value of ``line``.
+
+    ``table`` is a ``compare`` table with the columns ``x`` and ``line`` added (e.g. the
+    temporal extent ``t_kernel`` and the clip length ``clip_len`` of each group).
+    """
+    fig = go.Figure()
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
+    values = sorted(table[line].dropna().unique().tolist()) if len(table) else []
+    for i, value in enumerate(values):
+        g = table[table[line] == value].sort_values(x)
+        fig.add_trace(go.Scatter(
+            x=g[x], y=g["mean"], mode="lines+markers", name=f"{line} = {value}",
+            line={"color": palette[i % len(palette)]},
+            error_y=_err(g["mean"], g["ci_low"], g["ci_high"]),
+            customdata=np.column_stack([g["n"], g["ci_low"], g["ci_high"]]),
+            hovertemplate=(f"{x} %{{x}}: %{{y:.4f}} [%{{customdata[1]:.4f}}, "
+                           f"%{{customdata[2]:.4f}}], n=%{{customdata[0]}}<extra>{line} = "
+                           f"{value}</extra>")))
+    fig.update_layout(**LAYOUT, title=f"{metric} by {x} and {line} (mean, 95% CI over seeds)",
+                      xaxis_title=x, yaxis_title=metric, legend_title=line, height=460)
+    if len(table):
+        fig.update_xaxes(tickvals=sorted(table[x].dropna().unique().tolist()))
     return fig
 
 

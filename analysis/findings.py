@@ -1,0 +1,815 @@
+"""Regenerate ``docs/findings.md`` from the results database: figures, effect tables, compute.
+
+``python -m analysis.findings [--db studies.db] [--out docs]`` (``make findings``) reads every
+shipped study in the database and, for each, writes
+
+- PNG figures exported from the same plotly figures the dashboard shows (``analysis.figures``),
+- the effect table of ``analysis.compare`` grouped by the study's natural arm (and contrasts
+  such as inflated vs scratch, paired over seeds), as markdown and as CSV,
+- the compute the study took (trials by state, trial time, wall-clock span),
+
+into ``<out>/findings/`` and into the blocks of ``<out>/findings.md`` between
+``<!-- BEGIN generated:NAME -->`` and ``<!-- END generated:NAME -->``. Everything outside the
+markers is hand-written prose and is kept. The output depends on the database only (fixed
+bootstrap seed, no timestamps but the database's), so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from sqlalchemy import select
+
+from analysis import figures
+from analysis.loading import (
+    NoDataError,
+    list_studies,
+    load_curves,
+    load_trials,
+    opened,
+    study_config,
+)
+from analysis.placement import FAMILIES
+from analysis.stats import arch_summary, bootstrap_ci, compare, completed, pareto_front
+from search.schema import StudyRow, TrialRow
+
+METRIC = "val/acc1"
+N_BOOT = 2000  # bootstrap resamples, as on the dashboard
+BOOT_SEED = 0  # fixed: a rerun on the same database gives the same CIs
+FIG_DIR = "findings"  # PNG and CSV files, beside findings.md
+FIG_WIDTH = 900  # px of the exported PNGs
+DEFAULT_BROWSER = "/usr/bin/chromium"  # Debian's chromium, for kaleido when nothing else is found
+KIND_ORDER = ("2d", "3d", "2plus1d", "p3d_a", "r2plus1d", "p3d_b", "p3d_c", "p3d_mix")
+STATES = ("COMPLETE", "PRUNED", "FAILED", "RUNNING")
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Arms of ``arm`` against ``reference``, within each value of ``within`` (or overall)."""
+
+    arm: str  # column compared ("init", "t_kernel", "family")
+    reference: str  # its reference value, as text ("scratch", "1", "top-heavy")
+    within: str | None = None  # stratum column ("kind", "clip_len"); None: all trials
+    title: str = ""  # heading over the table
+    only: tuple[str, ...] = ()  # compare just these arms with the reference (all when empty)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A shipped study: its arms, extra tables and figures, and the claim it tests."""
+
+    name: str
+    title: str  # section heading
+    claim: str  # the published claim under test (template prose, written once)
+    arms: tuple[str, ...]  # columns naming an arm, in display order
+    add_arms: Callable[[pd.DataFrame], pd.DataFrame]  # adds the ``arms`` columns to trials
+    color: str = "arm"  # Pareto-plot colour column ("family" uses the dashboard's colours)
+    by_family: bool = False  # also an effect table by placement family
+    contrasts: tuple[Contrast, ...] = ()
+    lines: tuple[str, str] | None = None  # (x, line) for effect_lines_figure
+    optional: bool = False  # no section unless the database (or the file) has it
+
+
+# --- arms of each study -----------------------------------------------------------------------
+
+
+def _network(df: pd.DataFrame) -> pd.Series:
+    labels = df["label"] if "label" in df else pd.Series(None, index=df.index, dtype=object)
+    return labels.where(labels.notna() & (labels != ""), df["arch_id"].astype(str).str[:8])
+
+
+def _block_cols(df: pd.DataFrame, field_name: str) -> list[str]:
+    return [c for c in df.columns if c.startswith("stage") and c.endswith(f".{field_name}")]
+
+
+def _temporal_blocks(df: pd.DataFrame) -> pd.Series:
+    """Blocks (stem excluded) that mix frames: kind other than 2D and t_kernel > 1."""
+    count = pd.Series(0, index=df.index)
+    for col in _block_cols(df, "kind"):
+        t_col = col.removesuffix(".kind") + ".t_kernel"
+        t = df[t_col] if t_col in df else pd.Series(1, index=df.index)
+        count += ((df[col].astype(str) != "2d") & (t.fillna(1) > 1)).astype(int)
+    return count
+
+
+def _arms_bottom_vs_top(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.assign(network=_network(df))
+    df["arm"] = df["network"]
+    df["3D blocks"] = _temporal_blocks(df)
+    return df
+
+
+def _arms_conv_kinds(df: pd.DataFrame) -> pd.DataFrame:
+    kind = _network(df)
+    if "stage1.block1.kind" in df:  # a network without a label: its first block's kind
+        kind = kind.where(df["label"].notna(), df["stage1.block1.kind"].astype(str))
+    return df.assign(kind=kind, arm=kind)
+
+
+def _arms_temporal_extent(df: pd.DataFrame) -> pd.DataFrame:
+    t_cols = _block_cols(df, "t_kernel")
+    t = df[t_cols].max(axis=1).fillna(1).astype(int) if t_cols else pd.Series(1, index=df.index)
+    clip = df["clip_len"].astype(int) if "clip_len" in df else pd.Series(0, index=df.index)
+    df = df.assign(t_kernel=t, clip_len=clip)
+    df["arm"] = "t=" + t.astype(str) + ", T=" + clip.astype(str)
+    return df
+
+
+def _arms_inflation(df: pd.DataFrame) -> pd.DataFrame:
+    infl_cols = [c for c in df.columns if c.endswith(".inflate")]
+    from_spec = (df[infl_cols].fillna(False).astype(bool).any(axis=1) if infl_cols
+                 else pd.Series(False, index=df.index))
+    design = df["design_family"] if "design_family" in df else pd.Series(None, index=df.index)
+    init = design.where(design.isin(["inflated", "scratch"]),
+                        from_spec.map({True: "inflated", False: "scratch"}))
+    network = _network(df)
+    kind = network.str.replace(r"_(inflated|scratch)$", "", regex=True)
+    return df.assign(kind=kind, init=init, arm=kind + " " + init)
+
+
+def _arms_family(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(arm=df["family"].astype(str))
+
+
+STUDIES: tuple[Study, ...] = (
+    Study("bottom_vs_top", "Where should 3D convolution live? (bottom- vs top-heavy)",
+          "Tran et al. 2018 (R(2+1)D): bottom-heavy mixed convolutions (MCx) are more accurate "
+          "than top-heavy ones (rMCx) at equal depth. Xie et al. 2018 (S3D): top-heavy is the "
+          "better speed–accuracy trade-off, because 3D convolutions on downsampled maps are "
+          "cheap.",
+          arms=("family", "network"), add_arms=_arms_bottom_vs_top, color="family",
+          by_family=True,
+          contrasts=(Contrast("family", "top-heavy", None, "bottom-heavy vs top-heavy",
+                              only=("bottom-heavy",)),
+                     Contrast("family", "top-heavy", "3D blocks",
+                              "bottom-heavy vs top-heavy at the same number of 3D blocks",
+                              only=("bottom-heavy",)))),
+    Study("conv_kinds", "Which temporal convolution? (2D, 3D, P3D-A/B/C, mix)",
+          "Qiu et al. 2017 (P3D): a mix of sequential (A), parallel (B) and hybrid (C) "
+          "factorized blocks is best.",
+          arms=("kind",), add_arms=_arms_conv_kinds,
+          contrasts=(Contrast("kind", "p3d_mix", None, "each kind vs the P3D A→B→C mix"),)),
+    Study("temporal_extent", "How far in time? (temporal extent × clip length)",
+          "Varol et al. 2018 (long-term temporal convolutions): longer temporal extents help "
+          "tasks with long-range structure.",
+          arms=("clip_len", "t_kernel"), add_arms=_arms_temporal_extent,
+          contrasts=(Contrast("t_kernel", "1", "clip_len",
+                              "each extent vs the 2D control (t = 1) at each clip length"),),
+          lines=("t_kernel", "clip_len")),
+    Study("inflation", "Does inflating 2D weights help? (inflated vs scratch)",
+          "Carreira & Zisserman 2017 (I3D): inflating 2D-pretrained weights helps when video "
+          "data is scarce.",
+          arms=("kind", "init"), add_arms=_arms_inflation,
+          contrasts=(Contrast("init", "scratch", "kind", "inflated vs scratch per kind"),)),
+    Study("free_search", "Free search (NSGA-II under a MAC budget)",
+          "What a free multi-objective search over per-block conv choices finds.",
+          arms=("family",), add_arms=_arms_family, color="family", optional=True),
+)
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def _rank(column: str, value: Any) -> tuple[int, Any]:
+    """Sort key of an arm component: families and kinds in their canonical order."""
+    if column == "family" and value in FAMILIES:
+        return (0, FAMILIES.index(value))
+    if column == "kind" and value in KIND_ORDER:
+        return (0, KIND_ORDER.index(value))
+    if column == "init":
+        return (0, 0 if value == "scratch" else 1)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return (0, float(value))
+    return (1, str(value))
+
+
+def arm_table(df: pd.DataFrame, arms: Sequence[str], *, by: str = "arm",
+              metric: str = METRIC) -> pd.DataFrame:
+    """``compare`` by ``by`` with the arm's component columns in front, in canonical order."""
+    table = compare(df, by=by, metric=metric, n_boot=N_BOOT, seed=BOOT_SEED)
+    if table.empty:
+        return table
+    cols = [c for c in arms if c != by]
+    if cols:
+        parts = df.groupby(by, sort=False)[cols].first()
+        table = table.merge(parts, left_on="group", right_index=True, how="left")
+    if by in arms:
+        table[by] = table["group"]
+    keys = list(arms) or ["group"]
+    order = sorted(range(len(table)), key=lambda i: tuple(
+        _rank(c if c != "group" else by, table[c].iloc[i]) for c in keys))
+    table = table.iloc[order].reset_index(drop=True)
+    return table[[*arms, *[c for c in table.columns if c not in arms]]]
+
+
+def _seed_means(df: pd.DataFrame, metric: str) -> pd.Series:
+    return df.groupby("seed")[metric].mean()
+
+
+def contrast_table(df: pd.DataFrame, contrast: Contrast, metric: str = METRIC) -> pd.DataFrame:
+    """Each arm against the reference, per stratum: Δ, its paired bootstrap CI, tests.
+
+    Δ is the mean over seeds both arms ran of the per-seed difference (unpaired difference of
+    means when fewer than two seeds pair); p-values come from ``compare``.
+    """
+    data = completed(df, metric)
+    columns = ["within", "stratum", "arm", "reference", "delta", "delta_ci_low", "delta_ci_high",
+               "n_pairs", "p_paired_t", "p_wilcoxon", "p_welch"]
+    if data.empty or contrast.arm not in data:
+        return pd.DataFrame(columns=columns)
+    data = data.assign(_arm=data[contrast.arm].astype(str))
+    within = contrast.within
+    strata = ([("all", data)] if within is None else
+              sorted(data.groupby(within), key=lambda kv: _rank(within, kv[0])))
+    rows = []
+    for stratum, sub in strata:
+        if contrast.reference not in set(sub["_arm"]):
+            continue
+        table = compare(sub, by="_arm", metric=metric, reference=contrast.reference,
+                        n_boot=N_BOOT, seed=BOOT_SEED).set_index("group")
+        ref = _seed_means(sub[sub["_arm"] == contrast.reference], metric)
+        arms = sorted((a for a in table.index if a != contrast.reference
+                       and (not contrast.only or a in contrast.only)),
+                      key=lambda a: _rank(contrast.arm, _typed(a)))
+        for arm in arms:
+            mine = _seed_means(sub[sub["_arm"] == arm], metric)
+            common = mine.index.intersection(ref.index)
+            diff = (mine.loc[common] - ref.loc[common]).to_numpy(dtype=float)
+            paired = len(common) >= 2
+            low, high = (bootstrap_ci(diff, n_boot=N_BOOT, seed=BOOT_SEED) if paired
+                         else (math.nan, math.nan))
+            row = table.loc[arm]
+            rows.append({"within": contrast.within or "", "stratum": stratum, "arm": arm,
+                         "reference": contrast.reference,
+                         "delta": float(diff.mean()) if paired else float(row["delta"]),
+                         "delta_ci_low": low, "delta_ci_high": high,
+                         "n_pairs": len(common), "p_paired_t": row["p_paired_t"],
+                         "p_wilcoxon": row["p_wilcoxon"], "p_welch": row["p_welch"]})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _typed(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+# --- compute ----------------------------------------------------------------------------------
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "–"
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _resources(db: Any, study: str) -> list[dict[str, Any]]:
+    """Distinct per-trial resource requests of a study (cpus, gpus, ray address)."""
+    with opened(db) as engine, engine.connect() as conn:
+        rows = conn.execute(select(TrialRow.resources_json).distinct()
+                            .join(StudyRow, StudyRow.id == TrialRow.study_id)
+                            .where(StudyRow.name == study)).scalars().all()
+    out = []
+    for text in sorted(r for r in rows if r):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and value not in out:
+            out.append(value)
+    return out
+
+
+def compute_summary(df: pd.DataFrame, epoch_times: pd.Series,
+                    resources: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """What a study took: trials by state, archs, seeds, trial and training time, span."""
+    states = df["state"].value_counts()
+    finished = df[df["finished_at"].notna()]
+    span = math.nan
+    first = df["started_at"].min() if len(df) else pd.NaT
+    last = finished["finished_at"].max() if len(finished) else pd.NaT
+    if pd.notna(first) and pd.notna(last):
+        span = (last - first).total_seconds()
+    trial_s = float(finished["duration_s"].fillna(0).sum())
+    return {
+        "trials": len(df), **{s: int(states.get(s, 0)) for s in STATES},
+        "archs": int(df["arch_id"].nunique()),
+        "seeds": sorted(int(s) for s in df["seed"].dropna().unique()),
+        "trial_s": trial_s, "train_s": float(epoch_times.sum()), "epochs": len(epoch_times),
+        "first_start": first, "last_finish": last, "span_s": span,
+        "gpus": sorted({float(r.get("gpus") or 0) for r in resources if "cpus" in r}),
+        "cpus": sorted({float(r["cpus"] or 0) for r in resources if "cpus" in r}),
+    }
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def compute_markdown(c: dict[str, Any]) -> str:
+    """The compute paragraph of a study block."""
+    states = ", ".join(f"{c[s]} {s}" for s in STATES if c[s] or s == "COMPLETE")
+    seeds = ", ".join(map(str, c["seeds"]))
+    text = (f"**Compute.** {c['trials']} trials ({states}): {c['archs']} networks × seeds "
+            f"{{{seeds}}}. Trial time {_hms(c['trial_s'])} (Σ finished − started), of which "
+            f"training {_hms(c['train_s'])} (Σ epoch_time_s over {c['epochs']} epochs).")
+    if pd.notna(c["first_start"]):
+        same_day = (pd.notna(c["last_finish"])
+                    and c["last_finish"].date() == c["first_start"].date())
+        end = ("still running" if pd.isna(c["last_finish"]) else
+               f"{c['last_finish']:%H:%M:%S}" if same_day else
+               f"{c['last_finish']:%Y-%m-%d %H:%M:%S}")
+        text += (f" Wall clock {c['first_start']:%Y-%m-%d %H:%M:%S} → {end} UTC "
+                 f"({_hms(c['span_s'])})")
+        if c["span_s"] and math.isfinite(c["span_s"]) and c["span_s"] > 0:
+            text += f", {c['trial_s'] / c['span_s']:.1f} trials at a time on average"
+        text += "."
+    if c["cpus"]:
+        text += (f" Each trial asked for {'/'.join(map(_num, c['cpus']))} CPU and "
+                 f"{'/'.join(map(_num, c['gpus']))} GPU.")
+    return text
+
+
+def _find(config: dict[str, Any], *path: str) -> Any:
+    value: Any = config
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _join(*items: str | None) -> str:
+    return ", ".join(i for i in items if i)
+
+
+def _if(value: Any, text: str) -> str | None:
+    """``text`` formatted with ``value``, or None when the config lacks it."""
+    return None if value is None or value == [] else text.format(value)
+
+
+def setup_markdown(config: dict[str, Any]) -> str:
+    """The setup paragraph: task, data, training budget, from the stored config snapshot."""
+    data, train, study = (config.get(k) or {} for k in ("data", "train", "study"))
+    parts = []
+    if data:
+        clips = "/".join(map(str, study.get("clip_lens") or [data.get("clip_len", "?")]))
+        size = data.get("size", "?")
+        inner = _join(_if(data.get("num_classes"), "{} classes"),
+                      _if(data.get("n_train"), "{} train"), _if(data.get("n_val"), "{} val"))
+        parts.append(f"task `{data.get('task', '?')}`" + (f" ({inner})" if inner else "")
+                     + f", clips of {clips} × {size} × {size}")
+    if train:
+        parts.append(_join(_if(train.get("epochs"), "{} epochs"),
+                           _if(train.get("batch_size"), "batch {}"),
+                           _if(train.get("optimizer"), "{}"), _if(train.get("lr"), "lr {}")))
+    if study.get("design") == "inflation" and study.get("pretrain_epochs"):
+        parts.append(f"2D twin pretrained {study['pretrain_epochs']} epochs on single frames")
+    scheduler = _find(config, "study", "scheduler", "kind")
+    if scheduler and scheduler != "none":
+        parts.append(f"scheduler {scheduler}")
+    if study.get("sampler") and study.get("sampler") != "grid":
+        parts.append(_join(f"sampler {study['sampler']}",
+                           _if(study.get("num_samples"), "{} samples")))
+    parts = [p for p in parts if p]
+    return "**Setup.** " + "; ".join(parts) + "." if parts else ""
+
+
+# --- markdown ---------------------------------------------------------------------------------
+
+
+def _f(value: Any, spec: str = ".3f") -> str:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return format(x, spec) if math.isfinite(x) else "–"
+
+
+def _p(value: Any) -> str:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(x):
+        return "–"
+    return "<1e-4" if x < 1e-4 else f"{x:.2g}"
+
+
+def _ci(low: Any, high: Any, spec: str = ".3f") -> str:
+    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        return "–"
+    return f"[{format(float(low), spec)}, {format(float(high), spec)}]"
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+             right: Sequence[bool]) -> str:
+    """A GitHub markdown table (cells must not contain ``|``)."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def effect_markdown(table: pd.DataFrame, arms: Sequence[str], metric: str = METRIC) -> str:
+    """An ``arm_table`` as markdown: arm, trials, seeds, mean, CI, Δ vs best, tests, cost."""
+    cols = [c for c in arms if c in table] or ["group"]
+    ref = str(table["reference"].iloc[0])
+    header = [*cols, "trials", "seeds", f"mean {metric}", "95% CI", f"Δ vs {ref}", "pairs",
+              "p paired t", "p Wilcoxon", "p Welch", "GMACs", f"{metric} per GMAC"]
+    rows = []
+    for _, r in table.iterrows():
+        is_ref = str(r["group"]) == ref
+        rows.append([*(str(r[c]) for c in cols), str(int(r["n"])), str(int(r["n_seeds"])),
+                     _f(r["mean"]), _ci(r["ci_low"], r["ci_high"]),
+                     "ref" if is_ref else _f(r["delta"], "+.3f"),
+                     "" if is_ref else str(int(r["n_pairs"])),
+                     "" if is_ref else _p(r["p_paired_t"]),
+                     "" if is_ref else _p(r["p_wilcoxon"]),
+                     "" if is_ref else _p(r["p_welch"]),
+                     _f(r["gmacs"], ".4g"), _f(r["acc_per_gmac"], ".4g")])
+    right = [False] * len(cols) + [True] * (len(header) - len(cols))
+    text = md_table(header, rows, right)
+    notes = []
+    if (table["ci_unit"] == "trial").any():
+        notes.append("Rows with one seed: mean and CI are over trials, not seeds — too few "
+                     "seeds to trust small differences.")
+    notes += _wilcoxon_note(table["n_pairs"])
+    return "\n\n".join([text, *notes])
+
+
+def _wilcoxon_note(pairs: pd.Series) -> list[str]:
+    """Say so when the signed-rank test cannot reach 0.05: fewer than 6 pairs."""
+    pairs = pairs[pairs > 0]
+    if len(pairs) and 2 <= int(pairs.max()) < 6:
+        floor = 2 / 2 ** int(pairs.max())
+        return [f"With {int(pairs.max())} paired seeds the two-sided Wilcoxon test cannot go "
+                f"below p = {floor:.2g}; read the paired t-test and the CI of Δ."]
+    return []
+
+
+def contrast_markdown(table: pd.DataFrame, contrast: Contrast, metric: str = METRIC) -> str:
+    """A ``contrast_table`` as markdown."""
+    within = [contrast.within] if contrast.within else []
+    header = [*within, contrast.arm, "vs", f"Δ {metric}", "95% CI of Δ (paired)", "pairs",
+              "p paired t", "p Wilcoxon", "p Welch"]
+    rows = [[*([str(r["stratum"])] if within else []), str(r["arm"]), str(r["reference"]),
+             _f(r["delta"], "+.3f"), _ci(r["delta_ci_low"], r["delta_ci_high"], "+.3f"),
+             str(int(r["n_pairs"])), _p(r["p_paired_t"]), _p(r["p_wilcoxon"]),
+             _p(r["p_welch"])] for _, r in table.iterrows()]
+    text = md_table(header, rows, [False] * (len(within) + 2) + [True] * 6)
+    return "\n\n".join([text, *_wilcoxon_note(table["n_pairs"])])
+
+
+CAPTIONS = {
+    "pareto": (f"{METRIC} against GMACs per clip, one point per network: the mean over its seeds "
+               "with a Student-t 95% CI as error bars (with few seeds wider than the bootstrap "
+               "CIs of the table); dotted, the Pareto front of the means. The dashboard's "
+               "*Pareto front* page."),
+    "effects": ("Each arm's mean with its 95% bootstrap CI over seeds, and its accuracy per "
+                "GMAC. The dashboard's forest plot."),
+    "lines": "Mean and 95% bootstrap CI over seeds by temporal extent, one line per clip length.",
+    "families": ("Each placement family's mean with its 95% bootstrap CI over seeds, and its "
+                 "accuracy per GMAC (the dashboard's *Overview*)."),
+}
+
+
+# --- one study --------------------------------------------------------------------------------
+
+
+@dataclass
+class StudyOutput:
+    """What one study produces: the markdown block, CSV tables and figures by file name."""
+
+    block: str
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, go.Figure] = field(default_factory=dict)
+
+
+def _link(name: str) -> str:
+    return f"{FIG_DIR}/{name}"
+
+
+def _csv_note(name: str) -> str:
+    return f"CSV: [{_link(name)}]({_link(name)})"
+
+
+def build_study(db: Any, study: Study) -> StudyOutput:
+    """Figures, tables and the markdown block of one study present in the database."""
+    df = study.add_arms(load_trials(db, study.name))
+    curves = load_curves(db, study.name, names=["epoch_time_s"])
+    c = compute_summary(df, curves["value"].dropna() if len(curves) else pd.Series(dtype=float),
+                        _resources(db, study.name))
+    out = StudyOutput("")
+    parts = [p for p in (setup_markdown(study_config(db, study.name)), compute_markdown(c)) if p]
+    out.tables[f"{study.name}_compute.csv"] = pd.DataFrame([{
+        "study": study.name, **{k: v for k, v in c.items() if k not in ("cpus", "gpus", "seeds")},
+        "seeds": " ".join(map(str, c["seeds"]))}])
+    data = completed(df, METRIC)
+    if data.empty:
+        parts.append(f"No COMPLETE trial with `{METRIC}` yet: nothing to compare.")
+        out.block = "\n\n".join(parts)
+        return out
+
+    table = arm_table(df, study.arms)
+    summary = arch_summary(df, METRIC)
+    extra = [c for c in dict.fromkeys(["arm", *study.arms]) if c not in summary]
+    summary = summary.merge(df.groupby("arch_id")[extra].first(), left_on="arch_id",
+                            right_index=True, how="left")
+    front = pareto_front(summary, (("mean", "max"), ("gmacs", "min")), complete_only=False)
+    pareto = figures.pareto_figure(summary, front, metric=METRIC, color=study.color)
+    pareto.update_layout(title=f"{study.name}: {pareto.layout.title.text}")
+    if study.color == "arm":
+        pareto.update_layout(legend_title=" × ".join(study.arms))
+    out.figures[f"{study.name}_pareto.png"] = pareto
+    forest = figures.compare_figure(table, metric=METRIC,
+                                    color="family" if "family" in table else "group")
+    forest.update_layout(title=f"{study.name}: effect of each arm", height=160 + 40 * len(table),
+                         margin={"t": 90})
+    out.figures[f"{study.name}_effects.png"] = forest
+    if study.lines:
+        x, line = study.lines
+        lines = figures.effect_lines_figure(table, x, line, metric=METRIC)
+        lines.update_layout(title=f"{study.name}: {lines.layout.title.text}")
+        out.figures[f"{study.name}_lines.png"] = lines
+    for name in out.figures:
+        kind = name.removesuffix(".png").rsplit("_", 1)[-1]
+        parts.append(f"![{study.name}: {kind}]({_link(name)})\n\n{CAPTIONS[kind]}")
+    arms_csv = f"{study.name}_arms.csv"
+    out.tables[arms_csv] = table
+    parts.append(
+        f"**Effect table by {' × '.join(study.arms)}.** Mean of `{METRIC}` over COMPLETE trials "
+        f"(of per-seed means), 95% percentile bootstrap CI ({N_BOOT} resamples, seed "
+        f"{BOOT_SEED}); Δ and tests against the best arm: paired t and Wilcoxon over the seeds "
+        f"both ran, Welch unpaired. {_csv_note(arms_csv)}\n\n"
+        + effect_markdown(table, study.arms))
+    if study.by_family:
+        fam = arm_table(df, ("family",), by="family")
+        fam_csv = f"{study.name}_families.csv"
+        out.tables[fam_csv] = fam
+        forest_fam = figures.compare_figure(fam, metric=METRIC)
+        forest_fam.update_layout(title=f"{study.name}: effect of each placement family",
+                                 height=160 + 40 * len(fam), margin={"t": 90})
+        name = f"{study.name}_families.png"
+        out.figures[name] = forest_fam
+        parts.append(f"**By placement family.** {_csv_note(fam_csv)}\n\n"
+                     f"![{study.name}: families]({_link(name)})\n\n{CAPTIONS['families']}"
+                     "\n\n" + effect_markdown(fam, ("family",)))
+    for i, contrast in enumerate(study.contrasts, start=1):
+        ct = contrast_table(df, contrast)
+        if ct.empty:
+            continue
+        name = f"{study.name}_contrast{i}.csv"
+        out.tables[name] = ct
+        parts.append(f"**Contrast: {contrast.title}.** Δ is the mean per-seed difference over "
+                     f"the seeds both ran, with a paired bootstrap CI. {_csv_note(name)}\n\n"
+                     + contrast_markdown(ct, contrast))
+    out.block = "\n\n".join(parts)
+    return out
+
+
+# --- findings.md ------------------------------------------------------------------------------
+
+BLOCK_RE = re.compile(r"<!-- BEGIN generated:(?P<name>[\w-]+) -->\n(?P<body>.*?)"
+                      r"<!-- END generated:(?P=name) -->", re.DOTALL)
+HEADER = """# Findings
+
+What vidarch's shipped studies show on the built-in synthetic tasks, with 95% confidence
+intervals over seeds. Hand-written prose lives outside the generated blocks; the blocks between
+`<!-- BEGIN generated:... -->` and `<!-- END generated:... -->` are rewritten from the results
+database by
+
+```bash
+make findings            # = python -m analysis.findings --db studies.db --out docs
+```
+
+which regenerates every figure (PNG, exported from the dashboard's plotly figures) and table
+(markdown here, CSV in [findings/](findings/)).
+
+## Compute
+
+"""
+
+
+def begin(name: str) -> str:
+    return f"<!-- BEGIN generated:{name} -->"
+
+
+def end(name: str) -> str:
+    return f"<!-- END generated:{name} -->"
+
+
+def _block(name: str, body: str) -> str:
+    return f"{begin(name)}\n{body.rstrip()}\n{end(name)}"
+
+
+def study_section(study: Study) -> str:
+    """The template section of a study: heading, claim, a prose placeholder, the block."""
+    return (f"## {study.title}\n\n*Claim under test.* {study.claim}\n\n"
+            f"*What we find.* (to be written: which claim holds here, which does not, how sure "
+            f"we are.)\n\n{_block(study.name, '')}\n")
+
+
+def check_markers(text: str) -> None:
+    """Raise ``ValueError`` when a BEGIN/END marker has no partner."""
+    begins = re.findall(r"<!-- BEGIN generated:([\w-]+) -->", text)
+    ends = re.findall(r"<!-- END generated:([\w-]+) -->", text)
+    found = {m.group("name") for m in BLOCK_RE.finditer(text)}
+    for name in begins + ends:
+        if name not in found or begins.count(name) != 1 or ends.count(name) != 1:
+            raise ValueError(f"findings.md: marker 'generated:{name}' is unpaired or repeated; "
+                             f"fix the file by hand (each block needs one BEGIN and one END)")
+
+
+def render(text: str | None, blocks: dict[str, str], studies: Sequence[Study]) -> str:
+    """``text`` with every block in ``blocks`` rewritten; missing sections appended."""
+    if text is None:
+        text = HEADER + _block("overview", "") + "\n\n"
+    check_markers(text)
+    present = {m.group("name") for m in BLOCK_RE.finditer(text)}
+    if "overview" not in present:
+        text = text.rstrip("\n") + "\n\n## Compute\n\n" + _block("overview", "") + "\n"
+    for study in studies:
+        if study.name not in present and study.name in blocks:
+            text = text.rstrip("\n") + "\n\n" + study_section(study)
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name not in blocks:
+            return match.group(0)
+        return _block(name, blocks[name])
+
+    return BLOCK_RE.sub(replace, text)
+
+
+def overview_markdown(computes: dict[str, dict[str, Any] | None]) -> str:
+    """Compute of every shipped study in one table."""
+    rows = []
+    for name, c in computes.items():
+        if c is None:
+            rows.append([name, "not run", "", "", "", "", ""])
+            continue
+        rows.append([name, str(c["trials"]),
+                     str(c["COMPLETE"]), str(c["PRUNED"] + c["FAILED"] + c["RUNNING"]),
+                     _hms(c["trial_s"]), _hms(c["train_s"]), _hms(c["span_s"])])
+    return md_table(["study", "trials", "COMPLETE", "other", "trial time", "training time",
+                     "wall clock"], rows, [False] + [True] * 6)
+
+
+def _missing_note(name: str) -> str:
+    return (f"*Not in this database yet.* Run `python -m search.run study={name}` "
+            f"(same `storage=`) and then `make findings`.")
+
+
+# --- figures export ---------------------------------------------------------------------------
+
+
+def ensure_browser() -> None:
+    """Point kaleido at Debian's chromium (``BROWSER_PATH``, read by choreographer) unless set.
+
+    Kaleido 1.x drives a Chrome it looks up on PATH under Chrome's names; Debian's binary is
+    ``/usr/bin/chromium``, which it does not always find.
+    """
+    if not os.environ.get("BROWSER_PATH") and Path(DEFAULT_BROWSER).exists():
+        os.environ["BROWSER_PATH"] = DEFAULT_BROWSER
+
+
+def export_pngs(figs: dict[Path, go.Figure]) -> None:
+    """Write every figure as PNG in one kaleido session; ``RuntimeError`` (one line) on failure."""
+    if not figs:
+        return
+    ensure_browser()
+    import plotly.io as pio
+
+    paths = list(figs)
+    try:
+        pio.write_images([figs[p] for p in paths], paths, format="png", width=FIG_WIDTH,
+                         height=[int(figs[p].layout.height or 500) for p in paths], scale=1)
+    except Exception as exc:  # kaleido raises many types (no Chrome, timeouts, ...)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RuntimeError(f"cannot export PNG figures ({first}); kaleido needs Chrome or "
+                           f"Chromium (apt-get install chromium, or set BROWSER_PATH) — or "
+                           f"rerun with --no-figures to write the tables only") from None
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def plans(names: set[str]) -> list[Study]:
+    """The shipped studies, each followed by its variants in the database.
+
+    A study named ``<shipped>_<suffix>`` (e.g. ``inflation_small``, run with
+    ``study=inflation study.name=inflation_small``) is read with the shipped study's arms.
+    """
+    out = []
+    for study in STUDIES:
+        out.append(study)
+        for name in sorted(n for n in names if n.startswith(f"{study.name}_")):
+            suffix = name.removeprefix(f"{study.name}_")
+            out.append(dataclasses.replace(study, name=name, optional=True,
+                                           title=f"{study.title} — {suffix}"))
+    return out
+
+
+def generate(db: Any, out: Path, *, write_figures: bool = True,
+             log: Callable[[str], None] = print) -> Path:
+    """Regenerate ``out/findings.md`` and ``out/findings/`` from ``db``; returns the .md path.
+
+    Raises:
+        NoDataError: the database is missing, not vidarch, or holds no shipped study.
+        ValueError: findings.md has broken markers.
+        RuntimeError: PNG export failed.
+    """
+    studies = list_studies(db)
+    names = set(studies["name"])
+    if not names & {s.name for s in STUDIES}:
+        raise NoDataError(f"none of the shipped studies ({', '.join(s.name for s in STUDIES)}) "
+                          f"is in this database")
+    md_path = out / "findings.md"
+    text = md_path.read_text() if md_path.is_file() else None
+    if text is not None:
+        check_markers(text)
+    has_block = {m.group("name") for m in BLOCK_RE.finditer(text or "")}
+    fig_dir = out / FIG_DIR
+    blocks: dict[str, str] = {}
+    computes: dict[str, dict[str, Any] | None] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    figs: dict[Path, go.Figure] = {}
+    studies_here = plans(names)
+    for study in studies_here:
+        if study.name not in names:
+            if study.optional and study.name not in has_block:
+                continue
+            log(f"note: study {study.name!r} is not in the database; its section says so")
+            blocks[study.name] = _missing_note(study.name)
+            computes[study.name] = None
+            continue
+        result = build_study(db, study)
+        blocks[study.name] = result.block
+        computes[study.name] = result.tables[f"{study.name}_compute.csv"].iloc[0].to_dict()
+        tables.update(result.tables)
+        figs.update({fig_dir / name: fig for name, fig in result.figures.items()})
+    blocks["overview"] = overview_markdown(computes)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    if write_figures:
+        export_pngs(figs)
+    for name, table in tables.items():
+        table.to_csv(fig_dir / name, index=False, float_format="%.6g", lineterminator="\n")
+    _remove_stale(fig_dir, {p.name for p in figs} | set(tables), write_figures)
+    md_path.write_text(render(text, blocks, studies_here))
+    log(f"wrote {md_path} ({len(tables)} tables, "
+        f"{len(figs) if write_figures else 0} figures in {fig_dir})")
+    return md_path
+
+
+def _remove_stale(fig_dir: Path, keep: set[str], figures_written: bool) -> None:
+    """Delete a shipped study's old PNG/CSV files that this run did not produce."""
+    prefixes = tuple(f"{s.name}_" for s in STUDIES)
+    for path in fig_dir.iterdir():
+        if path.name in keep or not path.name.startswith(prefixes):
+            continue
+        if path.suffix == ".csv" or (path.suffix == ".png" and figures_written):
+            path.unlink()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m analysis.findings``: exit 0 on success, 1 with a one-line error otherwise."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.findings",
+        description="Regenerate docs/findings.md (figures, effect tables, compute) from the "
+                    "results database.")
+    parser.add_argument("--db", default="studies.db", help="results database: path or "
+                        "SQLAlchemy URL (default: studies.db)")
+    parser.add_argument("--out", default="docs", type=Path,
+                        help="folder of findings.md; figures and CSVs go to OUT/findings/")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="write the tables only (no PNG export, no browser needed)")
+    args = parser.parse_args(argv)
+    try:
+        generate(args.db, args.out, write_figures=not args.no_figures)
+    except NoDataError as exc:
+        print(f"error: {exc} (to fill it: {exc.hint})", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
