@@ -12,6 +12,10 @@ into ``<out>/findings/`` and into the blocks of ``<out>/findings.md`` between
 ``<!-- BEGIN generated:NAME -->`` and ``<!-- END generated:NAME -->``. Everything outside the
 markers is hand-written prose and is kept. The output depends on the database only (fixed
 bootstrap seed, no timestamps but the database's), so a second run changes nothing.
+
+A study named ``<shipped>_<suffix>`` (``study=inflation study.name=inflation_small``) gets its own
+section, read with the shipped study's arms; a shipped study missing from the database keeps its
+section with a one-line note.
 """
 
 from __future__ import annotations
@@ -607,10 +611,12 @@ which regenerates every figure (PNG, exported from the dashboard's plotly figure
 
 
 def begin(name: str) -> str:
+    """The marker that opens block ``name``."""
     return f"<!-- BEGIN generated:{name} -->"
 
 
 def end(name: str) -> str:
+    """The marker that closes block ``name``."""
     return f"<!-- END generated:{name} -->"
 
 
