@@ -129,6 +129,7 @@ class HardwareConfig:
     max_concurrent_trials: int | None = None  # null: as many as the resources allow
     device: str = "auto"  # "auto" (CUDA when the trial got a GPU), "cpu", "cuda"
     checkpoint_dir: str = "~/ray_results/vidarch"  # Ray Tune storage (checkpoints); a URI on a cluster
+    ship_code: bool = True  # cluster: send this checkout to the workers (Ray runtime_env working_dir)
 
 
 @dataclass

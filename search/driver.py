@@ -28,6 +28,9 @@ from search.store import completed_cells, session_scope, study_trials, trial_res
 from search.studies import Design, mac_band
 
 ACC = "val/acc1"
+# What a cluster's workers do not need of the checkout (runtime_env working_dir).
+CODE_EXCLUDES = [".venv/", ".git/", "*.db", "*.db-*", "docs/", "tests/", "benchmarks/",
+                 "**/__pycache__/", "*.pt", "*.pth", "*.mp4", "*.avi"]
 
 
 @dataclass
@@ -118,6 +121,9 @@ def start_ray(cfg: RunConfig) -> None:
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
                               "log_to_driver": False, "ignore_reinit_error": True}
     if hw.address:
+        root = Path(__file__).resolve().parents[1]
+        if hw.ship_code and (root / "pyproject.toml").is_file():  # a checkout, not site-packages
+            kwargs["runtime_env"] = {"working_dir": str(root), "excludes": CODE_EXCLUDES}
         ray.init(address=hw.address, **kwargs)
     else:
         ray.init(num_cpus=hw.num_cpus, num_gpus=hw.num_gpus, **kwargs)
