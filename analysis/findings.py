@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,12 @@ class Study:
     contrasts: tuple[Contrast, ...] = ()
     lines: tuple[str, str] | None = None  # (x, line) for effect_lines_figure
     optional: bool = False  # no section unless the database (or the file) has it
+    preset: str = ""  # the search.run preset it was run from, when not ``name`` (variants)
+
+    @property
+    def study_preset(self) -> str:
+        """The ``study=`` preset of ``python -m search.run`` for this study."""
+        return self.preset or self.name
 
 
 # --- arms of each study -----------------------------------------------------------------------
@@ -394,6 +401,77 @@ def setup_markdown(config: dict[str, Any]) -> str:
     return "**Setup.** " + "; ".join(parts) + "." if parts else ""
 
 
+# --- the command that made it ------------------------------------------------------------------
+
+# Config keys that say where and how fast a study ran, not what it computed.
+NOT_OVERRIDES = ("storage", "hardware", "progress_interval_s", "summary")
+_PRESETS: dict[str, dict[str, Any] | None] = {}  # preset name -> effective config (per process)
+
+
+def preset_configs(presets: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    """Each preset's effective config, from ``python -m search.run study=NAME --cfg``.
+
+    A subprocess, because ``search.run`` reaches torch and ray, which analysis must not import;
+    the presets run in parallel and are cached for the process. None where it fails.
+    """
+    import yaml
+
+    todo = sorted({p for p in presets if p not in _PRESETS})
+    procs = {p: subprocess.Popen([sys.executable, "-m", "search.run", f"study={p}", "--cfg"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             for p in todo}
+    for preset, proc in procs.items():
+        try:
+            stdout, _ = proc.communicate(timeout=120)
+            value = yaml.safe_load(stdout) if proc.returncode == 0 else None
+        except (subprocess.TimeoutExpired, yaml.YAMLError):
+            proc.kill()
+            value = None
+        _PRESETS[preset] = value if isinstance(value, dict) else None
+    return {p: _PRESETS[p] for p in presets}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def _override_value(value: Any) -> str:
+    """A value as Hydra's override grammar reads it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    return f"'{text}'" if re.search(r"[\s,\[\]{}=:'\"()*]", text) or not text else text
+
+
+def run_command(stored: dict[str, Any], preset: str,
+                preset_config: dict[str, Any] | None) -> str:
+    """``python -m search.run study=PRESET key=value ...`` that reproduces ``stored``.
+
+    The overrides are the keys whose stored value differs from the preset's (keys the stored
+    config lacks, added to the code later, are left out); where and how the study ran
+    (``storage``, ``hardware.*``) is not part of it.
+    """
+    command = f"python -m search.run study={preset}"
+    if preset_config is None or not stored:
+        return command
+    mine, theirs = _flatten(stored), _flatten(preset_config)
+    overrides = [f"{key}={_override_value(mine[key])}" for key in sorted(mine)
+                 if key in theirs and mine[key] != theirs[key]
+                 and not key.startswith(NOT_OVERRIDES)]
+    return " ".join([command, *overrides])
+
+
 # --- markdown ---------------------------------------------------------------------------------
 
 
@@ -513,14 +591,22 @@ def _csv_note(name: str) -> str:
     return f"CSV: [{_link(name)}]({_link(name)})"
 
 
-def build_study(db: Any, study: Study) -> StudyOutput:
-    """Figures, tables and the markdown block of one study present in the database."""
+def build_study(db: Any, study: Study,
+                preset_config: dict[str, Any] | None = None) -> StudyOutput:
+    """Figures, tables and the markdown block of one study present in the database.
+
+    ``preset_config`` is the effective config of the study's preset (``preset_configs``), to
+    write the command that reproduces the study; without it the command has no overrides.
+    """
     df = study.add_arms(load_trials(db, study.name))
     curves = load_curves(db, study.name, names=["epoch_time_s"])
     c = compute_summary(df, curves["value"].dropna() if len(curves) else pd.Series(dtype=float),
                         _resources(db, study.name))
     out = StudyOutput("")
-    parts = [p for p in (setup_markdown(study_config(db, study.name)), compute_markdown(c)) if p]
+    config = study_config(db, study.name)
+    command = run_command(config, study.study_preset, preset_config)
+    parts = [p for p in (setup_markdown(config), compute_markdown(c)) if p]
+    parts.append(f"**Produced by** `{command}` (plus `storage=` where the database lives).")
     out.tables[f"{study.name}_compute.csv"] = pd.DataFrame([{
         "study": study.name, **{k: v for k, v in c.items() if k not in ("cpus", "gpus", "seeds")},
         "seeds": " ".join(map(str, c["seeds"]))}])
@@ -727,7 +813,7 @@ def plans(names: set[str]) -> list[Study]:
         out.append(study)
         for name in sorted(n for n in names if n.startswith(f"{study.name}_")):
             suffix = name.removeprefix(f"{study.name}_")
-            out.append(dataclasses.replace(study, name=name, optional=True,
+            out.append(dataclasses.replace(study, name=name, optional=True, preset=study.name,
                                            title=f"{study.title} — {suffix}"))
     return out
 
@@ -757,6 +843,7 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
     tables: dict[str, pd.DataFrame] = {}
     figs: dict[Path, go.Figure] = {}
     studies_here = plans(names)
+    presets = preset_configs([s.study_preset for s in studies_here if s.name in names])
     for study in studies_here:
         if study.name not in names:
             if study.optional and study.name not in has_block:
@@ -765,7 +852,7 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
             blocks[study.name] = _missing_note(study.name)
             computes[study.name] = None
             continue
-        result = build_study(db, study)
+        result = build_study(db, study, presets[study.study_preset])
         blocks[study.name] = result.block
         computes[study.name] = result.tables[f"{study.name}_compute.csv"].iloc[0].to_dict()
         tables.update(result.tables)

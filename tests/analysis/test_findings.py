@@ -42,7 +42,7 @@ def _write_study(url: str, study: str, seeds: Sequence[int] = (0, 1, 2),
                      "num_classes": cfg.data.num_classes, "n_train": cfg.data.n_train,
                      "n_val": cfg.data.n_val},
             "train": {"epochs": 3, "batch_size": 8, "optimizer": "adamw", "lr": 0.002},
-            "study": {"design": cfg.study.design, "seeds": list(seeds),
+            "study": {"name": name or study, "design": cfg.study.design, "seeds": list(seeds),
                       "clip_lens": list(cfg.study.clip_lens)}}).id
     for i, cell in enumerate(design.cells):
         kinds = list(cell.spec.kinds().values())
@@ -96,6 +96,8 @@ def test_blocks_hold_each_studys_arms_and_cis(studies_db: Path, tmp_path: Path) 
     assert "| 3d | inflated |" in infl and "| 2plus1d | scratch |" in infl
     assert "| 3d | inflated | scratch |" in infl  # inflated vs scratch, per kind
     assert "27 trials (27 COMPLETE)" in btv
+    # the preset's batch size and epochs differ from what this database ran
+    assert "`python -m search.run study=bottom_vs_top train.batch_size=8 train.epochs=3`" in btv
     overview = _block(text, "overview")
     assert all(f"| {s} |" in overview for s in SHIPPED)
     arms = (tmp_path / "findings" / "temporal_extent_arms.csv").read_text().splitlines()
@@ -137,6 +139,7 @@ def test_missing_studies_get_a_note_and_variants_a_section(tmp_path: Path) -> No
     assert "python -m search.run study=inflation" in _block(text, "inflation")
     small = _block(text, "inflation_small")  # study.name=inflation_small: the inflation arms
     assert "| 3d | inflated | scratch |" in small and "— small" in text
+    assert "study=inflation study.name=inflation_small study.seeds=[0,1]" in small
     assert (out / "findings" / "inflation_small_arms.csv").is_file()
 
 
