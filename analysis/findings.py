@@ -417,8 +417,10 @@ def preset_configs(presets: Sequence[str]) -> dict[str, dict[str, Any] | None]:
     import yaml
 
     todo = sorted({p for p in presets if p not in _PRESETS})
+    root = Path(__file__).resolve().parents[1]  # where the search package is, installed or not
     procs = {p: subprocess.Popen([sys.executable, "-m", "search.run", f"study={p}", "--cfg"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                 cwd=root)
              for p in todo}
     for preset, proc in procs.items():
         try:
