@@ -15,7 +15,8 @@ bootstrap seed, no timestamps but the database's), so a second run changes nothi
 
 A study named ``<shipped>_<suffix>`` (``study=inflation study.name=inflation_small``) gets its own
 section, read with the shipped study's arms; a shipped study missing from the database keeps its
-section with a one-line note.
+section with a one-line note. ``<out>/findings/`` is generated: a file there named after a
+shipped study (``bottom_vs_top_*.png|csv``) that this run did not write is removed.
 """
 
 from __future__ import annotations
