@@ -126,7 +126,9 @@ def start_ray(cfg: RunConfig) -> None:
             kwargs["runtime_env"] = {"working_dir": str(root), "excludes": CODE_EXCLUDES}
         ray.init(address=hw.address, **kwargs)
     else:
-        ray.init(num_cpus=hw.num_cpus, num_gpus=hw.num_gpus, **kwargs)
+        # address="local": always start a private Ray here, never attach to a cluster that a
+        # stale /tmp/ray/ray_current_cluster (from an earlier `ray start`) points at.
+        ray.init(address="local", num_cpus=hw.num_cpus, num_gpus=hw.num_gpus, **kwargs)
     for name in ("ray", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
     # Tune logs failed trials as errors; the display and the summary report them instead.
