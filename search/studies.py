@@ -160,15 +160,17 @@ def _placement_cells(cfg: RunConfig) -> list[Cell]:
         cells.append(Cell(label, UNIFORM_FAMILY.get(kind, f"uniform {kind}"),
                           _call("study.uniform", presets.uniform, kind, **kw)))
     for n in study.bottom_heavy:
-        if not 1 <= n < n_stages:
-            raise StudyError(f"study.bottom_heavy: {n} temporal stages; choose 1..{n_stages - 1} "
+        # 0 = a temporal stem only (MC2); n_stages would be the uniform network itself
+        if not 0 <= n < n_stages:
+            raise StudyError(f"study.bottom_heavy: {n} temporal stages; choose 0..{n_stages - 1} "
                              f"(the network has {n_stages})")
         label = f"mc{n + 2}" if n_stages == 4 and temporal == "3d" else f"bottom{n}_{temporal}"
         cells.append(Cell(label, "bottom-heavy",
                           _call("study.bottom_heavy", presets.bottom_heavy, n, temporal, **kw)))
     for n in study.top_heavy:
-        if not 1 <= n < n_stages:
-            raise StudyError(f"study.top_heavy: {n} temporal stages; choose 1..{n_stages - 1} "
+        # n_stages = every stage temporal above a 2D stem (rMC2)
+        if not 1 <= n <= n_stages:
+            raise StudyError(f"study.top_heavy: {n} temporal stages; choose 1..{n_stages} "
                              f"(the network has {n_stages})")
         label = f"rmc{6 - n}" if n_stages == 4 and temporal == "3d" else f"top{n}_{temporal}"
         cells.append(Cell(label, "top-heavy",

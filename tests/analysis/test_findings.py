@@ -95,7 +95,7 @@ def test_blocks_hold_each_studys_arms_and_cis(studies_db: Path, tmp_path: Path) 
     infl = _block(text, "inflation")
     assert "| 3d | inflated |" in infl and "| 2plus1d | scratch |" in infl
     assert "| 3d | inflated | scratch |" in infl  # inflated vs scratch, per kind
-    assert "27 trials (27 COMPLETE)" in btv
+    assert "33 trials (33 COMPLETE)" in btv  # 11 networks (MC2-5, rMC2-5, 2D, 3D, (2+1)D) x 3 seeds
     # the preset's batch size and epochs differ from what this database ran
     assert "`python -m search.run study=bottom_vs_top train.batch_size=8 train.epochs=3`" in btv
     overview = _block(text, "overview")
