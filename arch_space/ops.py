@@ -88,7 +88,14 @@ class ConvKind(nn.Module):
                  t_stride: int, s_stride: int, s_kernel: int = 3,
                  t_pad_mode: str = "zeros") -> None:
         super().__init__()
-        self.c_in, self.c_out, self.t_kernel = c_in, c_out, t_kernel
+        self.c_in, self.c_out, self.mid_channels = c_in, c_out, mid_channels
+        self.t_kernel, self.t_stride, self.s_stride = t_kernel, t_stride, s_stride
+        self.s_kernel, self.t_pad_mode = s_kernel, t_pad_mode
+        self.build()
+
+    def build(self) -> None:
+        """Create the kind's convs from the attributes set by ``__init__``."""
+        raise TypeError(f"{type(self).__name__} must define build()")
 
     @staticmethod
     def shortcut_stride(t_stride: int, s_stride: int) -> tuple[int, int, int]:
@@ -110,14 +117,10 @@ class Conv2D(ConvKind):
 
     name = "2d"
 
-    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
-                 t_stride: int, s_stride: int, s_kernel: int = 3,
-                 t_pad_mode: str = "zeros") -> None:
-        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=1, t_stride=t_stride,
-                         s_stride=s_stride, s_kernel=s_kernel, t_pad_mode=t_pad_mode)
+    def build(self) -> None:
         # (B, C_in, T, H, W) -> (B, C_out, ceil(T/t_stride), ceil(H/s_stride), ceil(W/s_stride))
-        self.conv = PaddedConv3d(c_in, c_out, (1, s_kernel, s_kernel),
-                                 (t_stride, s_stride, s_stride))
+        self.conv = PaddedConv3d(self.c_in, self.c_out, (1, self.s_kernel, self.s_kernel),
+                                 (self.t_stride, self.s_stride, self.s_stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
@@ -133,16 +136,11 @@ class Conv3D(ConvKind):
 
     name = "3d"
 
-    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
-                 t_stride: int, s_stride: int, s_kernel: int = 3,
-                 t_pad_mode: str = "zeros") -> None:
-        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=t_kernel,
-                         t_stride=t_stride, s_stride=s_stride, s_kernel=s_kernel,
-                         t_pad_mode=t_pad_mode)
-        self.t_pad_mode = t_pad_mode
+    def build(self) -> None:
         # (B, C_in, T, H, W) -> (B, C_out, T', ceil(H/s_stride), ceil(W/s_stride))
-        self.conv = PaddedConv3d(c_in, c_out, (t_kernel, s_kernel, s_kernel),
-                                 (t_stride, s_stride, s_stride), t_pad_mode)
+        kernel = (self.t_kernel, self.s_kernel, self.s_kernel)
+        self.conv = PaddedConv3d(self.c_in, self.c_out, kernel,
+                                 (self.t_stride, self.s_stride, self.s_stride), self.t_pad_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
@@ -162,20 +160,15 @@ class Conv2Plus1D(ConvKind):
     name = "2plus1d"
     factorized = True
 
-    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
-                 t_stride: int, s_stride: int, s_kernel: int = 3,
-                 t_pad_mode: str = "zeros") -> None:
-        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=t_kernel,
-                         t_stride=t_stride, s_stride=s_stride, s_kernel=s_kernel,
-                         t_pad_mode=t_pad_mode)
+    def build(self) -> None:
         # (B, C_in, T, H, W) -> (B, M, T, H/s, W/s): space first, at full frame rate
-        self.spatial = PaddedConv3d(c_in, mid_channels, (1, s_kernel, s_kernel),
-                                    (1, s_stride, s_stride))
-        self.bn = nn.BatchNorm3d(mid_channels)
+        self.spatial = PaddedConv3d(self.c_in, self.mid_channels, (1, self.s_kernel, self.s_kernel),
+                                    (1, self.s_stride, self.s_stride))
+        self.bn = nn.BatchNorm3d(self.mid_channels)
         self.relu = nn.ReLU(inplace=True)
         # (B, M, T, H/s, W/s) -> (B, C_out, T/t_stride, H/s, W/s)
-        self.temporal = PaddedConv3d(mid_channels, c_out, (t_kernel, 1, 1), (t_stride, 1, 1),
-                                     t_pad_mode)
+        self.temporal = PaddedConv3d(self.mid_channels, self.c_out, (self.t_kernel, 1, 1),
+                                     (self.t_stride, 1, 1), self.t_pad_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.temporal(self.relu(self.bn(self.spatial(x))))
@@ -210,17 +203,12 @@ class P3DParallel(ConvKind):
 
     name = "p3d_b"
 
-    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
-                 t_stride: int, s_stride: int, s_kernel: int = 3,
-                 t_pad_mode: str = "zeros") -> None:
-        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=t_kernel,
-                         t_stride=t_stride, s_stride=s_stride, s_kernel=s_kernel,
-                         t_pad_mode=t_pad_mode)
+    def build(self) -> None:
         # Both branches: (B, C_in, T, H, W) -> (B, C_out, T/t_stride, H/s, W/s)
-        self.spatial = PaddedConv3d(c_in, c_out, (1, s_kernel, s_kernel),
-                                    (t_stride, s_stride, s_stride))
-        self.temporal = PaddedConv3d(c_in, c_out, (t_kernel, 1, 1),
-                                     (t_stride, s_stride, s_stride), t_pad_mode)
+        self.spatial = PaddedConv3d(self.c_in, self.c_out, (1, self.s_kernel, self.s_kernel),
+                                    (self.t_stride, self.s_stride, self.s_stride))
+        self.temporal = PaddedConv3d(self.c_in, self.c_out, (self.t_kernel, 1, 1),
+                                     (self.t_stride, self.s_stride, self.s_stride), self.t_pad_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.spatial(x) + self.temporal(x)
@@ -238,21 +226,15 @@ class P3DHybrid(ConvKind):
 
     name = "p3d_c"
 
-    def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
-                 t_stride: int, s_stride: int, s_kernel: int = 3,
-                 t_pad_mode: str = "zeros") -> None:
-        super().__init__(c_in, c_out, mid_channels=mid_channels, t_kernel=t_kernel,
-                         t_stride=t_stride, s_stride=s_stride, s_kernel=s_kernel,
-                         t_pad_mode=t_pad_mode)
-        self.t_stride = t_stride
+    def build(self) -> None:
         # (B, C_in, T, H, W) -> (B, C_out, T, H/s, W/s)
-        self.spatial = PaddedConv3d(c_in, c_out, (1, s_kernel, s_kernel),
-                                    (1, s_stride, s_stride))
-        self.bn = nn.BatchNorm3d(c_out)
+        self.spatial = PaddedConv3d(self.c_in, self.c_out, (1, self.s_kernel, self.s_kernel),
+                                    (1, self.s_stride, self.s_stride))
+        self.bn = nn.BatchNorm3d(self.c_out)
         self.relu = nn.ReLU(inplace=False)
         # (B, C_out, T, H/s, W/s) -> (B, C_out, T/t_stride, H/s, W/s)
-        self.temporal = PaddedConv3d(c_out, c_out, (t_kernel, 1, 1), (t_stride, 1, 1),
-                                     t_pad_mode)
+        self.temporal = PaddedConv3d(self.c_out, self.c_out, (self.t_kernel, 1, 1),
+                                     (self.t_stride, 1, 1), self.t_pad_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.spatial(x)
