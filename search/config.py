@@ -72,19 +72,33 @@ class StudyConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
+DATA_SOURCES: tuple[str, ...] = ("synthetic", "folder", "csv", "json")
+VIDEO_SOURCES: tuple[str, ...] = ("folder", "csv", "json")
+CLIP_SAMPLINGS: tuple[str, ...] = ("random", "center", "uniform")
+# Real video: what a null field takes (clip_len / crop_size also size the network).
+VIDEO_DEFAULTS: dict[str, Any] = {"clip_len": 16}
+
+
 @dataclass
 class DataConfig:
-    """The dataset. Fields mirror ``search.data.synthetic.SyntheticConfig``; null (the default)
-    takes the task's calibrated value (``default_cpu_config(task)``), filled in by
-    ``fill_defaults`` (a test keeps the field names equal)."""
+    """The dataset: the built-in synthetic clips, or real video read with PyAV.
 
-    source: str = "synthetic"  # only the built-in synthetic clips are wired to studies so far
-    task: str = "motion"  # "appearance", "motion", "rotation" or "long_order"
-    clip_len: int | None = None  # frames per clip (T)
-    size: int | None = None  # frame height = width
-    num_classes: int | None = None  # classes of the task
-    n_train: int | None = None  # training clips
-    n_val: int | None = None  # validation clips
+    Synthetic fields mirror ``search.data.synthetic.SyntheticConfig``; null (the default) takes
+    the task's calibrated value (``default_cpu_config(task)``), filled in by ``fill_defaults``
+    (a test keeps the field names equal). Real video (``source`` folder / csv / json) is read
+    inside every trial (``search.data.video.video_sets``): its paths must be readable from every
+    node that runs trials. The network is sized to the data: ``num_classes`` (null: the classes
+    found in the dataset), ``clip_len`` and the crop (``size`` for synthetic, ``crop_size`` for
+    real video), so the stored arch cost is measured at the clip actually trained.
+    """
+
+    source: str = "synthetic"  # "synthetic", "folder" (UCF101/HMDB51 trees), "csv" (Kinetics), "json" (SSv2)
+    task: str = "motion"  # synthetic: "appearance", "motion", "rotation" or "long_order"
+    clip_len: int | None = None  # frames per clip (T); real video default 16
+    size: int | None = None  # synthetic: frame height = width
+    num_classes: int | None = None  # classes; real video: null = the dataset's (or len(classes))
+    n_train: int | None = None  # synthetic: training clips; real video: at most this many videos
+    n_val: int | None = None  # synthetic: validation clips; real video: at most this many videos
     object_size: int | None = None  # side of the small moving digits
     target_size: int | None = None  # side of the named digit / flashing event
     speed: float | None = None  # pixels per frame
@@ -95,6 +109,33 @@ class DataConfig:
     event_len: int | None = None  # long_order: frames an event is visible
     slot_jitter: int | None = None  # long_order: onset jitter in frames
     data_seed: int = 1234  # the clips are the same for every trial and seed of a study
+    # --- real video (source folder / csv / json); paths: absolute, or relative to the cwd ---
+    root: str | None = None  # folder of the videos (folder: root/<class>/<video>)
+    split_dir: str | None = None  # folder: UCF101 (classInd.txt, trainlist0N) / HMDB51 split files
+    split: int = 1  # folder: official split number (1, 2 or 3)
+    annotations: str | None = None  # csv / json: training annotations (Kinetics CSV, SSv2 JSON)
+    val_annotations: str | None = None  # csv / json: validation annotations
+    labels: str | None = None  # json: SSv2 labels JSON (template -> index)
+    suffix: str | None = None  # csv / json: video file suffix; null: .mp4 (csv), .webm (json)
+    classes: list[str] | None = None  # a subset of the classes, in label order; null: all
+    val_fraction: float = 0.2  # no val split given: hold out this fraction of each class
+    frame_stride: int = 2  # take every n-th frame
+    resize: int = 128  # short side before cropping (0 keeps the decoded size)
+    crop_size: int = 112  # square crop the network sees (H = W)
+    train_sampling: str = "random"  # which frames in training: "random", "center", "uniform"
+    val_sampling: str = "center"  # which frames in validation
+    hflip: bool | None = None  # random flips in training; null: on, except for json (SSv2)
+    num_workers: int | None = None  # DataLoader decode workers per trial; null: cpus_per_trial - 1
+
+    @property
+    def is_video(self) -> bool:
+        """True for real video (PyAV), False for the built-in synthetic clips."""
+        return self.source in VIDEO_SOURCES
+
+    @property
+    def input_size(self) -> int | None:
+        """Height = width of the clips the network takes."""
+        return self.crop_size if self.is_video else self.size
 
 
 @dataclass
@@ -157,11 +198,17 @@ class RunConfig:
 
 def fill_defaults(cfg: RunConfig) -> RunConfig:
     """Replace null data/train fields by the calibrated defaults of what they feed: the task's
-    ``default_cpu_config`` and ``TrainConfig()`` (so calibration lives in one place)."""
+    ``default_cpu_config`` and ``TrainConfig()`` (so calibration lives in one place); real video
+    takes ``VIDEO_DEFAULTS`` (its class count is found in the dataset by the study checks)."""
     from search.data.synthetic import TASKS, default_cpu_config
     from search.train import TrainConfig
 
     data_defaults = default_cpu_config(cfg.data.task) if cfg.data.task in TASKS else None
+    if cfg.data.is_video:  # the synthetic fields stay null; num_classes comes from the data
+        data_defaults = None
+        for name, value in VIDEO_DEFAULTS.items():
+            if getattr(cfg.data, name) is None:
+                setattr(cfg.data, name, value)
     for section, defaults in ((cfg.data, data_defaults), (cfg.train, TrainConfig())):
         if defaults is None:
             continue  # an unknown task is reported by the study checks, naming data.task

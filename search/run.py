@@ -29,9 +29,10 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware")
 # Config sections that define a study's results; a rerun must agree on them to resume.
 DESIGN_KEYS: tuple[str, ...] = ("study", "data", "train")
-# Changes that extend a study instead of redefining it: a rerun with them resumes.
+# Changes that extend a study instead of redefining it (or only change how fast it runs): a
+# rerun with them resumes.
 EXTENDABLE_KEYS: frozenset[str] = frozenset({"study.seeds", "study.num_samples",
-                                             "study.description"})
+                                             "study.description", "data.num_workers"})
 
 USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...] [--cfg] [--help]
 

@@ -10,11 +10,19 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from arch_space import presets
 from arch_space.spec import BLOCK_KINDS, KIND_ALIASES, ArchSpec, SpecError
-from search.config import SAMPLERS, SCHEDULERS, STUDY_DESIGNS, RunConfig
+from search.config import (
+    CLIP_SAMPLINGS,
+    DATA_SOURCES,
+    SAMPLERS,
+    SCHEDULERS,
+    STUDY_DESIGNS,
+    RunConfig,
+)
 
 # Above this many points a space is checked for feasibility by sampling, not enumeration.
 FEASIBILITY_ENUMERATE_LIMIT = 5_000
@@ -130,7 +138,7 @@ def _net_kwargs(cfg: RunConfig, **data_overrides: Any) -> dict[str, Any]:
             "temporal_downsample": net.temporal_downsample,
             "num_classes": cfg.data.num_classes,
             "clip_len": data_overrides.get("clip_len", cfg.data.clip_len),
-            "crop_size": cfg.data.size}
+            "crop_size": cfg.data.input_size}
 
 
 def _kind(value: str, key: str) -> str:
@@ -253,7 +261,7 @@ def build_space(cfg: RunConfig) -> Any:
         raise StudyError("study.space: a free search needs a space (see arch_space.space)")
     base = dict(data.get("base") or {})
     base.update(num_classes=cfg.data.num_classes, clip_len=cfg.data.clip_len,
-                crop_size=cfg.data.size)
+                crop_size=cfg.data.input_size)
     base.pop("clip", None)
     data["base"] = base
     if cfg.study.max_macs is not None:
@@ -312,9 +320,10 @@ def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _check_data(cfg: RunConfig) -> None:
-    if cfg.data.source != "synthetic":
-        raise StudyError(f"data.source: only 'synthetic' is wired to studies, got "
-                         f"{cfg.data.source!r}")
+    _check_choice("data.source", cfg.data.source, DATA_SOURCES)
+    if cfg.data.is_video:
+        _check_video(cfg)
+        return
     from search.data.synthetic import SyntheticConfig
 
     try:
@@ -323,8 +332,49 @@ def _check_data(cfg: RunConfig) -> None:
         raise StudyError(f"data.{exc}") from None
 
 
+def _check_video(cfg: RunConfig) -> None:
+    """Real video: check the settings and the paths, list the videos (nothing is decoded), and
+    take ``num_classes`` from the dataset when it is not given (the networks are sized to it)."""
+    data = cfg.data
+    for key in ("clip_len", "frame_stride", "crop_size", "split"):
+        if (getattr(data, key) or 0) < 1:
+            raise StudyError(f"data.{key}: must be >= 1, got {getattr(data, key)}")
+    if data.resize < 0:
+        raise StudyError(f"data.resize: must be >= 0 (0 keeps the decoded size), got "
+                         f"{data.resize}")
+    if not 0 <= data.val_fraction < 1:
+        raise StudyError(f"data.val_fraction: must be in [0, 1), got {data.val_fraction}")
+    if data.num_workers is not None and data.num_workers < 0:
+        raise StudyError(f"data.num_workers: must be >= 0, got {data.num_workers}")
+    for key in ("train_sampling", "val_sampling"):
+        _check_choice(f"data.{key}", getattr(data, key), CLIP_SAMPLINGS)
+    for key in ("n_train", "n_val"):
+        if getattr(data, key) is not None and getattr(data, key) < 1:
+            raise StudyError(f"data.{key}: must be >= 1 (null: every video), got "
+                             f"{getattr(data, key)}")
+    from search.data.video import SOURCE_PATHS, DataError, video_sets
+
+    # Absolute paths: trials read them in Ray workers, whose working directory is not ours
+    # (on a cluster, the shipped checkout); the stored config names the files actually read.
+    for key, _, _ in SOURCE_PATHS[data.source]:
+        value = getattr(data, key)
+        if value not in (None, "", "???"):
+            setattr(data, key, str(Path(value).expanduser().absolute()))
+    try:
+        train, _ = video_sets(dataclasses.asdict(data))
+    except DataError as exc:
+        raise StudyError(str(exc)) from None
+    if data.num_classes is None:
+        data.num_classes = train.num_classes
+    elif data.num_classes != train.num_classes:
+        raise StudyError(f"data.num_classes: {data.num_classes} given, but the dataset has "
+                         f"{train.num_classes} classes (leave it null, or list data.classes)")
+
+
 def _check_cell_data(cfg: RunConfig, cells: list[Cell]) -> None:
     """Cells that change the data (clip length) must still make valid clips."""
+    if cfg.data.is_video:
+        return  # clip lengths were checked (>= 1) with the cells; short videos repeat frames
     from search.data.synthetic import SyntheticConfig
 
     for overrides in {tuple(sorted(c.data.items())) for c in cells if c.data}:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 CHECKPOINT_FILE = "state.pt"
+SKIPPED_METRIC = "data/skipped"  # real video: videos skipped as unreadable so far
 
 
 class TrialFailure(RuntimeError):
@@ -60,7 +61,8 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if hooks.get("fail_on_seed") is not None and seed == hooks["fail_on_seed"]:
         raise TrialFailure(f"injected failure (testing.fail_on_seed={seed})")
     data = {**context.data, **json.loads(config.get("data_json") or "{}")}
-    train_set, val_set = _datasets(tuple(sorted(data.items())))
+    train_set, val_set = _datasets(_hashable(data))
+    video = data.get("source", "synthetic") != "synthetic"
 
     if config.get("pretrained"):
         model = _inflated_model(spec, context, seed)
@@ -73,6 +75,11 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                                                                    channels_last)
     settings.update(epochs=context.epochs, num_threads=context.num_threads,
                     device=_device(context.device))
+    if video:  # decode in DataLoader workers (the trial's other CPUs by default)
+        workers = data.get("num_workers")
+        if workers is None:
+            workers = settings.get("num_workers") or max(0, context.num_threads - 1)
+        settings["num_workers"] = int(workers)
     train_cfg = TrainConfig(**settings)
 
     checkpoint = _load_checkpoint(config.get("resume_from"))
@@ -83,6 +90,8 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         pending.clear()
         pending.update(metrics, epoch=float(epoch))
+        if video:  # distinct unreadable videos found so far (train + val, all workers)
+            pending[SKIPPED_METRIC] = float(train_set.failures + val_set.failures)
 
     reported = []  # epochs reported to Tune by this run
 
@@ -108,13 +117,26 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         tune.report({**result.final, **extra})
 
 
+def _hashable(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A data config as a cache key (lists become tuples)."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in data.items()))
+
+
 @functools.lru_cache(maxsize=4)
 def _datasets(items: tuple[tuple[str, Any], ...]) -> tuple[Any, Any]:
-    """The synthetic clips of a data config (cached per worker process: trials share them)."""
+    """The train / val sets of a data config (cached per worker process: trials share them).
+
+    Synthetic clips are made in memory; real video is listed here and decoded on the fly by the
+    DataLoader workers, so its files must be readable from the node this trial runs on.
+    """
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in items}
+    if data.get("source", "synthetic") != "synthetic":
+        from search.data.video import video_sets
+
+        return video_sets(data)
     from search.data.synthetic import make_synthetic
     from search.studies import synthetic_config
 
-    data = dict(items)
     return make_synthetic(synthetic_config(data), seed=int(data.get("data_seed", 0)))
 
 

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 # Metrics stored per epoch (others in a result, e.g. Ray's bookkeeping, are not).
 EPOCH_METRICS: tuple[str, ...] = ("train/loss", "train/acc1", "val/loss", "val/acc1",
-                                  "val/acc5", "lr", "epoch_time_s")
+                                  "val/acc5", "lr", "epoch_time_s",
+                                  "data/skipped")  # real video: unreadable videos so far
 
 
 def was_stopped_early(result: dict[str, Any] | None) -> bool:

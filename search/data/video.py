@@ -23,11 +23,13 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing as mp
+import random
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -69,7 +71,7 @@ class VideoDataset(torch.utils.data.Dataset):
     Attributes:
         items: ``(path, label)`` pairs.
         classes: class names; ``label`` indexes them.
-        failures: videos skipped so far, summed over DataLoader workers.
+        failures: distinct videos skipped so far, over all DataLoader workers.
     """
 
     def __init__(self, items: Sequence[tuple[str | Path, int]], classes: Sequence[str],
@@ -81,7 +83,11 @@ class VideoDataset(torch.utils.data.Dataset):
         self.sampling = sampling or ClipSampling()
         self.transform = transform or ClipTransform()
         self.max_substitutes = max_substitutes  # bad videos tried in a row before giving up
-        self._failures = mp.get_context("spawn").Value("i", 0)  # shared with worker processes
+        ctx = mp.get_context("spawn")
+        self._failures = ctx.Value("i", 0)  # shared with worker processes
+        # One flag per item, shared with worker processes: a video found bad is counted once
+        # and never decoded again, in any worker or epoch.
+        self._bad_flags = ctx.RawArray("b", max(1, len(self.items)))
         self._bad: set[int] = set()  # indices known bad in this process
 
     def __len__(self) -> int:
@@ -89,13 +95,13 @@ class VideoDataset(torch.utils.data.Dataset):
 
     @property
     def failures(self) -> int:
-        """Number of videos that could not be decoded so far (all workers)."""
+        """Number of distinct videos that could not be decoded so far (all workers)."""
         return int(self._failures.value)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         for attempt in range(self.max_substitutes + 1):
             i = (index + attempt) % len(self.items)
-            if i in self._bad:
+            if i in self._bad or self._bad_flags[i]:
                 continue
             path, label = self.items[i]
             try:
@@ -103,7 +109,9 @@ class VideoDataset(torch.utils.data.Dataset):
             except Exception as err:  # PyAV raises several error types for broken files
                 self._bad.add(i)
                 with self._failures.get_lock():
-                    self._failures.value += 1
+                    if not self._bad_flags[i]:  # two workers may hit it at once: count it once
+                        self._bad_flags[i] = 1
+                        self._failures.value += 1
                 warnings.warn(f"skipping unreadable video {path}: {type(err).__name__}: {err}",
                               RuntimeWarning, stacklevel=2)
                 continue
@@ -275,3 +283,132 @@ def json_dataset(json_path: str | Path, labels_path: str | Path, root: str | Pat
         items.append((root / f"{entry['id']}{suffix}", labels[template]))
     return VideoDataset(items, classes, sampling or ClipSampling(mode="random" if train else "center"),
                         transform or ClipTransform(train=train, hflip=False))
+
+
+# --- from a study's data config ----------------------------------------------------------------
+# The paths each source reads: (config key, must be a directory, required).
+SOURCE_PATHS: dict[str, tuple[tuple[str, bool, bool], ...]] = {
+    "folder": (("root", True, True), ("split_dir", True, False)),
+    "csv": (("root", True, True), ("annotations", False, True), ("val_annotations", False, False)),
+    "json": (("root", True, True), ("annotations", False, True), ("labels", False, True),
+             ("val_annotations", False, False)),
+}
+
+
+class DataError(ValueError):
+    """A real-video data config cannot be read; the message starts with ``data.<key>``."""
+
+
+def check_paths(data: Mapping[str, Any]) -> None:
+    """Raise ``DataError`` naming the key and the path of the first missing file or folder."""
+    for key, is_dir, required in SOURCE_PATHS[data["source"]]:
+        value = data.get(key)
+        if value in (None, "", "???"):
+            if required:
+                raise DataError(f"data.{key}: not set; data.source={data['source']} needs it "
+                               f"(data.{key}=PATH)")
+            continue
+        path = Path(str(value)).expanduser()
+        if is_dir and not path.is_dir():
+            raise DataError(f"data.{key}: no such directory: {path}")
+        if not is_dir and not path.is_file():
+            raise DataError(f"data.{key}: no such file: {path}")
+
+
+def video_sets(data: Mapping[str, Any]) -> tuple[VideoDataset, VideoDataset]:
+    """The train and validation ``VideoDataset`` of a data config (``DataConfig`` fields).
+
+    Lists the videos only (nothing is decoded), so the driver calls it to find the classes and
+    the trials call it to train. Without a validation split (a folder without ``split_dir``, a
+    CSV / JSON without ``val_annotations``) ``val_fraction`` of every class is held out, chosen
+    by ``data_seed``. ``classes`` keeps a subset (labels follow its order); ``n_train`` / ``n_val``
+    keep at most that many videos (a fixed random subset).
+    """
+    source = data["source"]
+    check_paths(data)
+    root = Path(str(data["root"])).expanduser()
+    hflip = data.get("hflip")
+    hflip = source != "json" if hflip is None else bool(hflip)
+
+    def parts(train: bool) -> dict[str, Any]:
+        return {"sampling": ClipSampling(clip_len=int(data["clip_len"]),
+                                         frame_stride=int(data.get("frame_stride") or 1),
+                                         mode=data["train_sampling" if train else "val_sampling"]),
+                "transform": ClipTransform(resize=int(data.get("resize") or 0),
+                                           crop_size=int(data["crop_size"]), train=train,
+                                           hflip=hflip)}
+
+    val: VideoDataset | None = None
+    try:
+        if source == "folder":
+            split_dir = data.get("split_dir")
+            train = folder_dataset(root, split_dir=split_dir, split=int(data.get("split", 1)),
+                                   train=True, **parts(True))
+            if split_dir:
+                val = folder_dataset(root, split_dir=split_dir, split=int(data.get("split", 1)),
+                                     train=False, **parts(False))
+        elif source == "csv":
+            suffix = data.get("suffix") or ".mp4"
+            train = csv_dataset(data["annotations"], root, suffix=suffix, **parts(True))
+            if data.get("val_annotations"):
+                val = csv_dataset(data["val_annotations"], root, suffix=suffix,
+                                  classes=train.classes, **parts(False))
+        else:
+            suffix = data.get("suffix") or ".webm"
+            train = json_dataset(data["annotations"], data["labels"], root, suffix=suffix,
+                                 **parts(True))
+            if data.get("val_annotations"):
+                val = json_dataset(data["val_annotations"], data["labels"], root, suffix=suffix,
+                                   train=False, **parts(False))
+    except (OSError, KeyError, ValueError) as exc:
+        key = "split_dir" if source == "folder" and data.get("split_dir") else (
+            "root" if source == "folder" else "annotations")
+        raise DataError(f"data.{key}: cannot read the dataset: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    seed = int(data.get("data_seed", 0))
+    train_items, val_items = train.items, val.items if val is not None else None
+    if val_items is None:
+        train_items, val_items = _hold_out(train_items, float(data.get("val_fraction", 0.2)), seed)
+    classes = list(train.classes)
+    wanted = data.get("classes")
+    if wanted:
+        unknown = [c for c in wanted if c not in classes]
+        if unknown:
+            raise DataError(f"data.classes: {unknown[0]!r} is not a class of the dataset "
+                            f"(e.g. {', '.join(classes[:5])})")
+        remap = {classes.index(c): i for i, c in enumerate(wanted)}
+        train_items = [(p, remap[y]) for p, y in train_items if y in remap]
+        val_items = [(p, remap[y]) for p, y in val_items if y in remap]
+        classes = list(wanted)
+    train_items = _at_most(train_items, data.get("n_train"), seed)
+    val_items = _at_most(val_items, data.get("n_val"), seed + 1)
+    if not train_items:
+        where = data.get("annotations") or data.get("split_dir") or root
+        raise DataError(f"data.{'root' if source == 'folder' else 'annotations'}: no training "
+                        f"videos found in {where}")
+    if not val_items:
+        raise DataError("data.val_fraction: no validation videos (raise val_fraction, or give "
+                        "a split)")
+    return (VideoDataset(train_items, classes, train.sampling, train.transform),
+            VideoDataset(val_items, classes, parts(False)["sampling"], parts(False)["transform"]))
+
+
+def _hold_out(items: list[tuple[str, int]], fraction: float,
+              seed: int) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Split every class: ``fraction`` of its videos (at least one, when it has two) to val."""
+    by_class: dict[int, list[tuple[str, int]]] = {}
+    for item in items:
+        by_class.setdefault(item[1], []).append(item)
+    rng = random.Random(seed)
+    held: set[str] = set()
+    for members in by_class.values():
+        n_val = min(len(members) - 1, max(1, round(fraction * len(members)))) if fraction > 0 else 0
+        held.update(p for p, _ in rng.sample(sorted(members), n_val))
+    return [i for i in items if i[0] not in held], [i for i in items if i[0] in held]
+
+
+def _at_most(items: list[tuple[str, int]], n: Any, seed: int) -> list[tuple[str, int]]:
+    if n is None or int(n) >= len(items):
+        return list(items)
+    keep = set(random.Random(seed).sample(range(len(items)), int(n)))
+    return [item for i, item in enumerate(items) if i in keep]
