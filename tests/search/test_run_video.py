@@ -117,6 +117,59 @@ def test_video_sets_hold_out_every_class_and_apply_limits(tree: Path) -> None:
     assert len(small) == 4
 
 
+def _annotated(tree: Path, tmp_path: Path, preset: str) -> list[str]:
+    """Split / annotation files over ``tree`` in the layout of ``preset``; its overrides."""
+    videos = {name: sorted(p.name for p in (tree / name).glob(f"{name}_*.mp4")) for name in CLASSES}
+    if preset == "ucf101":
+        splits = tmp_path / "ucfTrainTestlist"
+        splits.mkdir()
+        (splits / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(CLASSES)))
+        (splits / "trainlist01.txt").write_text("".join(
+            f"{c}/{v} {i + 1}\n" for i, c in enumerate(CLASSES) for v in videos[c][:3]))
+        (splits / "testlist01.txt").write_text("".join(f"{c}/{videos[c][3]}\n" for c in CLASSES))
+        return [f"data.root={tree}", f"data.split_dir={splits}"]
+    if preset == "kinetics":
+        for part, pick in (("train", slice(0, 3)), ("val", slice(3, 4))):
+            (tmp_path / f"{part}.csv").write_text("path,label\n" + "".join(
+                f"{c}/{v},{c}\n" for c in CLASSES for v in videos[c][pick]))
+        return [f"data.root={tree}", f"data.annotations={tmp_path / 'train.csv'}",
+                f"data.val_annotations={tmp_path / 'val.csv'}"]
+    # ssv2: <id>.mp4 in one folder, classes are templates
+    flat = tmp_path / "ssv2"
+    flat.mkdir()
+    entries: dict[str, list[dict[str, str]]] = {"train": [], "val": []}
+    for c in CLASSES:
+        for j, v in enumerate(videos[c][:4]):  # not run_broken.mp4
+            (flat / f"{c}{j}.mp4").symlink_to(tree / c / v)
+            entries["train" if j < 3 else "val"].append(
+                {"id": f"{c}{j}", "template": f"Doing [something] {c}", "label": "x"})
+    (tmp_path / "labels.json").write_text(json.dumps(
+        {f"Doing something {c}": str(i) for i, c in enumerate(CLASSES)}))
+    for part, items in entries.items():
+        (tmp_path / f"{part}.json").write_text(json.dumps(items))
+    return [f"data.root={flat}", f"data.annotations={tmp_path / 'train.json'}",
+            f"data.val_annotations={tmp_path / 'val.json'}", f"data.labels={tmp_path / 'labels.json'}",
+            "data.suffix=.mp4"]
+
+
+@pytest.mark.parametrize("preset", ["ucf101", "kinetics", "ssv2"])
+def test_dataset_presets_read_their_annotations(preset: str, tree: Path, tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from search.data.video import video_sets
+
+    cfg = to_run_config(compose(["study=smoke", f"data={preset}", *_annotated(tree, tmp_path, preset),
+                                 "data.crop_size=32", "data.resize=32", "data.clip_len=4"]))
+    design = build_design(cfg)
+    assert cfg.data.num_classes == 3 and design.cells[0].spec.num_classes == 3
+    train, val = video_sets(asdict(cfg.data))
+    assert (len(train), len(val)) == (9, 3)
+    assert sorted(y for _, y in val.items) == [0, 1, 2]
+    assert train.transform.hflip is (preset != "ssv2")
+    clip, label = val[2]
+    assert clip.shape == (3, 4, 32, 32) and label == 2 and val.failures == 0
+
+
 # --- end to end through Ray (slow) --------------------------------------------------------------
 
 
@@ -136,3 +189,19 @@ def test_smoke_study_on_a_folder_of_videos(runner, tree: Path) -> None:
     assert len(skipped) == 4 and all(v == 1.0 for (v,) in skipped)  # one row per trial-epoch
     config = json.loads(_rows(db, "SELECT config_json FROM studies")[0][0])
     assert config["data"]["num_classes"] == 3 and config["data"]["root"] == str(tree)
+
+
+def test_decode_workers_do_not_block_resuming(tree: Path) -> None:
+    from search.run import check_resumable, snapshot
+
+    def current(*extra: str) -> dict:
+        cfg = to_run_config(compose(["study=smoke", "data=folder", f"data.root={tree}", *extra]))
+        build_design(cfg)  # fills num_classes and makes the paths absolute, as main() does
+        return snapshot(cfg)
+
+    stored = json.dumps(current())
+    assert check_resumable(stored, current("data.num_workers=3"), "smoke") is True
+    from search.run import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^data\.crop_size: study 'smoke' exists"):
+        check_resumable(stored, current("data.crop_size=64"), "smoke")
