@@ -219,3 +219,17 @@ def plot(fig: Any, key: str | None = None) -> None:
 def no_data_figure(message: str) -> Any:
     """A placeholder figure."""
     return figs.empty_figure(message)
+
+
+def number_columns(**labels: str) -> dict[str, Any]:
+    """Formats of the numeric columns the pages' tables share; ``labels`` renames some."""
+    nc = st.column_config.NumberColumn
+    formats = {
+        "mean": ("mean", "%.4f"), "ci_low": ("CI low", "%.4f"), "ci_high": ("CI high", "%.4f"),
+        "best": ("best", "%.4f"), "std": ("std", "%.4f"), "gmacs": ("GMACs", "%.3g"),
+        "per_gmac": ("per GMAC", "%.4g"), "acc_per_gmac": ("per GMAC", "%.4g"),
+        "params": ("params", "compact"), "latency_ms": ("latency ms", "%.1f"),
+        "delta": ("Δ", "%+.4f"), "p_paired_t": ("p paired t", "%.3g"),
+        "p_wilcoxon": ("p Wilcoxon", "%.3g"), "p_welch": ("p Welch", "%.3g"),
+    }
+    return {key: nc(labels.get(key, label), format=fmt) for key, (label, fmt) in formats.items()}

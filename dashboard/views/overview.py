@@ -46,15 +46,7 @@ with st.container():
     st.dataframe(best, hide_index=True, width="stretch", column_order=[
         "family", "label", "mean", "ci_low", "ci_high", "n", "gmacs", "per_gmac", "params",
         "latency_ms", "arch_id"], column_config={
-        "mean": st.column_config.NumberColumn(ctx.metric, format="%.4f"),
-        "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
-        "ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
-        "n": st.column_config.NumberColumn("seeds"),
-        "gmacs": st.column_config.NumberColumn("GMACs", format="%.3g"),
-        "per_gmac": st.column_config.NumberColumn("per GMAC", format="%.4g"),
-        "params": st.column_config.NumberColumn("params", format="compact"),
-        "latency_ms": st.column_config.NumberColumn("latency ms", format="%.1f"),
-    })
+        **common.number_columns(mean=ctx.metric), "n": st.column_config.NumberColumn("seeds")})
 with st.container():
     ref = table["reference"].iloc[0] if len(table) else ""
     st.markdown(f"**Effect table** — Δ and p-values against **{ref}**")
@@ -62,20 +54,7 @@ with st.container():
     st.dataframe(shown, hide_index=True, width="stretch", column_order=[
         "group", "mean", "ci_low", "ci_high", "delta", "p_paired_t", "p_wilcoxon", "p_welch",
         "n_pairs", "n", "n_seeds", "n_archs", "gmacs", "acc_per_gmac", "best", "latency_ms",
-        "ci_unit"], column_config={
-        "group": "family",
-        "mean": st.column_config.NumberColumn("mean", format="%.4f"),
-        "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
-        "ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
-        "best": st.column_config.NumberColumn("best", format="%.4f"),
-        "gmacs": st.column_config.NumberColumn("GMACs", format="%.3g"),
-        "acc_per_gmac": st.column_config.NumberColumn("per GMAC", format="%.4g"),
-        "latency_ms": st.column_config.NumberColumn("latency ms", format="%.1f"),
-        "delta": st.column_config.NumberColumn("Δ", format="%+.4f"),
-        "p_paired_t": st.column_config.NumberColumn("p paired t", format="%.3g"),
-        "p_wilcoxon": st.column_config.NumberColumn("p Wilcoxon", format="%.3g"),
-        "p_welch": st.column_config.NumberColumn("p Welch", format="%.3g"),
-    })
+        "ci_unit"], column_config={"group": "family", **common.number_columns()})
 st.caption("Means are over per-seed means when a family has 2+ seeds (else over trials); "
            "95% CIs are percentile bootstraps over those units. Paired tests pair the seeds "
            "both families ran; Welch's test does not pair. Only COMPLETE trials count.")

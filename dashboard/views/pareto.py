@@ -32,12 +32,7 @@ st.dataframe(front, hide_index=True, width="stretch", column_order=list(dict.fro
                  "label", "family", "mean", "ci_low", "ci_high", "n", cost, "gmacs", "params",
                  "latency_ms", "t_com", "t_share_bottom", "temporal_mac_frac", "arch_id"])),
              column_config={
-                 "mean": st.column_config.NumberColumn(ctx.metric, format="%.4f"),
-                 "ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
-                 "ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
-                 "std": st.column_config.NumberColumn("std", format="%.4f"),
-                 "gmacs": st.column_config.NumberColumn("GMACs", format="%.3g"),
-                 "params": st.column_config.NumberColumn("params", format="compact"),
+                 **common.number_columns(mean=ctx.metric),
                  "t_com": st.column_config.NumberColumn("temporal depth", format="%.2f"),
                  "t_share_bottom": st.column_config.NumberColumn("bottom share", format="%.2f"),
                  "temporal_mac_frac": st.column_config.NumberColumn("temporal MACs",
