@@ -408,6 +408,7 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
         self.t0 = time.monotonic()
         self.last = 0.0
         self.last_line = ""
+        self.last_print = 0.0
         self.max_running = 1
         self.running: set[str] = set()
         self.finished = 0
@@ -486,9 +487,12 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
             return
         self.last = now
         line = self.line()
-        if line == self.last_line and not self.tty:
+        # In a log (no tty) print a line when the counts or the best change, else once a minute.
+        state = line.split(" · ")[:5]
+        if (not self.tty and not force and state == self.last_line.split(" · ")[:5]
+                and now - self.last_print < 60):
             return
-        self.last_line = line
+        self.last_line, self.last_print = line, now
         if self.tty:
             self.stream.write("\r\033[K" + line)
         else:
@@ -496,8 +500,8 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
         self.stream.flush()
 
     def finish(self) -> None:
-        """Print the final line (and end the tty line)."""
-        self._show(force=True)
+        """Print the final line (and end the tty line); a log already has it unless it changed."""
+        self._show(force=self.tty)
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()

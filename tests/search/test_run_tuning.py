@@ -132,6 +132,25 @@ def test_progress_line_counts_best_and_eta() -> None:
     assert stream.getvalue().count("\n") >= 1  # rate-limited, but state changes are shown
 
 
+def test_progress_in_a_log_prints_changes_not_heartbeats() -> None:
+    import io
+
+    from search.driver import ProgressDisplay
+
+    stream = io.StringIO()
+    progress = ProgressDisplay(SimpleNamespace(stopped=set()), total=2, study="demo",
+                               interval_s=0.5, stream=stream)
+    trial = SimpleNamespace(trial_id="a", config={"label": "mc3"}, last_result={})
+    progress.on_trial_start(0, [], trial)
+    lines = stream.getvalue().count("\n")
+    for _ in range(5):  # nothing changed: no new line, however often Tune calls back
+        progress.last = 0.0
+        progress.on_step_end(0, [])
+    assert stream.getvalue().count("\n") == lines
+    progress.on_trial_error(0, [], trial)  # a change is printed at once
+    assert stream.getvalue().count("\n") == lines + 1
+
+
 def test_summary_pareto_uses_complete_trials_and_seed_means() -> None:
     from search.driver import summarize
 
