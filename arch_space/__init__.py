@@ -26,7 +26,7 @@ _LAZY = {
     "VideoResNet": "arch_space.builder",
     "CONV_KINDS": "arch_space.ops",
     "measure_cost": "arch_space.cost",
-    "estimate_macs": "arch_space.cost",
+    "estimate_macs": "arch_space.estimate",
     "scale_to_macs": "arch_space.scaling",
     "inflate_state_dict": "arch_space.inflate",
     "build_inflated": "arch_space.inflate",

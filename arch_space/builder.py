@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from arch_space.ops import ConvKind, get_conv_kind, mid_width
-from arch_space.spec import BOTTLENECK_EXPANSION, ArchSpec, BlockSpec, StemSpec
-
-
-def _block_mids(spec: ArchSpec, block: BlockSpec, inplanes: int, planes: int,
-                conv_ins: tuple[int, ...]) -> tuple[int, ...]:
-    """Mid widths of the block's k×k convs (only factorized kinds use them)."""
-    if spec.mid_rule == "torchvision":
-        # torchvision: once per block from (inplanes, planes), shared by the block's convs
-        m = mid_width(block.t_kernel, 3, inplanes, planes)
-        return tuple(m for _ in conv_ins)
-    # paper (Tran et al. 2018, eq. 1): per conv from its own (C_in, C_out)
-    return tuple(mid_width(block.t_kernel, 3, c_in, planes) for c_in in conv_ins)
+from arch_space.ops import ConvKind, get_conv_kind
+from arch_space.spec import (
+    BOTTLENECK_EXPANSION,
+    ArchSpec,
+    BlockSpec,
+    StemSpec,
+    block_mid_widths,
+)
 
 
 def _make_kind(block: BlockSpec, c_in: int, c_out: int, mid: int, t_stride: int, s_stride: int,
@@ -48,7 +43,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, spec: ArchSpec, block: BlockSpec, inplanes: int, planes: int) -> None:
         super().__init__()
-        mid1, mid2 = _block_mids(spec, block, inplanes, planes, (inplanes, planes))
+        mid1, mid2 = block_mid_widths(spec, block, inplanes, planes, (inplanes, planes))
         self.conv1 = _make_kind(block, inplanes, planes, mid1, block.t_stride, block.s_stride,
                                 spec.t_pad_mode)
         self.bn1 = nn.BatchNorm3d(planes)
@@ -71,7 +66,7 @@ class Bottleneck(nn.Module):
 
     def __init__(self, spec: ArchSpec, block: BlockSpec, inplanes: int, planes: int) -> None:
         super().__init__()
-        (mid,) = _block_mids(spec, block, inplanes, planes, (planes,))
+        (mid,) = block_mid_widths(spec, block, inplanes, planes, (planes,))
         self.conv1 = nn.Conv3d(inplanes, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
         self.conv2 = _make_kind(block, planes, planes, mid, block.t_stride, block.s_stride,

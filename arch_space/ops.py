@@ -23,17 +23,6 @@ from torch import nn
 PAD_MODES = ("zeros", "replicate", "valid")
 
 
-def mid_width(t_kernel: int, s_kernel: int, c_in: int, c_out: int) -> int:
-    """(2+1)D intermediate width M = floor(t·k²·C_in·C_out / (k²·C_in + t·C_out)).
-
-    Tran et al. 2018, Sec. 3.5: the spatial (1×k×k) and temporal (t×1×1) pair then has about the
-    parameters of the full t×k×k conv. The "paper" rule applies it per conv; torchvision applies
-    it once per block with ``(c_in, c_out) = (inplanes, planes)`` and reuses it for both convs.
-    """
-    k2 = s_kernel * s_kernel
-    return (t_kernel * k2 * c_in * c_out) // (k2 * c_in + t_kernel * c_out)
-
-
 class PaddedConv3d(nn.Conv3d):
     """``nn.Conv3d`` with "same" spatial zero padding and a chosen temporal padding mode.
 

@@ -9,7 +9,7 @@ come closest to the target; when rounding leaves it more than a quarter of ``tol
 widths then move by one ``multiple`` step (as few as will do). Iso-parameter arms need no helper: the (2+1)D mid-width rule
 (Tran et al. 2018) already matches a 3D conv's parameters.
 
-Torch-free: MACs come from ``cost.estimate_macs``.
+Torch-free: MACs come from ``estimate.estimate_macs``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from arch_space.cost import estimate_macs
+from arch_space.estimate import estimate_macs
 from arch_space.spec import ArchSpec, StageSpec
 
 

@@ -12,7 +12,7 @@ names mirror spec paths (``stem.kind``, ``stage2.kind`` for a stage tie, ``stage
 only when the slot's kind is temporal. Sampling never builds a network and has no side effects.
 ``enumerate()`` lists every point of a small design, ``size()`` counts it without building
 anything, and constraints (max MACs, max params at a stated clip) are checked analytically with
-``cost.estimate_macs`` / ``cost.estimate_params`` — torch is never imported here.
+``estimate.estimate_macs`` / ``estimate.estimate_params`` — torch is never imported here.
 
 A YAML file (every key but ``base`` is optional)::
 
@@ -174,7 +174,7 @@ class Constraints:
 
     def check(self, spec: ArchSpec) -> tuple[bool, str]:
         """``(True, "")`` when ``spec`` meets the budget, else ``(False, reason)``."""
-        from arch_space.cost import estimate_macs, estimate_params
+        from arch_space.estimate import estimate_macs, estimate_params
 
         if self.max_macs is not None:
             try:

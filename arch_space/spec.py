@@ -40,6 +40,28 @@ T_PAD_MODES: tuple[str, ...] = ("zeros", "replicate")
 BOTTLENECK_EXPANSION = 4
 
 
+def mid_width(t_kernel: int, s_kernel: int, c_in: int, c_out: int) -> int:
+    """(2+1)D intermediate width M = floor(t·k²·C_in·C_out / (k²·C_in + t·C_out)).
+
+    Tran et al. 2018, Sec. 3.5: the spatial (1×k×k) and temporal (t×1×1) pair then has about the
+    parameters of the full t×k×k conv.
+    """
+    k2 = s_kernel * s_kernel
+    return (t_kernel * k2 * c_in * c_out) // (k2 * c_in + t_kernel * c_out)
+
+
+def block_mid_widths(spec: ArchSpec, block: BlockSpec, inplanes: int, planes: int,
+                     conv_ins: tuple[int, ...]) -> tuple[int, ...]:
+    """Mid widths of a block's k×k convs (whose inputs are ``conv_ins``) under ``spec.mid_rule``.
+
+    "torchvision": once per block from ``(inplanes, planes)``, shared by the block's convs;
+    "paper" (Tran et al. 2018, eq. 1): per conv, from its own ``(C_in, planes)``.
+    """
+    if spec.mid_rule == "torchvision":
+        return tuple(mid_width(block.t_kernel, 3, inplanes, planes) for _ in conv_ins)
+    return tuple(mid_width(block.t_kernel, 3, c_in, planes) for c_in in conv_ins)
+
+
 class SpecError(ValueError):
     """A spec (or a search-space point) is invalid; the message starts with the offending path."""
 

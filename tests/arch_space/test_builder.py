@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from arch_space import build_network, per_stage, preset, uniform
-from arch_space.ops import CONV_KINDS, mid_width
-from arch_space.spec import BLOCK_KINDS
+from arch_space.ops import CONV_KINDS
+from arch_space.spec import BLOCK_KINDS, mid_width
 
 torch.set_num_threads(1)
 STRIDES = [(1, 1), (1, 2), (2, 1), (2, 2)]  # (t_stride, s_stride)
