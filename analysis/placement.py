@@ -4,8 +4,8 @@ Everything here reads an ``ArchSpec`` (torch-free) and returns plain numbers, so
 describe 100k trials without building a single network. Layers are the stem followed by every
 block, bottom to top; layer ``i`` of ``n`` sits at depth ``i / (n - 1)`` (0 = bottom, 1 = top).
 
-MACs are an analytic estimate (a conv's MACs = k_t·k_h·k_w·C_in·C_out·T_out·H_out·W_out, norms
-and activations ignored); when the database holds fvcore's ``per_layer_json`` for an arch, the
+MACs are the analytic estimate of ``arch_space.estimate`` (a conv's MACs =
+k_t·k_h·k_w·C_in·C_out·T_out·H_out·W_out, norms and activations ignored); when the database holds fvcore's ``per_layer_json`` for an arch, the
 per-layer costs come from there instead (see ``layer_costs``).
 """
 
@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from arch_space.spec import BOTTLENECK_EXPANSION, ArchSpec, BlockSpec, StageSpec, StemSpec
+from arch_space.estimate import estimate_per_layer
+from arch_space.spec import ArchSpec, BlockSpec, StageSpec, StemSpec
 
 # Placement families, in the order figures and tables show them.
 FAMILIES: tuple[str, ...] = ("2D", "bottom-heavy", "top-heavy", "uniform 3D", "uniform (2+1)D",
@@ -42,88 +43,12 @@ class Placement:
     est_macs: int  # analytic MAC estimate of the whole network (convs + fc)
 
 
-def _conv_macs(k_t: int, k_s: int, c_in: int, c_out: int, out: tuple[int, int, int]) -> int:
-    t, h, w = out
-    return k_t * k_s * k_s * c_in * c_out * t * h * w
-
-
-def _mid_width(t_kernel: int, c_in: int, c_out: int, k_s: int = 3) -> int:
-    """R(2+1)D intermediate width (Tran et al. 2018, eq. 1): about the 3D conv's parameters."""
-    return (t_kernel * k_s * k_s * c_in * c_out) // (k_s * k_s * c_in + t_kernel * c_out)
-
-
-def _kind_conv_macs(kind: str, t_kernel: int, c_in: int, c_out: int, mid: int,
-                    size_in: tuple[int, int, int], size_out: tuple[int, int, int]) -> int:
-    """MACs of one 3x3 conv slot of a block, for each conv kind."""
-    _, h_out, w_out = size_out
-    if kind == "2d" or (t_kernel == 1 and kind == "3d"):
-        return _conv_macs(1, 3, c_in, c_out, size_out)
-    if kind == "3d":
-        return _conv_macs(t_kernel, 3, c_in, c_out, size_out)
-    spatial_out = (size_in[0], h_out, w_out)  # spatial conv keeps time, temporal conv strides it
-    if kind == "2plus1d":
-        return (_conv_macs(1, 3, c_in, mid, spatial_out)
-                + _conv_macs(t_kernel, 1, mid, c_out, size_out))
-    if kind == "p3d_b":  # S(x) + T(x), both from the block input
-        return _conv_macs(1, 3, c_in, c_out, size_out) + _conv_macs(t_kernel, 1, c_in, c_out,
-                                                                       size_out)
-    if kind == "p3d_c":  # S(x) + T(S(x))
-        return _conv_macs(1, 3, c_in, c_out, size_out) + _conv_macs(t_kernel, 1, c_out, c_out,
-                                                                       size_out)
-    raise ValueError(f"unknown conv kind {kind!r}")
-
-
-def estimate_layer_macs(spec: ArchSpec,
-                        sizes: dict[str, tuple[int, int, int]] | None = None) -> dict[str, int]:
+def estimate_layer_macs(spec: ArchSpec) -> dict[str, int]:
     """Analytic MACs of the stem, of every block (shortcut included) and of the classifier.
 
-    ``sizes`` is ``spec.feature_sizes()`` when the caller has it already.
+    ``arch_space.estimate`` — the torch-free twin of the fvcore count — computes them.
     """
-    sizes = sizes or spec.feature_sizes()
-    stem = spec.stem
-    t_in = spec.clip_len
-    out: dict[str, int] = {}
-    if stem.kind == "2plus1d":
-        spatial = (t_in, *sizes["stem"][1:])
-        out["stem"] = (_conv_macs(1, stem.s_kernel, spec.in_channels, stem.mid_width, spatial)
-                       + _conv_macs(stem.t_kernel, 1, stem.mid_width, stem.width, sizes["stem"]))
-    else:
-        k_t = 1 if stem.kind == "2d" else stem.t_kernel
-        out["stem"] = _conv_macs(k_t, stem.s_kernel, spec.in_channels, stem.width, sizes["stem"])
-    c_in = stem.width
-    prev = "stem"
-    expansion = BOTTLENECK_EXPANSION if spec.block_type == "bottleneck" else 1
-    for i, stage in enumerate(spec.stages):
-        planes = stage.width
-        for j, block in enumerate(stage.blocks):
-            path = f"stage{i + 1}.block{j + 1}"
-            size_in, size_out = sizes[prev], sizes[path]
-            c_out = planes * expansion
-            out[path] = _block_macs(spec, block, c_in, planes, c_out, size_in, size_out)
-            c_in, prev = c_out, path
-    out["fc"] = spec.feature_dim * spec.num_classes
-    return out
-
-
-def _block_macs(spec: ArchSpec, block: BlockSpec, c_in: int, planes: int, c_out: int,
-                size_in: tuple[int, int, int], size_out: tuple[int, int, int]) -> int:
-    t_k = block.t_kernel
-    if spec.block_type == "bottleneck":
-        reduce = _conv_macs(1, 1, c_in, planes, size_in)
-        mid = _mid_width(t_k, planes, planes)
-        middle = _kind_conv_macs(block.kind, t_k, planes, planes, mid, size_in, size_out)
-        expand = _conv_macs(1, 1, planes, c_out, size_out)
-        macs = reduce + middle + expand
-    else:
-        if spec.mid_rule == "torchvision":  # once per block from (inplanes, planes)
-            mid1 = mid2 = _mid_width(t_k, c_in, planes)
-        else:  # per conv (paper)
-            mid1, mid2 = _mid_width(t_k, c_in, planes), _mid_width(t_k, planes, planes)
-        macs = (_kind_conv_macs(block.kind, t_k, c_in, planes, mid1, size_in, size_out)
-                + _kind_conv_macs(block.kind, t_k, planes, planes, mid2, size_out, size_out))
-    if c_in != c_out or size_in != size_out:  # 1x1x1 projection shortcut
-        macs += _conv_macs(1, 1, c_in, c_out, size_out)
-    return macs
+    return {row["layer"]: row["macs"] for row in estimate_per_layer(spec)}
 
 
 def layer_table(spec: ArchSpec,
@@ -183,7 +108,7 @@ def _costs(spec: ArchSpec, per_layer_json: str | None) -> tuple[list[dict[str, A
             measured = _group_per_layer(json.loads(per_layer_json), names)
         except (ValueError, TypeError, AttributeError):
             measured = None
-    estimate = estimate_layer_macs(spec, sizes)
+    estimate = estimate_layer_macs(spec)
     for row in rows:
         row["macs"] = measured[row["layer"]] if measured else estimate[row["layer"]]
         row["macs_source"] = "stored" if measured else "estimate"
