@@ -197,15 +197,23 @@ def r2plus1d(**head) -> ArchSpec:
     return uniform("2plus1d", mid_rule="paper", **head)
 
 
+def p3d_mix(**kwargs) -> ArchSpec:
+    """P3D-A → B → C cycling over the blocks, bottom to top (Qiu et al. 2017), (2+1)D stem.
+
+    Takes ``per_stage``'s keyword arguments (widths, depths, ...).
+    """
+    cycle = ("2plus1d", "p3d_b", "p3d_c")
+    kinds, k = [], 0
+    for depth in kwargs.get("depths", RESNET18_DEPTHS):
+        kinds.append([cycle[(k + j) % 3] for j in range(depth)])
+        k += depth
+    return per_stage(kinds, kwargs.pop("stem_kind", "2plus1d"), **kwargs)
+
+
 @register_preset("p3d")
 def p3d(**head) -> ArchSpec:
     """ResNet-18 with P3D-A → B → C cycling over blocks (Qiu et al. 2017), (2+1)D stem."""
-    cycle = ("2plus1d", "p3d_b", "p3d_c")
-    kinds, k = [], 0
-    for depth in RESNET18_DEPTHS:
-        kinds.append([cycle[(k + j) % 3] for j in range(depth)])
-        k += depth
-    return per_stage(kinds, "2plus1d", **head)
+    return p3d_mix(**head)
 
 
 @register_preset("r3d_34")

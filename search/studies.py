@@ -30,8 +30,6 @@ FEASIBILITY_SAMPLES = 2_000
 # Family names of the placement study: the vocabulary of analysis.placement.FAMILIES.
 UNIFORM_FAMILY = {"2d": "2D", "3d": "uniform 3D", "2plus1d": "uniform (2+1)D",
                   "p3d_b": "uniform (2+1)D", "p3d_c": "uniform (2+1)D"}
-# The P3D mix: A -> B -> C cycling over blocks (Qiu et al. 2017).
-P3D_CYCLE = ("2plus1d", "p3d_b", "p3d_c")
 
 
 class StudyError(ValueError):
@@ -189,11 +187,7 @@ def _placement_cells(cfg: RunConfig) -> list[Cell]:
 def _kind_spec(value: str, key: str, kw: dict[str, Any]) -> tuple[str, ArchSpec]:
     """A uniform network of one kind; ``p3d_mix`` cycles P3D-A, B, C over the blocks."""
     if value == "p3d_mix":
-        kinds, k = [], 0
-        for depth in kw["depths"]:
-            kinds.append([P3D_CYCLE[(k + j) % 3] for j in range(depth)])
-            k += depth
-        return "p3d_mix", _call(key, presets.per_stage, kinds, "2plus1d", **kw)
+        return "p3d_mix", _call(key, presets.p3d_mix, **kw)
     kind = _kind(value, key)
     return value, _call(key, presets.uniform, kind, **kw)
 
