@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from sqlalchemy import Engine
 
 from search.config import RunConfig
-from search.schema import TrialRow, TrialState, decode_value
+from search.schema import ArchRow, TrialRow, TrialState, decode_value
 from search.store import completed_cells, session_scope, study_trials, trial_results
 from search.studies import Design, mac_band
 
@@ -63,14 +63,31 @@ class StoredTrial:
 
 
 class CostCache:
-    """Measured cost per arch_id (fvcore), computed once in the driver before trials start."""
+    """Cost per arch_id, measured once (fvcore) in the driver before trials start.
 
-    def __init__(self) -> None:
+    An arch already in the database (an earlier run, another study) is read back, not traced
+    again: its cost is a function of its spec.
+    """
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.engine = engine
         self.by_arch: dict[str, dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles the searcher that holds this cache; the engine stays in the driver.
+        return {**self.__dict__, "engine": None}
 
     def get(self, spec: Any) -> dict[str, Any]:
         """``{"macs", "params", "activations", "latency_ms", "per_layer"}`` of ``spec``."""
         arch_id = spec.arch_id
+        if arch_id not in self.by_arch and self.engine is not None:
+            with session_scope(self.engine) as s:
+                row = s.get(ArchRow, arch_id)
+                if row is not None:
+                    self.by_arch[arch_id] = {
+                        "macs": int(row.macs), "params": int(row.params),
+                        "activations": row.activations, "latency_ms": row.latency_ms,
+                        "per_layer": json.loads(row.per_layer_json or "[]")}
         if arch_id not in self.by_arch:
             from arch_space.cost import measure_cost
 
@@ -198,7 +215,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = cfg.study
-    costs = CostCache()
+    costs = CostCache(engine)
     with session_scope(engine) as s:
         rows = study_trials(s, study_id)
         done = completed_cells(s, study_id)
