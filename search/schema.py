@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Enum,
     Float,
     ForeignKey,
@@ -128,11 +129,29 @@ class TrialRow(Base):
     resources_json: Mapped[str] = mapped_column(Text, default="{}")  # cpus, gpus, node, device
     ray_trial_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     checkpoint_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # latest Tune checkpoint (resume)
+    # --- the study protocol (migration 0003); null on rows written before it ---
+    data_seed: Mapped[int | None] = mapped_column(Integer, nullable=True)  # effective seed of the clips drawn
+    plateaued: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # val curve flattened before the end
+    train_val_gap: Mapped[float | None] = mapped_column(Float, nullable=True)  # final train/acc1 - val/acc1
+    chance_acc: Mapped[float | None] = mapped_column(Float, nullable=True)  # 1 / classes
+    majority_acc: Mapped[float | None] = mapped_column(Float, nullable=True)  # majority class share of the drawn val set
 
     study: Mapped[StudyRow] = relationship(back_populates="trials")
     arch: Mapped[ArchRow] = relationship()
     epochs: Mapped[list[EpochMetricRow]] = relationship(cascade="all, delete-orphan")
     results: Mapped[list[ResultRow]] = relationship(cascade="all, delete-orphan")
+
+
+class LeaseRow(Base):
+    """One driver per study: the holder renews ``expires_at`` by heartbeat; a stale lease is taken over."""
+
+    __tablename__ = "study_leases"
+
+    study_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))  # "host:pid:token" of the driver
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)  # naive UTC
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)  # naive UTC
+    expires_at: Mapped[datetime] = mapped_column()  # naive UTC; past it the lease may be taken
 
 
 class EpochMetricRow(Base):
