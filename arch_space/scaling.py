@@ -24,6 +24,8 @@ from arch_space.estimate import estimate_macs, estimate_params
 from arch_space.spec import ArchSpec, StageSpec, StemSpec
 
 Cost = Callable[[ArchSpec], int]
+# Common-factor results that single width steps start from, closest first.
+NUDGE_STARTS = 4
 
 
 def _stem(stem: StemSpec, width: int, factor: float = 1.0) -> StemSpec:
@@ -106,7 +108,15 @@ def _nudge(spec: ArchSpec, target: int, err: int, good_enough: float, multiple: 
     return best[3], best[2]
 
 
-def _scale_to(spec: ArchSpec, target: int, cost: Cost, key: str, unit: tuple[float, str], *,
+def format_count(n: float) -> str:
+    """``40696553472`` -> ``"40.70G"``."""
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def _scale_to(spec: ArchSpec, target: int, cost: Cost, key: str, unit: str, *,
               tol: float, multiple: int, refine: bool) -> ArchSpec:
     """Scale ``spec``'s widths by a common factor (then single steps) so ``cost`` meets
     ``target``; ``key`` and ``unit`` word the error."""
@@ -119,20 +129,28 @@ def _scale_to(spec: ArchSpec, target: int, cost: Cost, key: str, unit: tuple[flo
         return spec
     ideal = (target / current) ** 0.5  # cost ~ width^2 in the body of the network
     widths = [spec.stem.width, *(s.width for s in spec.stages)]
-    best, best_err = spec, abs(current - target)
+    found = {spec: abs(current - target)}
     for factor in _breakpoints(widths, ideal / 2, ideal * 2, multiple):
         # the rounding is constant on each side of a breakpoint: try just above and below it
         for f in (factor * (1 - 1e-9), factor * (1 + 1e-9)):
             candidate = scale_widths(spec, f, multiple=multiple)
-            err = abs(cost(candidate) - target)
+            if candidate not in found:
+                found[candidate] = abs(cost(candidate) - target)
+    ranked = sorted(found.items(), key=lambda item: item[1])
+    best, best_err = ranked[0]
+    good_enough = tol * target / 4
+    if refine and best_err > good_enough:
+        # narrow stems make the common factor's steps coarse: single steps from the closest few
+        # factors (closest first) reach what one factor cannot
+        for start, start_err in ranked[:NUDGE_STARTS]:
+            nudged, err = _nudge(start, target, start_err, good_enough, multiple, cost)
             if err < best_err:
-                best, best_err = candidate, err
-    if refine and best_err > tol * target / 4:
-        best, best_err = _nudge(best, target, best_err, tol * target / 4, multiple, cost)
+                best, best_err = nudged, err
+            if best_err <= good_enough:
+                break
     if best_err > tol * target:
-        scale, name = unit
-        raise ValueError(f"{key}: closest width scaling gives {cost(best) / scale:.3f} {name}, "
-                         f"{best_err / target:.1%} from the target {target / scale:.3f} {name} "
+        raise ValueError(f"{key}: closest width scaling gives {format_count(cost(best))} {unit}, "
+                         f"{best_err / target:.1%} from the target {format_count(target)} {unit} "
                          f"(tol {tol:.1%}); try a smaller `multiple`")
     return best
 
@@ -162,7 +180,7 @@ def scale_to_macs(spec: ArchSpec, target_macs: int, *, tol: float = 0.02, multip
         ValueError: when no factor comes within ``tol``; the message gives the closest MACs.
     """
     return _scale_to(spec, target_macs, lambda s: estimate_macs(s, clip), "target_macs",
-                     (1e9, "GMAC"), tol=tol, multiple=multiple, refine=refine)
+                     "MACs", tol=tol, multiple=multiple, refine=refine)
 
 
 def scale_to_params(spec: ArchSpec, target_params: int, *, tol: float = 0.02,
@@ -175,5 +193,5 @@ def scale_to_params(spec: ArchSpec, target_params: int, *, tol: float = 0.02,
     Raises:
         ValueError: when no factor comes within ``tol``; the message gives the closest count.
     """
-    return _scale_to(spec, target_params, estimate_params, "target_params", (1e6, "M params"),
+    return _scale_to(spec, target_params, estimate_params, "target_params", "params",
                      tol=tol, multiple=multiple, refine=refine)
