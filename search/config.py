@@ -206,8 +206,8 @@ def fill_defaults(cfg: RunConfig) -> RunConfig:
     """Replace null data/train fields by the calibrated defaults of what they feed: the task's
     ``default_cpu_config`` and ``TrainConfig()`` (so calibration lives in one place); real video
     takes ``VIDEO_DEFAULTS`` (its class count is found in the dataset by the study checks)."""
-    from search.data.synthetic import TASKS, default_cpu_config
-    from search.train import TrainConfig
+    from search.tasks import TASKS, default_cpu_config
+    from search.train_config import TrainConfig
 
     data_defaults = default_cpu_config(cfg.data.task) if cfg.data.task in TASKS else None
     if cfg.data.is_video:  # the synthetic fields stay null; num_classes comes from the data

@@ -340,7 +340,7 @@ def _check_data(cfg: RunConfig) -> None:
     if cfg.data.is_video:
         _check_video(cfg)
         return
-    from search.data.synthetic import SyntheticConfig
+    from search.tasks import SyntheticConfig
 
     try:
         synthetic_config(cfg.data.__dict__, SyntheticConfig).validate()
@@ -391,7 +391,7 @@ def _check_cell_data(cfg: RunConfig, cells: list[Cell]) -> None:
     """Cells that change the data (clip length) must still make valid clips."""
     if cfg.data.is_video:
         return  # clip lengths were checked (>= 1) with the cells; short videos repeat frames
-    from search.data.synthetic import SyntheticConfig
+    from search.tasks import SyntheticConfig
 
     for overrides in {tuple(sorted(c.data.items())) for c in cells if c.data}:
         try:
@@ -404,7 +404,7 @@ def _check_cell_data(cfg: RunConfig, cells: list[Cell]) -> None:
 def synthetic_config(data: Mapping[str, Any], cls: Any = None, **overrides: Any) -> Any:
     """The ``SyntheticConfig`` for a data config mapping (unknown keys such as data_seed dropped)."""
     if cls is None:
-        from search.data.synthetic import SyntheticConfig as cls
+        from search.tasks import SyntheticConfig as cls
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in {**dict(data), **overrides}.items() if k in names}
     return cls(**values)
