@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,39 @@ def test_studies_stored_before_the_match_key_resume_unmatched_and_refuse_a_match
     with pytest.raises(ConfigError, match=r"^study\.match: study 'bottom_vs_top' exists with "
                                           r"study\.match='none', not 'macs'"):
         check_resumable(stored, matched, "bottom_vs_top")
+
+
+@pytest.mark.parametrize("study", ["bottom_vs_top", "conv_kinds"])
+def test_matched_arms_cost_what_fvcore_counts(study):
+    from arch_space.cost import measure_cost
+
+    for cell in _design(f"study={study}").cells:
+        report = measure_cost(cell.spec)  # the count the driver stores
+        assert report.macs == estimate_macs(cell.spec), cell.label
+        assert report.params == estimate_params(cell.spec), cell.label
+
+
+@pytest.mark.slow
+def test_matched_smoke_study_through_the_real_driver(runner):
+    """study=smoke matched on MACs: the stored (fvcore) MACs of both arms sit within 5% of the
+    target, and every trial row carries the arm's scale and deviation."""
+    out = runner.run("study.match=macs", "study.seeds=[0]")
+    assert out.returncode == 0, out.stderr[-3000:]
+    conn = sqlite3.connect(runner.db)
+    try:
+        rows = conn.execute("SELECT t.label, t.params_json, a.macs, a.spec_json FROM trials t "
+                            "JOIN archs a ON a.arch_id = t.arch_id ORDER BY t.label").fetchall()
+        config = json.loads(conn.execute("SELECT config_json FROM studies").fetchone()[0])
+    finally:
+        conn.close()
+    assert config["study"]["match"] == "macs"
+    design = _design("study=smoke", "study.match=macs", "study.seeds=[0]")
+    assert [r[0] for r in rows] == sorted(c.label for c in design.cells)
+    for label, params_json, macs, spec_json in rows:
+        info = json.loads(params_json)
+        assert info["match"] == "macs" and info["match_target"] == design.matching.target
+        assert abs(macs / info["match_target"] - 1) <= MATCH_TOL, label
+        assert info["match_deviation"] == pytest.approx(macs / info["match_target"] - 1,
+                                                        abs=1e-4)
+        cell = next(c for c in design.cells if c.label == label)
+        assert spec_json == cell.spec.to_json() and info == dict(cell.matching)
