@@ -174,6 +174,7 @@ def test_studies_stored_before_the_match_key_resume_unmatched_and_refuse_a_match
         check_resumable(stored, matched, "bottom_vs_top")
 
 
+@pytest.mark.slow  # fvcore traces every arm: about a minute on a loaded 2-core machine
 @pytest.mark.parametrize("study", ["bottom_vs_top", "conv_kinds"])
 def test_matched_arms_cost_what_fvcore_counts(study):
     from arch_space.cost import measure_cost
