@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from arch_space.spec import TEMPORAL_KINDS, ArchSpec, BlockSpec, StageSpec, StemSpec
+from arch_space.spec import (
+    TEMPORAL_KINDS,
+    VMZ_STEM_MID,
+    ArchSpec,
+    BlockSpec,
+    StageSpec,
+    StemSpec,
+)
 
 RESNET18_DEPTHS = (2, 2, 2, 2)
 RESNET34_DEPTHS = (3, 4, 6, 3)
@@ -55,7 +62,8 @@ def preset(name: str, *, num_classes: int = 400, clip_len: int = 16,
 
 def per_stage(stage_kinds: Sequence[str | Sequence[str]], stem_kind: str = "3d", *,
               widths: Sequence[int] = RESNET_WIDTHS, depths: Sequence[int] = RESNET18_DEPTHS,
-              stem_width: int | None = None, block_type: str = "basic", t_kernel: int = 3,
+              stem_width: int | None = None, stem_mid_width: int | None = None,
+              block_type: str = "basic", t_kernel: int = 3,
               mid_rule: str = "torchvision", t_pad_mode: str = "zeros",
               temporal_downsample: bool = True, num_classes: int = 400, clip_len: int = 16,
               crop_size: int = 112) -> ArchSpec:
@@ -66,6 +74,8 @@ def per_stage(stage_kinds: Sequence[str | Sequence[str]], stem_kind: str = "3d",
         stem_kind: one of ``"2d" "3d" "2plus1d" "r2d"``.
         widths, depths: planes and number of blocks of each stage.
         stem_width: stem output channels (default: ``widths[0]``).
+        stem_mid_width: a (2+1)D stem's mid width; None follows eq. (1) of Tran et al. 2018 for
+            the stem's width (``spec.stem_mid_width``); VMZ's presets pin 45.
         block_type: ``"basic"`` or ``"bottleneck"``.
         t_kernel: temporal extent of temporal kinds.
         mid_rule: (2+1)D intermediate width rule, ``"torchvision"`` or ``"paper"``.
@@ -94,7 +104,8 @@ def per_stage(stage_kinds: Sequence[str | Sequence[str]], stem_kind: str = "3d",
             ))
         stages.append(StageSpec(width=width, blocks=tuple(blocks)))
     stem = StemSpec(kind=stem_kind, width=stem_width or widths[0],
-                    t_kernel=3 if stem_kind in ("3d", "2plus1d") else 1)
+                    t_kernel=3 if stem_kind in ("3d", "2plus1d") else 1,
+                    mid_width=stem_mid_width if stem_kind == "2plus1d" else None)
     return ArchSpec(stem=stem, stages=tuple(stages), block_type=block_type, mid_rule=mid_rule,
                     t_pad_mode=t_pad_mode, num_classes=num_classes, clip_len=clip_len,
                     crop_size=crop_size)
@@ -159,7 +170,7 @@ def mc3_18(**head) -> ArchSpec:
 @register_preset("r2plus1d_18")
 def r2plus1d_18(**head) -> ArchSpec:
     """torchvision ``r2plus1d_18``: (2+1)D stem (45 mid), blocks with the per-block mid rule."""
-    return uniform("2plus1d", mid_rule="torchvision", **head)
+    return uniform("2plus1d", mid_rule="torchvision", stem_mid_width=VMZ_STEM_MID, **head)
 
 
 # --- Tran et al. 2018, ResNet-18 family ----------------------------------------------------------
@@ -193,8 +204,9 @@ def r3d(**head) -> ArchSpec:
 
 @register_preset("r2plus1d")
 def r2plus1d(**head) -> ArchSpec:
-    """R(2+1)D-18 of the paper: per-conv mid rule (eq. 1), (2+1)D stem with 45 mid channels."""
-    return uniform("2plus1d", mid_rule="paper", **head)
+    """R(2+1)D-18 of the paper: per-conv mid rule (eq. 1), (2+1)D stem with 45 mid channels
+    (VMZ's code, the paper's own implementation)."""
+    return uniform("2plus1d", mid_rule="paper", stem_mid_width=VMZ_STEM_MID, **head)
 
 
 def p3d_mix(**kwargs) -> ArchSpec:
@@ -212,8 +224,9 @@ def p3d_mix(**kwargs) -> ArchSpec:
 
 @register_preset("p3d")
 def p3d(**head) -> ArchSpec:
-    """ResNet-18 with P3D-A → B → C cycling over blocks (Qiu et al. 2017), (2+1)D stem."""
-    return p3d_mix(**head)
+    """ResNet-18 with P3D-A → B → C cycling over blocks (Qiu et al. 2017), (2+1)D stem of VMZ's
+    45 mid channels."""
+    return p3d_mix(stem_mid_width=VMZ_STEM_MID, **head)
 
 
 @register_preset("r3d_34")
@@ -224,5 +237,6 @@ def r3d_34(**head) -> ArchSpec:
 
 @register_preset("r2plus1d_34")
 def r2plus1d_34(**head) -> ArchSpec:
-    """R(2+1)D-34 of the paper (depths 3, 4, 6, 3; per-conv mid rule)."""
-    return uniform("2plus1d", depths=RESNET34_DEPTHS, mid_rule="paper", **head)
+    """R(2+1)D-34 of the paper (depths 3, 4, 6, 3; per-conv mid rule; VMZ's 45-mid stem)."""
+    return uniform("2plus1d", depths=RESNET34_DEPTHS, mid_rule="paper",
+                   stem_mid_width=VMZ_STEM_MID, **head)

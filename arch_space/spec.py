@@ -38,6 +38,12 @@ MID_RULES: tuple[str, ...] = ("paper", "torchvision")
 T_PAD_MODES: tuple[str, ...] = ("zeros", "replicate")
 
 BOTTLENECK_EXPANSION = 4
+# VMZ's (and torchvision's r2plus1d_18) (2+1)D stem mid width at 64 channels: a constant of their
+# code, not eq. (1) of the paper (which gives 83 there). The reference presets pin it.
+VMZ_STEM_MID = 45
+# ``StemSpec.mid_width`` of stems without a mid conv (2D, 3D, R2D): unused, kept at the field's
+# old default so the JSON (and arch_id) of every such spec stays what it was.
+UNUSED_STEM_MID = 45
 
 
 def mid_width(t_kernel: int, s_kernel: int, c_in: int, c_out: int) -> int:
@@ -48,6 +54,18 @@ def mid_width(t_kernel: int, s_kernel: int, c_in: int, c_out: int) -> int:
     """
     k2 = s_kernel * s_kernel
     return (t_kernel * k2 * c_in * c_out) // (k2 * c_in + t_kernel * c_out)
+
+
+def stem_mid_width(stem: StemSpec, in_channels: int = 3) -> int:
+    """The mid width a stem gets when none is pinned: eq. (1) for a (2+1)D stem of its width.
+
+    E.g. 20 for an 8-channel stem (t=3, 7x7, RGB), where VMZ's constant 45 would cost more than
+    the 3D stem it replaces. Stems without a mid conv get the inert ``UNUSED_STEM_MID``.
+    """
+    if stem.kind != "2plus1d" or not all(isinstance(v, int) and v > 0 for v in
+                                         (stem.t_kernel, stem.s_kernel, stem.width, in_channels)):
+        return UNUSED_STEM_MID  # (invalid values are reported by validate, naming the field)
+    return max(1, mid_width(stem.t_kernel, stem.s_kernel, in_channels, stem.width))
 
 
 def block_mid_widths(spec: ArchSpec, block: BlockSpec, inplanes: int, planes: int,
@@ -92,15 +110,20 @@ class StemSpec:
     t_stride: int = 1  # temporal stride (torchvision and VMZ keep time here)
     s_kernel: int = 7  # spatial kernel
     s_stride: int = 2  # spatial stride
-    mid_width: int = 45  # (2+1)D stem only: width between its spatial and temporal conv (VMZ)
+    # (2+1)D stem only: width between its spatial and temporal conv. None (the default): eq. (1)
+    # of Tran et al. 2018 for the stem's own width (``stem_mid_width``), resolved by ``ArchSpec``
+    # so the stored JSON always holds the number; VMZ's presets pin ``VMZ_STEM_MID``.
+    mid_width: int | None = None
     inflate: bool = True  # take 2D-pretrained weights when inflating
 
     def validate(self, path: str = "stem") -> None:
         """Raise ``SpecError`` naming the field if the stem is invalid."""
         _require(self.kind in STEM_KINDS, f"{path}.kind",
                  f"unknown stem kind {self.kind!r}; choose one of {list(STEM_KINDS)}")
-        for name in ("width", "t_kernel", "t_stride", "s_kernel", "s_stride", "mid_width"):
+        for name in ("width", "t_kernel", "t_stride", "s_kernel", "s_stride"):
             _check_int(getattr(self, name), f"{path}.{name}")
+        if self.mid_width is not None:  # None: resolved by the ArchSpec it belongs to
+            _check_int(self.mid_width, f"{path}.mid_width")
         if self.kind != "r2d":
             _require(self.t_kernel % 2 == 1, f"{path}.t_kernel",
                      f"must be odd, got {self.t_kernel}")
@@ -185,6 +208,9 @@ class ArchSpec:
         if isinstance(self.stem, StemSpec) and self.stem.kind == "r2d":
             # R2D's stem spans the whole clip (Tran et al. 2018): fix its extent to clip_len.
             object.__setattr__(self, "stem", dataclasses.replace(self.stem, t_kernel=self.clip_len))
+        if isinstance(self.stem, StemSpec) and self.stem.mid_width is None:
+            object.__setattr__(self, "stem", dataclasses.replace(
+                self.stem, mid_width=stem_mid_width(self.stem, self.in_channels)))
         self.validate()
 
     # --- validation ---------------------------------------------------------------------------

@@ -18,6 +18,8 @@ STUDY_DESIGNS: tuple[str, ...] = ("placement", "conv_kinds", "temporal_extent", 
                                   "space")
 SAMPLERS: tuple[str, ...] = ("grid", "tpe", "nsga2", "random")
 SCHEDULERS: tuple[str, ...] = ("none", "asha")
+# Matched compute of a grid study's arms: the cost every arm's widths are scaled to meet.
+MATCH_MODES: tuple[str, ...] = ("none", "macs", "params")
 
 
 @dataclass
@@ -67,6 +69,10 @@ class StudyConfig:
     # space (free search): a SearchSpace mapping (see arch_space.space) and a budget
     space: dict[str, Any] = field(default_factory=dict)
     max_macs: str | None = None  # e.g. "40M": MAC budget at the data clip (overrides the space)
+    # matched compute (grid designs; search.matching): every arm's widths scaled to one cost
+    match: str = "none"  # "macs", "params", or "none" (arms keep their widths: cost varies)
+    match_target: str | None = None  # "15M", "1.2G", or an arm's label; null: the median arm's
+    match_multiple: int | None = None  # matched widths are multiples of it; null: 1..8 by width
     num_samples: int = 0  # search trials per seed (grid designs ignore it)
     objectives: list[str] = field(default_factory=lambda: ["val/acc1", "macs"])
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -200,8 +206,8 @@ def fill_defaults(cfg: RunConfig) -> RunConfig:
     """Replace null data/train fields by the calibrated defaults of what they feed: the task's
     ``default_cpu_config`` and ``TrainConfig()`` (so calibration lives in one place); real video
     takes ``VIDEO_DEFAULTS`` (its class count is found in the dataset by the study checks)."""
-    from search.data.synthetic import TASKS, default_cpu_config
-    from search.train import TrainConfig
+    from search.tasks import TASKS, default_cpu_config
+    from search.train_config import TrainConfig
 
     data_defaults = default_cpu_config(cfg.data.task) if cfg.data.task in TASKS else None
     if cfg.data.is_video:  # the synthetic fields stay null; num_classes comes from the data

@@ -239,7 +239,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
                     continue
                 configs[f"{cell.key}@{seed}"] = _trial_config(
                     cell.spec, cost, seed=seed, label=cell.label, family=cell.family,
-                    band_ratio=ratio, resume=resume, data=cell.data, pretrained=cell.pretrained)
+                    band_ratio=ratio, resume=resume, data=cell.data, pretrained=cell.pretrained,
+                    params=cell.matching)
         keys = list(configs)
         outcome.planned = len(keys)
         if not keys:

@@ -34,7 +34,8 @@ DESIGN_KEYS: tuple[str, ...] = ("study", "data", "train")
 EXTENDABLE_KEYS: frozenset[str] = frozenset({"study.seeds", "study.num_samples",
                                              "study.description", "data.num_workers"})
 
-USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...] [--cfg] [--help]
+USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...] [--cfg] [--dry-run]
+                           [--help]
 
   study=    {studies}   (default bottom_vs_top)
   data=     {data}
@@ -43,7 +44,8 @@ USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...
   storage=  SQLAlchemy URL of the results database (default sqlite:///studies.db)
 
 Any field can be overridden with a dotted key, e.g. train.epochs=4 study.seeds=[0,1]
-hardware.cpus_per_trial=2. --cfg prints the composed config and exits.
+hardware.cpus_per_trial=2. --cfg prints the composed config and exits; --dry-run prints the
+study's arms (widths, MACs, params, matched-compute scale) and exits, before Ray or any training.
 Rerunning the same command resumes the study."""
 
 
@@ -161,7 +163,7 @@ def check_resumable(stored_json: str, current: dict[str, Any], name: str) -> boo
     Returns:
         True when the stored config should be replaced by the current one (it was extended).
     """
-    stored = json.loads(stored_json)
+    stored = _with_new_defaults(json.loads(stored_json))
     diffs = _differences({k: stored.get(k) for k in DESIGN_KEYS},
                          {k: current.get(k) for k in DESIGN_KEYS})
     blocking = [d for d in diffs if d not in EXTENDABLE_KEYS]
@@ -171,6 +173,23 @@ def check_resumable(stored_json: str, current: dict[str, Any], name: str) -> boo
                           f"{_get(stored, diff)!r}, not {_get(current, diff)!r}; rerun with the "
                           f"same settings to resume, or set study.name=NEW for a new study")
     return bool(diffs)
+
+
+def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with the keys added to the schema since it was stored at their defaults
+    (e.g. ``study.match: none``): a study run before a key existed ran with its default."""
+    import dataclasses
+
+    from search.config import DataConfig, StudyConfig, TrainSettings
+
+    def fill(data: Any, defaults: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(defaults, dict):
+            return data
+        return {**defaults, **{k: fill(v, defaults.get(k)) for k, v in data.items()}}
+
+    sections = {"study": StudyConfig, "data": DataConfig, "train": TrainSettings}
+    return {**stored, **{key: fill(stored[key], dataclasses.asdict(cls()))
+                         for key, cls in sections.items() if isinstance(stored.get(key), dict)}}
 
 
 def _get(data: Any, dotted: str) -> Any:
@@ -202,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE.format(**{g if g != "study" else "studies": " | ".join(options(g))
                               for g in GROUPS}))
         return 0
-    print_cfg = "--cfg" in argv
-    overrides = [a for a in argv if a != "--cfg"]
+    print_cfg, dry_run = "--cfg" in argv, "--dry-run" in argv
+    overrides = [a for a in argv if a not in ("--cfg", "--dry-run")]
     bad = [a for a in overrides if a.startswith("-")]
     if bad:
         print(f"error: {bad[0]}: unknown option (see --help)", file=sys.stderr)
@@ -215,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
               f"removed)", file=sys.stderr)
         return 2
 
-    from search.store import StoreError
     from search.studies import StudyError, build_design
 
     try:
@@ -230,8 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, StudyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if dry_run:  # the arms, torch-free: nothing is started or stored
+        from search.design_table import format_design
+
+        print(format_design(design, run_cfg.study.name))
+        return 0
 
     from search.store import (
+        StoreError,
         get_or_create_study,
         get_study,
         open_engine,

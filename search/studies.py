@@ -18,11 +18,13 @@ from arch_space.spec import BLOCK_KINDS, KIND_ALIASES, ArchSpec, SpecError
 from search.config import (
     CLIP_SAMPLINGS,
     DATA_SOURCES,
+    MATCH_MODES,
     SAMPLERS,
     SCHEDULERS,
     STUDY_DESIGNS,
     RunConfig,
 )
+from search.matching import MatchError, MatchPlan, match_arms, plan
 
 # Above this many points a space is checked for feasibility by sampling, not enumeration.
 FEASIBILITY_ENUMERATE_LIMIT = 5_000
@@ -45,6 +47,8 @@ class Cell:
     spec: ArchSpec  # the network
     data: Mapping[str, Any] = field(default_factory=dict)  # per-cell data overrides (clip_len)
     pretrained: bool = False  # inflation study: start from a 2D net trained on frames
+    # matched compute: {match, match_target, match_scale, match_deviation}; stored with trials
+    matching: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -60,6 +64,7 @@ class Design:
     seeds: tuple[int, ...] = (0,)  # every cell (or every sampled arch) once per seed
     space: Any = None  # arch_space.space.SearchSpace for search designs
     num_samples: int = 0  # search designs: trials to propose
+    matching: MatchPlan | None = None  # grid designs with study.match: the common target
 
     @property
     def is_grid(self) -> bool:
@@ -78,6 +83,13 @@ def build_design(cfg: RunConfig) -> Design:
     _check_choice("study.design", study.design, STUDY_DESIGNS)
     _check_choice("study.sampler", study.sampler, SAMPLERS)
     _check_choice("study.scheduler.kind", study.scheduler.kind, SCHEDULERS)
+    _check_choice("study.match", study.match, MATCH_MODES)
+    if study.match == "none" and study.match_target is not None:
+        raise StudyError(f"study.match_target: {study.match_target!r} is set but study.match is "
+                         f"none; set study.match=macs or params")
+    if study.design == "space" and study.match != "none":
+        raise StudyError("study.match: a search design matches cost with its space's iso_macs "
+                         "block (arch_space.space); set study.match=none")
     if not study.seeds:
         raise StudyError("study.seeds: needs at least one seed")
     if len(set(study.seeds)) != len(study.seeds):
@@ -120,7 +132,17 @@ def build_design(cfg: RunConfig) -> Design:
     for label in labels:
         if labels.count(label) > 1:
             raise StudyError(f"study: network {label!r} is listed twice")
-    return Design(cells=tuple(cells), seeds=seeds)
+    if study.match == "none":
+        return Design(cells=tuple(cells), seeds=seeds)
+    arms = [(c.label, c.spec) for c in cells]
+    try:
+        match = plan(study.match, study.match_target, study.match_multiple, arms)
+        matched = match_arms(match, arms)
+    except MatchError as exc:
+        raise StudyError(str(exc)) from None
+    cells = [dataclasses.replace(c, spec=m.spec, matching=m.info)
+             for c, m in zip(cells, matched, strict=True)]
+    return Design(cells=tuple(cells), seeds=seeds, matching=match)
 
 
 # --- grid designs -----------------------------------------------------------------------------
@@ -318,7 +340,7 @@ def _check_data(cfg: RunConfig) -> None:
     if cfg.data.is_video:
         _check_video(cfg)
         return
-    from search.data.synthetic import SyntheticConfig
+    from search.tasks import SyntheticConfig
 
     try:
         synthetic_config(cfg.data.__dict__, SyntheticConfig).validate()
@@ -369,7 +391,7 @@ def _check_cell_data(cfg: RunConfig, cells: list[Cell]) -> None:
     """Cells that change the data (clip length) must still make valid clips."""
     if cfg.data.is_video:
         return  # clip lengths were checked (>= 1) with the cells; short videos repeat frames
-    from search.data.synthetic import SyntheticConfig
+    from search.tasks import SyntheticConfig
 
     for overrides in {tuple(sorted(c.data.items())) for c in cells if c.data}:
         try:
@@ -382,7 +404,7 @@ def _check_cell_data(cfg: RunConfig, cells: list[Cell]) -> None:
 def synthetic_config(data: Mapping[str, Any], cls: Any = None, **overrides: Any) -> Any:
     """The ``SyntheticConfig`` for a data config mapping (unknown keys such as data_seed dropped)."""
     if cls is None:
-        from search.data.synthetic import SyntheticConfig as cls
+        from search.tasks import SyntheticConfig as cls
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in {**dict(data), **overrides}.items() if k in names}
     return cls(**values)
