@@ -69,6 +69,10 @@ class StudyConfig:
     max_macs: str | None = None  # e.g. "40M": MAC budget at the data clip (overrides the space)
     num_samples: int = 0  # search trials per seed (grid designs ignore it)
     objectives: list[str] = field(default_factory=lambda: ["val/acc1", "macs"])
+    # declared before the data (search.contrasts): "A - B" or "each vs C", over networks/families
+    contrasts: list[str] = field(default_factory=list)
+    # "metric:max" | "metric:min" for metrics whose name says no direction (search.metrics)
+    directions: list[str] = field(default_factory=list)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
