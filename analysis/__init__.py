@@ -13,7 +13,7 @@ Example::
 """
 
 from analysis.checks import baselines, default_metric, informative_metrics
-from analysis.contrasts import declared_contrasts, study_contrasts
+from analysis.contrasts import declared_contrasts, study_contrasts, wilcoxon_note
 from analysis.export import export, to_csv, to_parquet
 from analysis.loading import (
     RUN_HINT,
@@ -83,4 +83,5 @@ __all__ = [
     "to_csv",
     "to_parquet",
     "verdict",
+    "wilcoxon_note",
 ]

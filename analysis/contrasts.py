@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.stats import completed
 from search import metrics
-from search.contrasts import COLUMNS, WILCOXON_MIN_PAIRS, Groups, evaluate
+from search.contrasts import COLUMNS, Groups, evaluate, floor_note
 
 
 def study_contrasts(config: Mapping[str, Any] | None) -> list[str]:
@@ -63,10 +63,4 @@ def declared_contrasts(df: pd.DataFrame, contrasts: Sequence[str],
 
 def wilcoxon_note(table: pd.DataFrame) -> str:
     """Where the Wilcoxon floor bites, one sentence saying so (empty when it does not)."""
-    pairs = table["n_pairs"][(table["n_pairs"] >= 2) & (table["n_pairs"] < WILCOXON_MIN_PAIRS)]
-    if pairs.empty:
-        return ""
-    n = int(pairs.max())
-    return (f"With {n} paired seeds the exact two-sided Wilcoxon test cannot go below "
-            f"p = 2/2^{n} = {2 / 2 ** n:.3g}, whatever the data: it cannot decide here; read "
-            "the paired t-test (Holm-adjusted) and the interval of the difference.")
+    return floor_note(table["n_pairs"]) if "n_pairs" in table else ""

@@ -212,8 +212,8 @@ def evaluate(texts: Sequence[str], values: Mapping[tuple[str, int], float], grou
 
     Each row (``COLUMNS``): A - B paired over the seeds both groups completed, with its
     Student-t interval, the paired t-test's p and its Holm adjustment over every comparison of
-    the study, the exact Wilcoxon p and its floor (2 / 2^n, which is above 0.05 below 6 seeds),
-    and a note where a test cannot be made. A contrast naming no group of the results is one
+    the study, the exact Wilcoxon p and its floor (2 / 2^n, which is above 0.05 below 6 seeds:
+    ``floor_note`` says so), and a note where a test cannot be made. A contrast naming no group of the results is one
     row with the reason in ``note``.
     """
     rows: list[dict[str, Any]] = []
@@ -238,9 +238,6 @@ def evaluate(texts: Sequence[str], values: Mapping[tuple[str, int], float], grou
                 note = f"{stats['n_pairs']} shared seed(s): no test"
             elif not math.isfinite(stats["p_t"]):
                 note = "differences identical across seeds: no t-test"
-            elif stats["n_pairs"] < WILCOXON_MIN_PAIRS:
-                note = (f"Wilcoxon cannot go below p = {stats['wilcoxon_floor']:.3g} with "
-                        f"{stats['n_pairs']} seeds")
             rows.append({"contrast": text, "a": a, "b": b, "n_pairs": stats["n_pairs"],
                          "mean_a": statistics.fmean(mean_a[s] for s in shared) if shared
                          else math.nan,
@@ -254,3 +251,15 @@ def evaluate(texts: Sequence[str], values: Mapping[tuple[str, int], float], grou
     for row, adjusted in zip(rows, holm([r["p_t"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
     return rows
+
+
+def floor_note(n_pairs: Iterable[int]) -> str:
+    """Where the Wilcoxon floor bites (2 to 5 paired seeds), one sentence saying so; else ""."""
+    small = sorted({int(n) for n in n_pairs if 2 <= int(n) < WILCOXON_MIN_PAIRS})
+    if not small:
+        return ""
+    seeds = " or ".join(map(str, small))
+    floors = ", ".join(f"{2 / 2 ** n:.3g} at {n}" for n in small)
+    return (f"With {seeds} paired seeds the exact two-sided Wilcoxon test cannot go below "
+            f"p = 2/2^n ({floors}), whatever the data: it cannot decide here; read the paired "
+            "t-test (Holm-adjusted) and the interval of the difference.")

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from search import metrics
-from search.contrasts import Groups, evaluate
+from search.contrasts import Groups, evaluate, floor_note
 from search.schema import ArchRow, StudyRow, TrialState, decode_value
 from search.seed_stats import CI_METHOD, mean_ci, pareto_mask
 from search.store import session_scope, study_trials
@@ -215,8 +215,8 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
         console.print(f"\n[bold]{title}[/bold]")
         table = Table(show_edge=False, pad_edge=False)
         for i, col in enumerate(columns):
-            table.add_column(col, justify="left" if i < 2 or col in ("flags", "note")
-                             else "right")
+            text = i < 2 or col in ("flags", "note", "favours", "declared as")
+            table.add_column(col, justify="left" if text else "right", no_wrap=not text)
         for row in rows:
             table.add_row(*row)
         console.print(table)
@@ -248,12 +248,16 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
         n = sum(math.isfinite(r["p_t"]) for r in data["contrasts"])
         section(f"Declared contrasts (A - B in {metric}, paired over seeds; p Holm-adjusted over "
                 f"{n} test(s))",
-                ["contrast", "A - B", "delta", "95% CI", "seeds", "p (t)", "p Holm", "favours",
-                 "note"],
-                [[r["contrast"], f"{r['a']} - {r['b']}" if r["a"] else "", _f(r["delta"], "+.3f"),
+                ["comparison (A - B)", "declared as", "delta", "95% CI", "seeds", "p (t)",
+                 "p Holm", "favours", "note"],
+                [[f"{r['a']} - {r['b']}" if r["a"] else "", "" if r["contrast"] == (
+                    f"{r['a']} - {r['b']}") else r["contrast"], _f(r["delta"], "+.3f"),
                   f"[{_f(r['ci_low'], '+.3f')}, {_f(r['ci_high'], '+.3f')}]"
                   if math.isfinite(r["ci_low"]) else "-", str(r["n_pairs"]), _p(r["p_t"]),
                   _p(r["p_holm"]), r["favours"], r["note"]] for r in data["contrasts"]])
+        note = floor_note(r["n_pairs"] for r in data["contrasts"])
+        if note:
+            console.print(note)
     if data["failures"]:
         section(f"{len(data['failures'])} FAILED trial(s): they run again when you rerun",
                 ["network", "seed", "reason"],
