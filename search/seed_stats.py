@@ -8,6 +8,7 @@ any n (a percentile bootstrap over 3-5 seed means covers the true mean only 75-8
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -45,8 +46,14 @@ def mean_ci(units: Sequence[float] | np.ndarray,
     if values.size < 2:
         return math.nan, math.nan
     mean = float(values.mean())
-    half = float(t_half_width(values.std(ddof=1), values.size, confidence))
+    half = _quantile(values.size, confidence) * float(values.std(ddof=1)) / math.sqrt(values.size)
     return mean - half, mean + half
+
+
+@functools.lru_cache(maxsize=256)
+def _quantile(n: int, confidence: float) -> float:
+    """The two-sided t (normal above ``NORMAL_ABOVE``) quantile for a mean of ``n`` units."""
+    return float(t_half_width(1.0, n, confidence) * math.sqrt(n))
 
 
 def wilcoxon_floor(n_pairs: int) -> float:
