@@ -152,35 +152,34 @@ def expand_all(texts: Sequence[str], groups: Groups) -> list[tuple[str, str, str
     return out
 
 
-def check_declarations(study: Any, cells: Sequence[Any]) -> None:
+def check_declarations(study: Any, cells: Sequence[Any],
+                       error: type[Exception] = ContrastError) -> None:
     """Validate what a study declares before its data: contrasts, objectives' directions.
 
     ``study`` is a ``StudyConfig``, ``cells`` the grid design's cells (empty for a search).
 
     Raises:
-        StudyError: one line starting with ``study.contrasts``, ``study.directions`` or
-            ``study.objectives``.
+        error: (``search.studies`` passes its ``StudyError``) one line starting with
+            ``study.contrasts``, ``study.directions`` or ``study.objectives``.
     """
-    from search.studies import StudyError  # the config layer's error type (no import cycle)
-
     try:
         declared = parse_directions(getattr(study, "directions", None) or ())
     except DirectionError as exc:
-        raise StudyError(str(exc)) from None
+        raise error(str(exc)) from None
     for name in getattr(study, "objectives", None) or ():
         if not has_direction(str(name), declared):
-            raise StudyError(f"study.objectives: {name!r} has no known direction; declare it "
-                             f"in study.directions (e.g. ['{name}:max'])")
+            raise error(f"study.objectives: {name!r} has no known direction; declare it in "
+                        f"study.directions (e.g. ['{name}:max'])")
     texts = list(getattr(study, "contrasts", None) or [])
     if not texts:
         return
     if not cells:
-        raise StudyError("study.contrasts: a free search (design=space) has no fixed arms; "
-                         "declare contrasts in a grid study")
+        raise error("study.contrasts: a free search (design=space) has no fixed arms; "
+                    "declare contrasts in a grid study")
     try:
         expand_all(texts, Groups.of((c.label, c.family) for c in cells))
     except ContrastError as exc:
-        raise StudyError(f"study.contrasts: {exc}") from None
+        raise error(f"study.contrasts: {exc}") from None
 
 
 # Columns of a contrast table (``evaluate``), in display order.

@@ -101,7 +101,7 @@ def build_design(cfg: RunConfig) -> Design:
             raise StudyError("study.sampler: a free search needs 'tpe', 'nsga2' or 'random'")
         if study.num_samples < 1:
             raise StudyError(f"study.num_samples: must be >= 1, got {study.num_samples}")
-        check_declarations(study, ())
+        check_declarations(study, (), StudyError)
         return Design(seeds=seeds, space=build_space(cfg), num_samples=study.num_samples)
     if study.sampler != "grid":
         raise StudyError(f"study.sampler: design {study.design!r} is an enumerated grid; "
@@ -122,7 +122,7 @@ def build_design(cfg: RunConfig) -> Design:
     for label in labels:
         if labels.count(label) > 1:
             raise StudyError(f"study: network {label!r} is listed twice")
-    check_declarations(study, cells)
+    check_declarations(study, cells, StudyError)
     return Design(cells=tuple(cells), seeds=seeds)
 
 
