@@ -57,6 +57,7 @@ def study_table(engine: Engine, study_id: int) -> list[dict[str, Any]]:
                 "params": arch.params if arch else 0, "error": row.error,
                 "plateaued": getattr(row, metrics.PLATEAUED, None),
                 "train_val_gap": getattr(row, metrics.TRAIN_VAL_GAP, None),
+                "chance_recorded": getattr(row, metrics.CHANCE_ACC, None) is not None,
                 "chance_acc": getattr(row, metrics.CHANCE_ACC, None)
                 or (1.0 / classes if classes else None),
                 "majority_acc": getattr(row, metrics.MAJORITY_ACC, None)})
@@ -97,13 +98,15 @@ def summarize(rows: list[dict[str, Any]], metric: str = metrics.VAL_ACC1, mode: 
     ``undertrained``, ``memorising``, ``flags``), ``best`` (family -> arch, by direction),
     ``front`` (Pareto front of metric and MACs over the networks whose interval is above
     chance; every network for a metric that is not an accuracy), ``contrasts`` (rows of
-    ``search.contrasts.evaluate``), ``failures`` and ``counts``.
+    ``search.contrasts.evaluate``), ``constant`` (every trial has the same value: the metric
+    ranks nothing), ``failures`` and ``counts``.
     """
     mode = mode or metrics.direction(metric)
     complete = [r for r in rows if r["state"] == TrialState.COMPLETE.value
                 and math.isfinite(r["results"].get(metric, math.nan))]
     chance, majority = (_mean([r["chance_acc"] for r in complete]),
                         _mean([r["majority_acc"] for r in complete]))
+    recorded = any(r.get("chance_recorded") for r in complete)
     accuracy = metrics.is_accuracy(metric)
     by_arch: dict[str, list[dict[str, Any]]] = {}
     for r in complete:
@@ -141,7 +144,10 @@ def summarize(rows: list[dict[str, Any]], metric: str = metrics.VAL_ACC1, mode: 
     values_by_cell = {(r["label"], int(r["seed"])): r["results"][metric] for r in complete}
     table = evaluate(list(contrasts), values_by_cell, groups, mode) if contrasts else []
     counts = {s.value: sum(r["state"] == s.value for r in rows) for s in TrialState}
-    return {"metric": metric, "mode": mode, "baselines": {"chance": chance, "majority": majority},
+    return {"metric": metric, "mode": mode,
+            "baselines": {"chance": chance, "majority": majority,
+                          "chance_source": "recorded" if recorded else "1/classes"},
+            "constant": metrics.is_constant(r["results"][metric] for r in complete),
             "archs": archs, "best": best, "front": front, "contrasts": table,
             "failures": [r for r in rows if r["state"] == "FAILED"], "counts": counts}
 
@@ -171,10 +177,11 @@ def _p(value: float) -> str:
 
 
 def baseline_line(baselines: dict[str, float]) -> str:
-    """``chance 0.250, majority class 0.312`` (or that they were not recorded)."""
+    """``chance 0.250 (recorded), majority class 0.312`` (or that they were not recorded)."""
     chance = baselines["chance"]
     majority = baselines["majority"]
-    text = f"chance {_f(chance)}" if math.isfinite(chance) else "chance unknown"
+    text = (f"chance {_f(chance)} ({baselines.get('chance_source', 'recorded')})"
+            if math.isfinite(chance) else "chance unknown")
     return text + (f", majority class {_f(majority)}" if math.isfinite(majority)
                    else ", majority class not recorded")
 
@@ -210,6 +217,9 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
                      if outcome.interrupted else ""))
     console.print(f"Ranked by {metric} ({metrics.wording(mode)}). Baselines: "
                   f"{baseline_line(data['baselines'])}.")
+    if data["constant"]:
+        console.print(f"Every COMPLETE trial has the same {metric}: it ranks nothing here "
+                      "(train longer or on more clips, or rank by another objective).")
 
     def section(title: str, columns: list[str], rows: list[list[str]]) -> None:
         console.print(f"\n[bold]{title}[/bold]")

@@ -73,7 +73,8 @@ def test_accuracy_summary_shows_baselines_flags_contrasts_and_credible_front(
         tmp_path: Path) -> None:
     text, data, db = _summary(tmp_path, ["val/acc1", "macs"])
     assert "Ranked by val/acc1 (higher is better)" in text
-    assert "Baselines: chance 0.100, majority class 0.125." in text
+    assert "Baselines: chance 0.100 (recorded), majority class 0.125." in text
+    assert not data["constant"] and "ranks nothing" not in text
     means = _family_means(db, "bottom_vs_top", "val/acc1")
     for family, by_label in means.items():
         assert data["best"][family]["label"] == max(by_label, key=by_label.get)
@@ -96,7 +97,7 @@ def test_summary_of_a_real_smoke_run_ranks_val_loss_lowest_first(runner) -> None
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
     assert "Ranked by val/loss (lower is better)" in text
-    assert "Baselines: chance 0.250" in text  # 4 classes; 1/classes where none was recorded
+    assert "Baselines: chance 0.250" in text  # 4 classes (1/classes where none was recorded)
     means = _family_means(runner.db, "smoke", "val/loss")
     assert set(means) == {"2D", "bottom-heavy"}
     lowest = min(means, key=lambda f: min(means[f].values()))
@@ -105,3 +106,18 @@ def test_summary_of_a_real_smoke_run_ranks_val_loss_lowest_first(runner) -> None
     assert best.index(lowest) < best.index(highest), text
     contrasts = _section(text, "Declared contrasts")
     assert "bottom-heavy - 2D" in contrasts and "p = 2/2^n (0.5 at 2)" in text
+
+
+def test_a_metric_every_trial_shares_is_said_to_rank_nothing() -> None:
+    from search.summary import summarize
+
+    rows = [{"label": label, "family": family, "arch_id": label, "seed": seed,
+             "state": "COMPLETE", "results": {"val/acc1": 0.25}, "macs": macs, "params": 1,
+             "error": None, "plateaued": True, "train_val_gap": 0.0, "chance_acc": 0.25,
+             "majority_acc": 0.3}
+            for label, family, macs in (("f_r2d", "2D", 1), ("mc3", "bottom-heavy", 2))
+            for seed in (0, 1)]
+    data = summarize(rows, contrasts=("bottom-heavy - 2D",))
+    assert data["constant"] and data["front"] == []  # [0.25, 0.25] is not above chance 0.25
+    assert all("interval includes chance" in a["flags"] for a in data["archs"])
+    assert "identical across seeds" in data["contrasts"][0]["note"]
