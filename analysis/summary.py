@@ -22,7 +22,11 @@ def best_per_group(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, by: str = "
     """The best arch (by mean over its seeds, in the metric's direction) of each group, with
     its CI, cost, chance, train-val gap and flags; best group first."""
     mode = mode or metrics.direction(metric)
-    summary = arch_summary(df, metric, mode=mode)
+    return _best_rows(arch_summary(df, metric, mode=mode), by, mode)
+
+
+def _best_rows(summary: pd.DataFrame, by: str, mode: str) -> pd.DataFrame:
+    """``best_per_group`` of an ``arch_summary`` already computed."""
     if summary.empty or by not in summary:
         return summary
     grouped = summary.groupby(by, sort=False)["mean"]
@@ -65,8 +69,7 @@ def baseline_sentence(df: pd.DataFrame) -> str:
     return f"Baselines: {chance}, {majority}."
 
 
-def _flag_sentence(df: pd.DataFrame, metric: str, mode: str) -> str | None:
-    summary = arch_summary(df, metric, mode=mode)
+def _flag_sentence(summary: pd.DataFrame) -> str | None:
     if summary.empty:
         return None
     under = int((summary["n_undertrained"] > 0).sum())
@@ -111,14 +114,14 @@ def verdict(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, *, mode: str | Non
         f"on average{chance_note}.",
         baseline_sentence(df),
     ]
-    best = best_per_group(df, metric, mode=mode)
+    summary = arch_summary(df, metric, mode=mode)
+    best = _best_rows(summary, "family", mode)
     if not best.empty:
         top = best.iloc[0].to_dict()
         out["best_arch"] = top
         name = top.get("label") or top["arch_id"]
         sentences.append(f"The best single network is **{name}** ({top['family']}): "
                          f"{top['mean']:.4f} at {fmt_macs(top['gmacs'])}.")
-        summary = arch_summary(df, metric, mode=mode)
         near = summary[sign * summary["mean"] >= sign * top["mean"] - tolerance]
         cheap = near.loc[near["gmacs"].idxmin()].to_dict()
         if cheap["arch_id"] != top["arch_id"]:
@@ -147,7 +150,7 @@ def verdict(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, *, mode: str | Non
             f"Bottom-heavy vs top-heavy: **{better}** by {abs(row['delta']):.4f} {metric} "
             f"({test}, {_fmt_p(p)}); mean cost {fmt_macs(row['gmacs'])} vs "
             f"{fmt_macs(top_row['gmacs'])}.")
-    flags = _flag_sentence(df, metric, mode)
+    flags = _flag_sentence(summary)
     if flags:
         sentences.append(flags)
     n_complete = len(completed(df))
