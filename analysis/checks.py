@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,7 +59,7 @@ def trial_undertrained(df: pd.DataFrame) -> pd.Series:
     return df[metrics.PLATEAUED].map(lambda v: not pd.isna(v) and not bool(v)).astype(bool)
 
 
-def baselines(df: pd.DataFrame) -> dict[str, float | str]:
+def baselines(df: pd.DataFrame) -> dict[str, Any]:
     """The study's chance and majority-class accuracy (means over its COMPLETE trials).
 
     Returns ``chance``, ``majority`` (NaN when unknown) and ``chance_source``:

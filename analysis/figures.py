@@ -263,13 +263,19 @@ def curves_figure(summary: pd.DataFrame, *, by: str = "family", metric: str = me
     return fig
 
 
-def trial_curves_figure(curves: pd.DataFrame, metrics: Sequence[str],
-                        names: dict[int, str] | None = None) -> go.Figure:
-    """Per-epoch metrics of a few trials (one panel per metric, one line per trial)."""
-    metrics = [m for m in metrics if m in set(curves["name"])] or sorted(set(curves["name"]))[:2]
-    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics)
+def trial_curves_figure(curves: pd.DataFrame, metric_names: Sequence[str],
+                        names: dict[int, str] | None = None,
+                        chance: float | None = None) -> go.Figure:
+    """Per-epoch metrics of a few trials (one panel per metric, one line per trial); a chance
+    line on the accuracy panels when ``chance`` is given."""
+    shown = [m for m in metric_names if m in set(curves["name"])] \
+        or sorted(set(curves["name"]))[:2]
+    chance = chance if chance is not None and np.isfinite(chance) else None
+    fig = make_subplots(rows=1, cols=max(1, len(shown)), subplot_titles=shown)
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
-    for j, metric in enumerate(metrics):
+    for j, metric in enumerate(shown):
+        if metrics.is_accuracy(metric):
+            _chance_line(fig, chance, row=1, col=j + 1)
         for i, (trial_id, g) in enumerate(curves[curves["name"] == metric].groupby("trial_id")):
             name = (names or {}).get(int(trial_id), f"trial {trial_id}")
             fig.add_trace(go.Scatter(x=g["epoch"], y=g["value"], mode="lines+markers",

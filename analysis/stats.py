@@ -47,9 +47,10 @@ def pareto_front(df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES,
             ``search.metrics``.
         complete_only: keep COMPLETE trials only (PRUNED never counts).
     """
-    objectives = [(o, metrics.direction(o)) if isinstance(o, str) else o for o in objectives]
-    cols = [c for c, _ in objectives]
-    for col, mode in objectives:
+    pairs: list[tuple[str, str]] = [(o, metrics.direction(o)) if isinstance(o, str) else o
+                                     for o in objectives]
+    cols = [c for c, _ in pairs]
+    for col, mode in pairs:
         if mode not in (metrics.MAX, metrics.MIN):
             raise ValueError(f"objective {col!r}: mode must be 'max' or 'min', got {mode!r}")
     if any(c not in df for c in cols):
@@ -58,7 +59,7 @@ def pareto_front(df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES,
     values = data[cols].to_numpy(dtype=float, na_value=np.nan)
     finite = np.isfinite(values).all(axis=1)
     data, values = data[finite], values[finite]
-    signs = np.array([-metrics.sign(mode) for _, mode in objectives])
+    signs = np.array([-metrics.sign(mode) for _, mode in pairs])
     front = data[pareto_mask(values * signs)]
     return front.sort_values(cols[-1], kind="stable")
 

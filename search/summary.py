@@ -136,9 +136,9 @@ def summarize(rows: list[dict[str, Any]], metric: str = metrics.VAL_ACC1, mode: 
     credible = [a for a in archs if a["above_chance"]] if accuracy else archs
     front: list[dict[str, Any]] = []
     if credible:
-        values = np.array([[-metrics.sign(mode) * a["mean"], a["macs"]] for a in credible],
+        points = np.array([[-metrics.sign(mode) * a["mean"], a["macs"]] for a in credible],
                           dtype=float)  # (n, 2), both minimised
-        front = sorted((a for a, keep in zip(credible, pareto_mask(values), strict=True) if keep),
+        front = sorted((a for a, keep in zip(credible, pareto_mask(points), strict=True) if keep),
                        key=lambda a: a["macs"])
     groups = Groups.of((r["label"], r["family"]) for r in rows)
     values_by_cell = {(r["label"], int(r["seed"])): r["results"][metric] for r in complete}

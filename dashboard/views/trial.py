@@ -95,4 +95,5 @@ if curves.empty:
 else:
     names = {int(by_number.loc[n, "trial_id"]): f"#{n}" for n in chosen}
     metrics = [ctx.metric, "train/loss"] if ctx.metric != "train/loss" else ["train/loss"]
-    common.plot(figs.trial_curves_figure(curves, metrics, names), key="trial_curves")
+    common.plot(figs.trial_curves_figure(curves, metrics, names, chance=chance.loc[first]),
+                key="trial_curves")

@@ -96,6 +96,8 @@ def test_trial_page_shows_gap_chance_and_plateau(app, demo_db: Path) -> None:
     facts = at.dataframe[0].value["value"]
     assert facts["chance"] == "0.100" and facts["majority class"] == "0.125"
     assert float(facts["train−val gap"]) > 0 and facts["plateaued"] == "yes"
+    curves = _figure(at, len(at.get("plotly_chart")) - 1)  # after the per-layer MAC charts
+    assert 0.1 in _chance_lines(curves)
 
 
 def test_curves_page_draws_chance(app, demo_db: Path) -> None:
