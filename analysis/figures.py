@@ -274,14 +274,14 @@ def trial_curves_figure(curves: pd.DataFrame, metric_names: Sequence[str],
     fig = make_subplots(rows=1, cols=max(1, len(shown)), subplot_titles=shown)
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
     for j, metric in enumerate(shown):
-        if metrics.is_accuracy(metric):
-            _chance_line(fig, chance, row=1, col=j + 1)
         for i, (trial_id, g) in enumerate(curves[curves["name"] == metric].groupby("trial_id")):
             name = (names or {}).get(int(trial_id), f"trial {trial_id}")
             fig.add_trace(go.Scatter(x=g["epoch"], y=g["value"], mode="lines+markers",
                                      name=name, legendgroup=name, showlegend=j == 0,
                                      line={"color": palette[i % len(palette)]}),
                           row=1, col=j + 1)
+        if metrics.is_accuracy(metric):  # after the traces: plotly skips empty subplots
+            _chance_line(fig, chance, row=1, col=j + 1)
     fig.update_layout(**LAYOUT, height=380)
     return fig
 
