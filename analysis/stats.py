@@ -1,6 +1,9 @@
 """Pareto fronts and grouped comparisons with seed statistics.
 
-Only COMPLETE trials count: a PRUNED trial stopped early with partial results and would look
+Intervals are Student-t over per-seed means (``search.seed_stats``, shared with the CLI
+summary); "best" follows each metric's direction (``search.metrics``: the lowest loss, the
+highest accuracy); every table carries the protocol's checks (``analysis.checks``: chance,
+train-val gap, flags). Only COMPLETE trials count: a PRUNED trial stopped early with partial results and would look
 cheaper and worse than it is; FAILED and RUNNING trials have no final metrics.
 """
 
