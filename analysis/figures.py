@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.placement import FAMILIES
+from search import metrics
 
 FAMILY_COLORS: dict[str, str] = {
     "2D": "#7f7f7f", "bottom-heavy": "#1f77b4", "top-heavy": "#d62728",
@@ -43,14 +44,39 @@ def _err(mean: pd.Series, low: pd.Series, high: pd.Series) -> dict[str, Any]:
             "thickness": 1, "width": 2}
 
 
+def chance_of(table: pd.DataFrame, metric: str, chance: float | None = None) -> float | None:
+    """The chance level to draw for ``metric``: ``chance`` if given, else the mean of the
+    table's ``chance`` column; None for metrics that are not accuracies."""
+    if not metrics.is_accuracy(metric):
+        return None
+    if chance is None and "chance" in table and table["chance"].notna().any():
+        chance = float(table["chance"].mean())
+    return chance if chance is not None and np.isfinite(chance) else None
+
+
+def _chance_line(fig: go.Figure, chance: float | None, *, vertical: bool = False,
+                 **where: Any) -> None:
+    """A dashed line at chance accuracy, labelled."""
+    if chance is None:
+        return
+    style = {"line_dash": "dash", "line_color": "#888", "line_width": 1,
+             "annotation_text": f"chance {chance:.3g}", "annotation_font_color": "#666"}
+    if vertical:
+        fig.add_vline(x=chance, annotation_position="top", **style, **where)
+    else:
+        fig.add_hline(y=chance, annotation_position="bottom right", **style, **where)
+
+
 def pareto_figure(summary: pd.DataFrame, front: pd.DataFrame | None = None, *,
-                  metric: str = "val/acc1", cost: str = "gmacs",
-                  color: str = "family") -> go.Figure:
+                  metric: str = metrics.VAL_ACC1, cost: str = metrics.GMACS,
+                  color: str = "family", chance: float | None = None) -> go.Figure:
     """Accuracy vs cost, one point per arch (mean over seeds, error bars = seed CI).
 
     Args:
         summary: ``arch_summary`` (columns ``mean, ci_low, ci_high, n``, ``cost``, ``color``).
         front: the Pareto-optimal rows of ``summary`` (drawn as a step line), or None.
+        chance: chance accuracy, drawn as a line (default: ``summary``'s ``chance`` column;
+            none for metrics that are not accuracies).
     """
     fig = go.Figure()
     scatter = go.Scattergl if len(summary) > WEBGL_ABOVE else go.Scatter
@@ -74,18 +100,24 @@ def pareto_figure(summary: pd.DataFrame, front: pd.DataFrame | None = None, *,
         fig.add_trace(go.Scatter(x=f[cost], y=f["mean"], mode="lines", line_shape="hv",
                                  name="Pareto front", hoverinfo="skip",
                                  line={"color": "black", "width": 1.5, "dash": "dot"}))
+    chance = chance_of(summary, metric, chance)
     if len(summary):
-        fig.update_yaxes(range=_y_range(summary["mean"], summary["ci_low"], summary["ci_high"]))
+        fig.update_yaxes(range=_y_range(summary["mean"], summary["ci_low"], summary["ci_high"],
+                                        chance))
+    _chance_line(fig, chance)
     fig.update_layout(**LAYOUT, title=f"{metric} vs {cost} (mean over seeds, 95% CI)",
                       xaxis_title="GMACs per clip" if cost == "gmacs" else cost,
                       yaxis_title=metric, legend_title="placement family", height=520)
     return fig
 
 
-def _y_range(mean: pd.Series, low: pd.Series, high: pd.Series) -> list[float]:
-    """Axis range that shows every mean and the CIs, but lets a huge CI (two seeds) run off
-    the plot rather than squash the points into a line."""
+def _y_range(mean: pd.Series, low: pd.Series, high: pd.Series,
+             chance: float | None = None) -> list[float]:
+    """Axis range that shows every mean, the CIs and the chance line, but lets a huge CI (two
+    seeds) run off the plot rather than squash the points into a line."""
     top, bottom = float(mean.max()), float(mean.min())
+    if chance is not None:
+        top, bottom = max(top, chance), min(bottom, chance)
     spread = max(top - bottom, 1e-3)
     lo = max(min(bottom, float(np.nanmin(low.to_numpy(dtype=float, na_value=np.nan)))
                  if low.notna().any() else bottom), bottom - spread)
@@ -95,16 +127,18 @@ def _y_range(mean: pd.Series, low: pd.Series, high: pd.Series) -> list[float]:
     return [lo - pad, hi + pad]
 
 
-def compare_figure(table: pd.DataFrame, *, metric: str = "val/acc1",
-                   color: str = "group") -> go.Figure:
-    """Forest plot of a ``compare`` table: group means with 95% CIs, and accuracy per GMAC.
+def compare_figure(table: pd.DataFrame, *, metric: str = metrics.VAL_ACC1,
+                   color: str = "group", chance: float | None = None) -> go.Figure:
+    """Forest plot of a ``compare`` table: group means with 95% CIs beside their mean cost.
 
     ``color`` names the column whose family colours the rows (e.g. ``family`` when the groups
-    are single networks).
+    are single networks). The chance line is drawn for accuracy metrics (``chance_of``); cost
+    stands beside the metric, not divided into it (compare at matched cost instead).
     """
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        column_widths=[0.7, 0.3],
                         subplot_titles=(f"{metric}: mean and 95% CI over seeds",
-                                        f"{metric} per GMAC"))
+                                        "mean GMACs per clip"))
     groups = table["group"].astype(str)
     colors = [FAMILY_COLORS.get(str(g), "#444") for g in table[color]]
     fig.add_trace(go.Scatter(
@@ -113,16 +147,17 @@ def compare_figure(table: pd.DataFrame, *, metric: str = "val/acc1",
         customdata=np.column_stack([table["n"], table["ci_low"], table["ci_high"]]),
         hovertemplate="%{y}: %{x:.4f} [%{customdata[1]:.4f}, %{customdata[2]:.4f}], "
                       "n=%{customdata[0]}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=table["acc_per_gmac"], y=groups, orientation="h",
+    fig.add_trace(go.Bar(x=table["gmacs"], y=groups, orientation="h",
                          marker_color=colors, showlegend=False,
-                         hovertemplate="%{y}: %{x:.4g} per GMAC<extra></extra>"), row=1, col=2)
+                         hovertemplate="%{y}: %{x:.4g} GMACs<extra></extra>"), row=1, col=2)
+    _chance_line(fig, chance_of(table, metric, chance), vertical=True, row=1, col=1)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(**LAYOUT, height=120 + 40 * len(table))
     return fig
 
 
 def effect_lines_figure(table: pd.DataFrame, x: str, line: str, *,
-                        metric: str = "val/acc1") -> go.Figure:
+                        metric: str = metrics.VAL_ACC1, chance: float | None = None) -> go.Figure:
     """Group means with 95% CIs against a numeric ``x``, one line per value of ``line``.
 
     ``table`` is a ``compare`` table with the columns ``x`` and ``line`` added (e.g. the
@@ -141,6 +176,7 @@ def effect_lines_figure(table: pd.DataFrame, x: str, line: str, *,
             hovertemplate=(f"{x} %{{x}}: %{{y:.4f}} [%{{customdata[1]:.4f}}, "
                            f"%{{customdata[2]:.4f}}], n=%{{customdata[0]}}<extra>{line} = "
                            f"{value}</extra>")))
+    _chance_line(fig, chance_of(table, metric, chance))
     fig.update_layout(**LAYOUT, title=f"{metric} by {x} and {line} (mean, 95% CI over seeds)",
                       xaxis_title=x, yaxis_title=metric, legend_title=line, height=460)
     if len(table):
@@ -148,11 +184,13 @@ def effect_lines_figure(table: pd.DataFrame, x: str, line: str, *,
     return fig
 
 
-def placement_heatmap(summary: pd.DataFrame, *, metric: str = "val/acc1",
-                      top: int = 60) -> go.Figure:
-    """Stage × block map of conv kinds, one row per arch, best ``metric`` at the top."""
+def placement_heatmap(summary: pd.DataFrame, *, metric: str = metrics.VAL_ACC1,
+                      top: int = 60, mode: str | None = None) -> go.Figure:
+    """Stage × block map of conv kinds, one row per arch, best ``metric`` (in its direction)
+    at the top."""
     kind_cols = [c for c in summary.columns if c.endswith(".kind")]
-    rows = summary.sort_values("mean", ascending=False).head(top)
+    mode = mode or metrics.direction(metric)
+    rows = summary.sort_values("mean", ascending=mode == metrics.MIN).head(top)
     kinds = sorted({str(k) for c in kind_cols for k in rows[c].dropna()},
                    key=lambda k: list(KIND_COLORS).index(k) if k in KIND_COLORS else 99)
     code = {k: i for i, k in enumerate(kinds)}
@@ -202,9 +240,10 @@ def marginal_figure(effects: pd.DataFrame, *, metric: str = "val/acc1") -> go.Fi
     return fig
 
 
-def curves_figure(summary: pd.DataFrame, *, by: str = "family",
-                  metric: str = "val/acc1") -> go.Figure:
-    """Mean learning curve per group with a 95% CI band (``curve_summary`` frame)."""
+def curves_figure(summary: pd.DataFrame, *, by: str = "family", metric: str = metrics.VAL_ACC1,
+                  chance: float | None = None) -> go.Figure:
+    """Mean learning curve per group with a 95% CI band (``curve_summary`` frame); a chance
+    line for accuracy metrics when ``chance`` is given."""
     fig = go.Figure()
     for group in _ordered(summary[by].astype(str).tolist()) if len(summary) else []:
         g = summary[summary[by].astype(str) == group].sort_values("epoch")
@@ -218,24 +257,31 @@ def curves_figure(summary: pd.DataFrame, *, by: str = "family",
             x=g["epoch"], y=g["mean"], mode="lines+markers", name=group, legendgroup=group,
             line={"color": color}, customdata=g["n"],
             hovertemplate=f"{group} epoch %{{x}}: %{{y:.4f}} (n=%{{customdata}})<extra></extra>"))
+    _chance_line(fig, chance_of(summary, metric, chance))
     fig.update_layout(**LAYOUT, title=f"{metric} by epoch (mean, 95% CI over trials)",
                       xaxis_title="epoch", yaxis_title=metric, height=460)
     return fig
 
 
-def trial_curves_figure(curves: pd.DataFrame, metrics: Sequence[str],
-                        names: dict[int, str] | None = None) -> go.Figure:
-    """Per-epoch metrics of a few trials (one panel per metric, one line per trial)."""
-    metrics = [m for m in metrics if m in set(curves["name"])] or sorted(set(curves["name"]))[:2]
-    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics)
+def trial_curves_figure(curves: pd.DataFrame, metric_names: Sequence[str],
+                        names: dict[int, str] | None = None,
+                        chance: float | None = None) -> go.Figure:
+    """Per-epoch metrics of a few trials (one panel per metric, one line per trial); a chance
+    line on the accuracy panels when ``chance`` is given."""
+    shown = [m for m in metric_names if m in set(curves["name"])] \
+        or sorted(set(curves["name"]))[:2]
+    chance = chance if chance is not None and np.isfinite(chance) else None
+    fig = make_subplots(rows=1, cols=max(1, len(shown)), subplot_titles=shown)
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
-    for j, metric in enumerate(metrics):
+    for j, metric in enumerate(shown):
         for i, (trial_id, g) in enumerate(curves[curves["name"] == metric].groupby("trial_id")):
             name = (names or {}).get(int(trial_id), f"trial {trial_id}")
             fig.add_trace(go.Scatter(x=g["epoch"], y=g["value"], mode="lines+markers",
                                      name=name, legendgroup=name, showlegend=j == 0,
                                      line={"color": palette[i % len(palette)]}),
                           row=1, col=j + 1)
+        if metrics.is_accuracy(metric):  # after the traces: plotly skips empty subplots
+            _chance_line(fig, chance, row=1, col=j + 1)
     fig.update_layout(**LAYOUT, height=380)
     return fig
 

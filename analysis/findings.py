@@ -4,14 +4,16 @@
 shipped study in the database and, for each, writes
 
 - PNG figures exported from the same plotly figures the dashboard shows (``analysis.figures``),
-- the effect table of ``analysis.compare`` grouped by the study's natural arm (and contrasts
-  such as inflated vs scratch, paired over seeds), as markdown and as CSV,
+- the effect table of ``analysis.compare`` grouped by the study's natural arm (Student-t
+  intervals over seeds, chance, flags), the contrasts the study declared in its config
+  (``analysis.contrasts``: paired over seeds, Holm-adjusted) and the Pareto front of the
+  networks whose interval lies above chance, as markdown and as CSV,
 - the compute the study took (trials by state, trial time, wall-clock span),
 
 into ``<out>/findings/`` and into the blocks of ``<out>/findings.md`` between
 ``<!-- BEGIN generated:NAME -->`` and ``<!-- END generated:NAME -->``. Everything outside the
-markers is hand-written prose and is kept. The output depends on the database only (fixed
-bootstrap seed, no timestamps but the database's), so a second run changes nothing.
+markers is hand-written prose and is kept. The output depends on the database only (no
+resampling, no timestamps but the database's), so a second run changes nothing.
 
 A study named ``<shipped>_<suffix>`` (``study=inflation study.name=inflation_small``) gets its own
 section, read with the shipped study's arms; a shipped study missing from the database keeps its
@@ -40,6 +42,16 @@ import plotly.graph_objects as go
 from sqlalchemy import select
 
 from analysis import figures
+from analysis.contrasts import declared_contrasts, study_contrasts
+from analysis.findings_md import (
+    CAPTIONS,
+    METRIC,
+    baseline_text,
+    contrast_markdown,
+    effect_markdown,
+    front_markdown,
+    md_table,
+)
 from analysis.loading import (
     NoDataError,
     list_studies,
@@ -48,29 +60,18 @@ from analysis.loading import (
     opened,
     study_config,
 )
+from analysis.matched import credible_front
 from analysis.placement import FAMILIES
-from analysis.stats import arch_summary, bootstrap_ci, compare, completed, pareto_front
+from analysis.stats import arch_summary, compare, completed
 from search.schema import StudyRow, TrialRow
 
-METRIC = "val/acc1"
-N_BOOT = 2000  # bootstrap resamples, as on the dashboard
-BOOT_SEED = 0  # fixed: a rerun on the same database gives the same CIs
 FIG_DIR = "findings"  # PNG and CSV files, beside findings.md
 FIG_WIDTH = 900  # px of the exported PNGs
 DEFAULT_BROWSER = "/usr/bin/chromium"  # Debian's chromium, for kaleido when nothing else is found
 KIND_ORDER = ("2d", "3d", "2plus1d", "p3d_a", "r2plus1d", "p3d_b", "p3d_c", "p3d_mix")
 STATES = ("COMPLETE", "PRUNED", "FAILED", "RUNNING")
-
-
-@dataclass(frozen=True)
-class Contrast:
-    """Arms of ``arm`` against ``reference``, within each value of ``within`` (or overall)."""
-
-    arm: str  # column compared ("init", "t_kernel", "family")
-    reference: str  # its reference value, as text ("scratch", "1", "top-heavy")
-    within: str | None = None  # stratum column ("kind", "clip_len"); None: all trials
-    title: str = ""  # heading over the table
-    only: tuple[str, ...] = ()  # compare just these arms with the reference (all when empty)
+# compare's tests against the best arm: chosen after seeing the data, so not reported here
+AFTER_THE_FACT = ("delta", "n_pairs", "p_paired_t", "p_wilcoxon", "p_welch", "reference")
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,6 @@ class Study:
     add_arms: Callable[[pd.DataFrame], pd.DataFrame]  # adds the ``arms`` columns to trials
     color: str = "arm"  # Pareto-plot colour column ("family" uses the dashboard's colours)
     by_family: bool = False  # also an effect table by placement family
-    contrasts: tuple[Contrast, ...] = ()
     lines: tuple[str, str] | None = None  # (x, line) for effect_lines_figure
     optional: bool = False  # no section unless the database (or the file) has it
     preset: str = ""  # the search.run preset it was run from, when not ``name`` (variants)
@@ -163,29 +163,20 @@ STUDIES: tuple[Study, ...] = (
           "better speed–accuracy trade-off, because 3D convolutions on downsampled maps are "
           "cheap.",
           arms=("family", "network"), add_arms=_arms_bottom_vs_top, color="family",
-          by_family=True,
-          contrasts=(Contrast("family", "top-heavy", None, "bottom-heavy vs top-heavy",
-                              only=("bottom-heavy",)),
-                     Contrast("family", "top-heavy", "3D blocks",
-                              "bottom-heavy vs top-heavy at the same number of 3D blocks",
-                              only=("bottom-heavy",)))),
+          by_family=True),
     Study("conv_kinds", "Which temporal convolution? (2D, 3D, P3D-A/B/C, mix)",
           "Qiu et al. 2017 (P3D): a mix of sequential (A), parallel (B) and hybrid (C) "
           "factorized blocks is best.",
-          arms=("kind",), add_arms=_arms_conv_kinds,
-          contrasts=(Contrast("kind", "p3d_mix", None, "each kind vs the P3D A→B→C mix"),)),
+          arms=("kind",), add_arms=_arms_conv_kinds),
     Study("temporal_extent", "How far in time? (temporal extent × clip length)",
           "Varol et al. 2018 (long-term temporal convolutions): longer temporal extents help "
           "tasks with long-range structure.",
           arms=("clip_len", "t_kernel"), add_arms=_arms_temporal_extent,
-          contrasts=(Contrast("t_kernel", "1", "clip_len",
-                              "each extent vs the 2D control (t = 1) at each clip length"),),
           lines=("t_kernel", "clip_len")),
     Study("inflation", "Does inflating 2D weights help? (inflated vs scratch)",
           "Carreira & Zisserman 2017 (I3D): inflating 2D-pretrained weights helps when video "
           "data is scarce.",
-          arms=("kind", "init"), add_arms=_arms_inflation,
-          contrasts=(Contrast("init", "scratch", "kind", "inflated vs scratch per kind"),)),
+          arms=("kind", "init"), add_arms=_arms_inflation),
     Study("free_search", "Free search (NSGA-II under a MAC budget)",
           "What a free multi-objective search over per-block conv choices finds.",
           arms=("family",), add_arms=_arms_family, color="family", optional=True),
@@ -211,7 +202,7 @@ def _rank(column: str, value: Any) -> tuple[int, Any]:
 def arm_table(df: pd.DataFrame, arms: Sequence[str], *, by: str = "arm",
               metric: str = METRIC) -> pd.DataFrame:
     """``compare`` by ``by`` with the arm's component columns in front, in canonical order."""
-    table = compare(df, by=by, metric=metric, n_boot=N_BOOT, seed=BOOT_SEED)
+    table = compare(df, by=by, metric=metric).drop(columns=list(AFTER_THE_FACT))
     if table.empty:
         return table
     cols = [c for c in arms if c != by]
@@ -225,59 +216,6 @@ def arm_table(df: pd.DataFrame, arms: Sequence[str], *, by: str = "arm",
         _rank(c if c != "group" else by, table[c].iloc[i]) for c in keys))
     table = table.iloc[order].reset_index(drop=True)
     return table[[*arms, *[c for c in table.columns if c not in arms]]]
-
-
-def _seed_means(df: pd.DataFrame, metric: str) -> pd.Series:
-    return df.groupby("seed")[metric].mean()
-
-
-def contrast_table(df: pd.DataFrame, contrast: Contrast, metric: str = METRIC) -> pd.DataFrame:
-    """Each arm against the reference, per stratum: Δ, its paired bootstrap CI, tests.
-
-    Δ is the mean over seeds both arms ran of the per-seed difference (unpaired difference of
-    means when fewer than two seeds pair); p-values come from ``compare``.
-    """
-    data = completed(df, metric)
-    columns = ["within", "stratum", "arm", "reference", "delta", "delta_ci_low", "delta_ci_high",
-               "n_pairs", "p_paired_t", "p_wilcoxon", "p_welch"]
-    if data.empty or contrast.arm not in data:
-        return pd.DataFrame(columns=columns)
-    data = data.assign(_arm=data[contrast.arm].astype(str))
-    within = contrast.within
-    strata = ([("all", data)] if within is None else
-              sorted(data.groupby(within), key=lambda kv: _rank(within, kv[0])))
-    rows = []
-    for stratum, sub in strata:
-        if contrast.reference not in set(sub["_arm"]):
-            continue
-        table = compare(sub, by="_arm", metric=metric, reference=contrast.reference,
-                        n_boot=N_BOOT, seed=BOOT_SEED).set_index("group")
-        ref = _seed_means(sub[sub["_arm"] == contrast.reference], metric)
-        arms = sorted((a for a in table.index if a != contrast.reference
-                       and (not contrast.only or a in contrast.only)),
-                      key=lambda a: _rank(contrast.arm, _typed(a)))
-        for arm in arms:
-            mine = _seed_means(sub[sub["_arm"] == arm], metric)
-            common = mine.index.intersection(ref.index)
-            diff = (mine.loc[common] - ref.loc[common]).to_numpy(dtype=float)
-            paired = len(common) >= 2
-            low, high = (bootstrap_ci(diff, n_boot=N_BOOT, seed=BOOT_SEED) if paired
-                         else (math.nan, math.nan))
-            row = table.loc[arm]
-            rows.append({"within": contrast.within or "", "stratum": stratum, "arm": arm,
-                         "reference": contrast.reference,
-                         "delta": float(diff.mean()) if paired else float(row["delta"]),
-                         "delta_ci_low": low, "delta_ci_high": high,
-                         "n_pairs": len(common), "p_paired_t": row["p_paired_t"],
-                         "p_wilcoxon": row["p_wilcoxon"], "p_welch": row["p_welch"]})
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _typed(text: str) -> Any:
-    try:
-        return int(text)
-    except ValueError:
-        return text
 
 
 # --- compute ----------------------------------------------------------------------------------
@@ -475,105 +413,6 @@ def run_command(stored: dict[str, Any], preset: str,
     return " ".join([command, *overrides])
 
 
-# --- markdown ---------------------------------------------------------------------------------
-
-
-def _f(value: Any, spec: str = ".3f") -> str:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return format(x, spec) if math.isfinite(x) else "–"
-
-
-def _p(value: Any) -> str:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    if not math.isfinite(x):
-        return "–"
-    return "<1e-4" if x < 1e-4 else f"{x:.2g}"
-
-
-def _ci(low: Any, high: Any, spec: str = ".3f") -> str:
-    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
-        return "–"
-    return f"[{format(float(low), spec)}, {format(float(high), spec)}]"
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[str]],
-             right: Sequence[bool]) -> str:
-    """A GitHub markdown table (cells must not contain ``|``)."""
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---:" if r else "---" for r in right) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def effect_markdown(table: pd.DataFrame, arms: Sequence[str], metric: str = METRIC) -> str:
-    """An ``arm_table`` as markdown: arm, trials, seeds, mean, CI, Δ vs best, tests, cost."""
-    cols = [c for c in arms if c in table] or ["group"]
-    ref = str(table["reference"].iloc[0])
-    header = [*cols, "trials", "seeds", f"mean {metric}", "95% CI", f"Δ vs {ref}", "pairs",
-              "p paired t", "p Wilcoxon", "p Welch", "GMACs", f"{metric} per GMAC"]
-    rows = []
-    for _, r in table.iterrows():
-        is_ref = str(r["group"]) == ref
-        rows.append([*(str(r[c]) for c in cols), str(int(r["n"])), str(int(r["n_seeds"])),
-                     _f(r["mean"]), _ci(r["ci_low"], r["ci_high"]),
-                     "ref" if is_ref else _f(r["delta"], "+.3f"),
-                     "" if is_ref else str(int(r["n_pairs"])),
-                     "" if is_ref else _p(r["p_paired_t"]),
-                     "" if is_ref else _p(r["p_wilcoxon"]),
-                     "" if is_ref else _p(r["p_welch"]),
-                     _f(r["gmacs"], ".4g"), _f(r["acc_per_gmac"], ".4g")])
-    right = [False] * len(cols) + [True] * (len(header) - len(cols))
-    text = md_table(header, rows, right)
-    notes = []
-    if (table["ci_unit"] == "trial").any():
-        notes.append("Rows with one seed: mean and CI are over trials, not seeds — too few "
-                     "seeds to trust small differences.")
-    notes += _wilcoxon_note(table["n_pairs"])
-    return "\n\n".join([text, *notes])
-
-
-def _wilcoxon_note(pairs: pd.Series) -> list[str]:
-    """Say so when the signed-rank test cannot reach 0.05: fewer than 6 pairs."""
-    pairs = pairs[pairs > 0]
-    if len(pairs) and 2 <= int(pairs.max()) < 6:
-        floor = 2 / 2 ** int(pairs.max())
-        return [f"With {int(pairs.max())} paired seeds the two-sided Wilcoxon test cannot go "
-                f"below p = {floor:.2g}; read the paired t-test and the CI of Δ."]
-    return []
-
-
-def contrast_markdown(table: pd.DataFrame, contrast: Contrast, metric: str = METRIC) -> str:
-    """A ``contrast_table`` as markdown."""
-    within = [contrast.within] if contrast.within else []
-    header = [*within, contrast.arm, "vs", f"Δ {metric}", "95% CI of Δ (paired)", "pairs",
-              "p paired t", "p Wilcoxon", "p Welch"]
-    rows = [[*([str(r["stratum"])] if within else []), str(r["arm"]), str(r["reference"]),
-             _f(r["delta"], "+.3f"), _ci(r["delta_ci_low"], r["delta_ci_high"], "+.3f"),
-             str(int(r["n_pairs"])), _p(r["p_paired_t"]), _p(r["p_wilcoxon"]),
-             _p(r["p_welch"])] for _, r in table.iterrows()]
-    text = md_table(header, rows, [False] * (len(within) + 2) + [True] * 6)
-    return "\n\n".join([text, *_wilcoxon_note(table["n_pairs"])])
-
-
-CAPTIONS = {
-    "pareto": (f"{METRIC} against GMACs per clip, one point per network: the mean over its seeds "
-               "with a Student-t 95% CI as error bars (with few seeds wider than the bootstrap "
-               "CIs of the table); dotted, the Pareto front of the means. The dashboard's "
-               "*Pareto front* page."),
-    "effects": ("Each arm's mean with its 95% bootstrap CI over seeds, and its accuracy per "
-                "GMAC. The dashboard's forest plot."),
-    "lines": "Mean and 95% bootstrap CI over seeds by temporal extent, one line per clip length.",
-    "families": ("Each placement family's mean with its 95% bootstrap CI over seeds, and its "
-                 "accuracy per GMAC (the dashboard's *Overview*)."),
-}
-
-
 # --- one study --------------------------------------------------------------------------------
 
 
@@ -624,7 +463,7 @@ def build_study(db: Any, study: Study,
     extra = [c for c in dict.fromkeys(["arm", *study.arms]) if c not in summary]
     summary = summary.merge(df.groupby("arch_id")[extra].first(), left_on="arch_id",
                             right_index=True, how="left")
-    front = pareto_front(summary, (("mean", "max"), ("gmacs", "min")), complete_only=False)
+    front = credible_front(summary, METRIC)
     pareto = figures.pareto_figure(summary, front, metric=METRIC, color=study.color)
     pareto.update_layout(title=f"{study.name}: {pareto.layout.title.text}")
     if study.color == "arm":
@@ -647,10 +486,8 @@ def build_study(db: Any, study: Study,
     out.tables[arms_csv] = table
     parts.append(
         f"**Effect table by {' × '.join(study.arms)}.** Mean of `{METRIC}` over COMPLETE trials "
-        f"(of per-seed means), 95% percentile bootstrap CI ({N_BOOT} resamples, seed "
-        f"{BOOT_SEED}); Δ and tests against the best arm: paired t and Wilcoxon over the seeds "
-        f"both ran, Welch unpaired. {_csv_note(arms_csv)}\n\n"
-        + effect_markdown(table, study.arms))
+        f"(of per-seed means), 95% Student-t interval over seeds; {baseline_text(table)}. "
+        f"{_csv_note(arms_csv)}\n\n" + effect_markdown(table, study.arms))
     if study.by_family:
         fam = arm_table(df, ("family",), by="family")
         fam_csv = f"{study.name}_families.csv"
@@ -663,17 +500,34 @@ def build_study(db: Any, study: Study,
         parts.append(f"**By placement family.** {_csv_note(fam_csv)}\n\n"
                      f"![{study.name}: families]({_link(name)})\n\n{CAPTIONS['families']}"
                      "\n\n" + effect_markdown(fam, ("family",)))
-    for i, contrast in enumerate(study.contrasts, start=1):
-        ct = contrast_table(df, contrast)
-        if ct.empty:
-            continue
-        name = f"{study.name}_contrast{i}.csv"
-        out.tables[name] = ct
-        parts.append(f"**Contrast: {contrast.title}.** Δ is the mean per-seed difference over "
-                     f"the seeds both ran, with a paired bootstrap CI. {_csv_note(name)}\n\n"
-                     + contrast_markdown(ct, contrast))
+    parts.append(_contrasts_part(df, study, config, preset_config, out))
+    front_csv = f"{study.name}_front.csv"
+    out.tables[front_csv] = front
+    parts.append(f"**Matched cost: the Pareto front of networks whose interval lies above "
+                 f"chance** (higher `{METRIC}`, fewer GMACs). {_csv_note(front_csv)}\n\n"
+                 + front_markdown(front))
     out.block = "\n\n".join(parts)
     return out
+
+
+def _contrasts_part(df: pd.DataFrame, study: Study, config: dict[str, Any],
+                    preset_config: dict[str, Any] | None, out: StudyOutput) -> str:
+    """The declared contrasts of a study: from its stored config, else from its preset."""
+    declared, source = study_contrasts(config), "its stored config"
+    if not declared:
+        declared = study_contrasts(preset_config)
+        source = f"the preset `study={study.study_preset}` (the stored config predates them)"
+    if not declared:
+        return ("**Declared contrasts.** None: the study declares no contrasts "
+                "(`study.contrasts`), so no difference is tested.")
+    table = declared_contrasts(df, declared, METRIC)
+    name = f"{study.name}_contrasts.csv"
+    out.tables[name] = table
+    return (f"**Declared contrasts** (from {source}: {', '.join(f'`{c}`' for c in declared)}). "
+            "Δ = A − B, the mean over the seeds both groups completed of the per-seed "
+            "difference, with a Student-t 95% CI; p-values from the paired t-test, "
+            f"Holm-adjusted over the {len(table)} comparison(s) of the study. "
+            f"{_csv_note(name)}\n\n" + contrast_markdown(table))
 
 
 # --- findings.md ------------------------------------------------------------------------------

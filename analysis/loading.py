@@ -160,7 +160,8 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
     the flattened spec (``stem.kind``, ``stage2.block1.kind``, ``...t_kernel``, ``...inflate``);
     placement descriptors (``family``, ``n_temporal``, ``t_com``, ``t_share_bottom``,
     ``t_share_top``, ``temporal_mac_frac``); one column per final metric (``val/acc1``, ...);
-    and ``acc_per_gmac`` when ``val/acc1`` exists.
+    and the protocol columns ``data_seed, plateaued, train_val_gap, chance_acc, majority_acc``
+    (null on trials written before schema 0003).
 
     Raises:
         NoDataError: the database is missing, not vidarch, or has no such study.
@@ -173,6 +174,7 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
                    TrialRow.family.label("design_family"), TrialRow.arch_id, TrialRow.attempt,
                    TrialRow.started_at, TrialRow.finished_at, TrialRow.error)
             .where(_in_clause(TrialRow.study_id, ids)), engine)
+        trials = _with_protocol(engine, trials, ids)
         trials.insert(0, "study", trials.pop("study_id").map(ids))
         for col in ("started_at", "finished_at"):
             trials[col] = pd.to_datetime(trials[col], format="ISO8601")
@@ -198,9 +200,27 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
         wide = wide.drop(columns=[c for c in wide.columns if c in df.columns])
         if not wide.empty:
             df = df.merge(wide, left_on="trial_id", right_index=True, how="left")
-        if "val/acc1" in df:
-            df["acc_per_gmac"] = df["val/acc1"] / df["gmacs"]
         return df.sort_values(["study", "number"]).reset_index(drop=True)
+
+
+PROTOCOL_COLUMNS = ("data_seed", "plateaued", "train_val_gap", "chance_acc", "majority_acc")
+
+
+def _with_protocol(engine: Engine, trials: pd.DataFrame, ids: dict[int, str]) -> pd.DataFrame:
+    """Add the trials' protocol columns (schema 0003) that the main query did not select."""
+    missing = [c for c in PROTOCOL_COLUMNS if c not in trials]
+    if not missing or trials.empty:
+        return trials.assign(**{c: pd.Series(dtype=float) for c in missing})
+    extra = _read_sql(select(TrialRow.id.label("trial_id"),
+                             *(getattr(TrialRow, c) for c in missing))
+                      .where(_in_clause(TrialRow.study_id, ids)), engine)
+    for col in ("train_val_gap", "chance_acc", "majority_acc"):
+        if col in extra:
+            extra[col] = pd.to_numeric(extra[col], errors="coerce").astype(float)
+    if "plateaued" in extra:  # SQLite gives 0/1/None: keep None as unknown
+        extra["plateaued"] = extra["plateaued"].map(
+            lambda v: None if v is None or v != v else bool(v)).astype(object)
+    return trials.merge(extra, on="trial_id", how="left")
 
 
 def _final_metrics(engine: Engine, ids: dict[int, str]) -> pd.DataFrame:

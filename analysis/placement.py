@@ -176,7 +176,7 @@ def flatten_spec(spec: ArchSpec) -> dict[str, Any]:
     """``{"stem.kind": ..., "stage2.block1.kind": ..., "...t_kernel": ..., "...inflate": ...}``."""
     out: dict[str, Any] = {"stem.kind": spec.stem.kind, "stem.t_kernel": spec.stem.t_kernel,
                            "block_type": spec.block_type, "clip_len": spec.clip_len,
-                           "crop_size": spec.crop_size}
+                           "crop_size": spec.crop_size, "num_classes": spec.num_classes}
     for path, block in spec.block_paths():
         out[f"{path}.kind"] = block.kind
         out[f"{path}.t_kernel"] = block.t_kernel

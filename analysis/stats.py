@@ -1,6 +1,9 @@
 """Pareto fronts and grouped comparisons with seed statistics.
 
-Only COMPLETE trials count: a PRUNED trial stopped early with partial results and would look
+Intervals are Student-t over per-seed means (``search.seed_stats``, shared with the CLI
+summary); "best" follows each metric's direction (``search.metrics``: the lowest loss, the
+highest accuracy); every table carries the protocol's checks (``analysis.checks``: chance,
+train-val gap, flags). Only COMPLETE trials count: a PRUNED trial stopped early with partial results and would look
 cheaper and worse than it is; FAILED and RUNNING trials have no final metrics.
 """
 
@@ -14,11 +17,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analysis.checks import FLAG_COLUMNS, add_flags, group_checks
 from analysis.loading import spec_columns
 from analysis.placement import FAMILIES
+from search import metrics
+from search.seed_stats import CI_METHOD, mean_ci, paired_contrast, pareto_mask, t_half_width
 
-Objectives = Sequence[tuple[str, str]]  # (column, "max" | "min")
-DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = (("val/acc1", "max"), ("macs", "min"))
+# (column, "max" | "min"), or a metric name whose direction search.metrics knows
+Objectives = Sequence[tuple[str, str] | str]
+DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = ((metrics.VAL_ACC1, metrics.MAX),
+                                                   (metrics.MACS, metrics.MIN))
 
 
 def completed(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
@@ -31,51 +39,22 @@ def completed(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     return out
 
 
-def pareto_mask(values: np.ndarray) -> np.ndarray:
-    """Boolean mask of non-dominated rows of ``values`` (n, k), every column minimised.
-
-    A row is dominated when another is no worse in every column and better in one; exact
-    duplicates of a front point are all kept.
-    """
-    n, k = values.shape
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    if k == 1:
-        return values[:, 0] == values[:, 0].min()
-    if k == 2:  # O(n log n): sort by the first objective, sweep the second
-        order = np.lexsort((values[:, 1], values[:, 0]))
-        first, second = values[order, 0], values[order, 1]
-        keep = np.zeros(n, dtype=bool)
-        best1, best0 = math.inf, math.nan
-        for i in range(n):
-            if second[i] < best1:
-                keep[i], best1, best0 = True, second[i], first[i]
-            elif second[i] == best1 and first[i] == best0:
-                keep[i] = True
-        mask = np.zeros(n, dtype=bool)
-        mask[order] = keep
-        return mask
-    mask = np.ones(n, dtype=bool)
-    for start in range(0, n, 1024):  # O(n^2) in chunks for 3+ objectives
-        block = values[start:start + 1024, None, :]
-        no_worse = np.all(values[None, :, :] <= block, axis=2)  # (chunk, n): j no worse than i
-        better = np.any(values[None, :, :] < block, axis=2)
-        mask[start:start + 1024] = ~np.any(no_worse & better, axis=1)
-    return mask
-
-
 def pareto_front(df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES,
                  *, complete_only: bool = True) -> pd.DataFrame:
     """Rows of ``df`` on the Pareto front of ``objectives``, sorted by the last objective.
 
     Args:
         df: a ``load_trials`` frame (or ``arch_summary``, with ``complete_only=False``).
-        objectives: ``(column, "max" | "min")`` pairs, e.g. accuracy up, MACs down.
+        objectives: ``(column, "max" | "min")`` pairs, e.g. accuracy up, MACs down, or metric
+            names (``"val/loss"``, ``"macs"``) that take their direction from
+            ``search.metrics``.
         complete_only: keep COMPLETE trials only (PRUNED never counts).
     """
-    cols = [c for c, _ in objectives]
-    for col, mode in objectives:
-        if mode not in ("max", "min"):
+    pairs: list[tuple[str, str]] = [(o, metrics.direction(o)) if isinstance(o, str) else o
+                                     for o in objectives]
+    cols = [c for c, _ in pairs]
+    for col, mode in pairs:
+        if mode not in (metrics.MAX, metrics.MIN):
             raise ValueError(f"objective {col!r}: mode must be 'max' or 'min', got {mode!r}")
     if any(c not in df for c in cols):
         return df.iloc[0:0]
@@ -83,39 +62,15 @@ def pareto_front(df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES,
     values = data[cols].to_numpy(dtype=float, na_value=np.nan)
     finite = np.isfinite(values).all(axis=1)
     data, values = data[finite], values[finite]
-    signs = np.array([-1.0 if mode == "max" else 1.0 for _, mode in objectives])
+    signs = np.array([-metrics.sign(mode) for _, mode in pairs])
     front = data[pareto_mask(values * signs)]
     return front.sort_values(cols[-1], kind="stable")
 
 
-BOOTSTRAP_MAX_DRAWS = 20_000_000  # n_boot x units above this: normal approximation (large n)
-
-
-def bootstrap_ci(units: np.ndarray, *, n_boot: int = 2000, confidence: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``units``; NaNs when fewer than two units.
-
-    With very many units (a one-seed search of 100k trials) the bootstrap distribution of the
-    mean is normal to good accuracy, so the CI is ``mean ± z·sd/√n`` instead of 2000 resamples.
-    """
-    units = np.asarray(units, dtype=float)
-    if units.size < 2:
-        return math.nan, math.nan
-    if units.size * n_boot > BOOTSTRAP_MAX_DRAWS:
-        half = sps.norm.ppf(0.5 + confidence / 2) * units.std(ddof=1) / math.sqrt(units.size)
-        return float(units.mean() - half), float(units.mean() + half)
-    rng = np.random.default_rng(seed)
-    means = units[rng.integers(0, units.size, size=(n_boot, units.size))].mean(axis=1)
-    alpha = (1.0 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
 def t_interval(mean: pd.Series, std: pd.Series, n: pd.Series,
-               confidence: float = 0.95) -> tuple[pd.Series, pd.Series]:
+               confidence: float = metrics.CONFIDENCE) -> tuple[pd.Series, pd.Series]:
     """Student-t CI of a mean per row (NaN where n < 2); cheap for thousands of groups."""
-    dof = (n - 1).where(n > 1)
-    half = sps.t.ppf(0.5 + confidence / 2, dof) * std / np.sqrt(n)
+    half = t_half_width(std, n, confidence)
     return mean - half, mean + half
 
 
@@ -132,44 +87,55 @@ def _order(groups: list, by: str) -> list:
     return sorted(groups, key=str)
 
 
-def compare(df: pd.DataFrame, by: str = "family", metric: str = "val/acc1", *,
-            reference: str | None = None, n_boot: int = 2000, confidence: float = 0.95,
-            seed: int = 0) -> pd.DataFrame:
+COMPARE_COLUMNS: tuple[str, ...] = (
+    "group", "n", "n_seeds", "n_archs", "mean", "ci_low", "ci_high", "ci_method", "ci_unit",
+    "best", "gmacs", "latency_ms", *FLAG_COLUMNS, "delta", "n_pairs", "p_paired_t",
+    "p_wilcoxon", "p_welch", "reference")
+
+
+def compare(df: pd.DataFrame, by: str = "family", metric: str = metrics.VAL_ACC1, *,
+            reference: str | None = None, mode: str | None = None,
+            confidence: float = metrics.CONFIDENCE) -> pd.DataFrame:
     """Effect table of ``metric`` by group over COMPLETE trials.
 
     Columns: ``n`` trials, ``n_seeds``, ``n_archs``, ``mean`` (of per-seed means when the group
-    has two or more seeds, else of trials), ``ci_low``/``ci_high`` (percentile bootstrap over
-    those units), ``ci_unit``, ``best``, ``gmacs`` (mean), ``acc_per_gmac`` (mean of
-    metric/GMAC per trial), ``latency_ms``; against ``reference`` (default: the best group):
-    ``delta``, ``n_pairs`` (seeds both groups ran), ``p_paired_t`` and ``p_wilcoxon`` (paired
-    over seeds, when there are 2+ pairs), ``p_welch`` (unpaired, over units).
+    has two or more seeds, else of trials), ``ci_low``/``ci_high`` (Student-t interval over
+    those units, named in ``ci_method``; ``ci_unit`` says which units), ``best`` (the best trial
+    in the metric's direction), ``gmacs`` (mean), ``latency_ms``; the protocol's checks
+    (``chance``, ``majority``, ``above_chance``, ``train_val_gap``, ``n_undertrained``,
+    ``memorising``, ``flags``: see ``analysis.checks``); and against ``reference`` (default: the
+    best group in the metric's direction): ``delta``, ``n_pairs`` (seeds both groups ran),
+    ``p_paired_t`` and ``p_wilcoxon`` (paired over seeds, when there are 2+ pairs), ``p_welch``
+    (unpaired, over units). These tests are chosen after the fact (against the best group) and
+    not adjusted: the study's declared contrasts (``analysis.contrasts``) are the answer.
+
+    Args:
+        mode: ``"max"`` or ``"min"``; None takes the metric's direction from its name.
     """
+    mode = mode or metrics.direction(metric)
     data = completed(df, metric)
     if data.empty or by not in data:
-        return pd.DataFrame(columns=["group", "n", "n_seeds", "n_archs", "mean", "ci_low",
-                                     "ci_high", "ci_unit", "best", "gmacs", "acc_per_gmac",
-                                     "latency_ms", "delta", "n_pairs", "p_paired_t",
-                                     "p_wilcoxon", "p_welch", "reference"])
+        return pd.DataFrame(columns=list(COMPARE_COLUMNS))
     rows, units_of, seed_means = [], {}, {}
     for group, g in data.groupby(by, sort=False):
         units, unit = _seed_units(g, metric)
         units_of[group] = units.to_numpy(dtype=float)
         seed_means[group] = g.groupby("seed")[metric].mean() if "seed" in g else pd.Series()
-        low, high = bootstrap_ci(units_of[group], n_boot=n_boot, confidence=confidence,
-                                 seed=seed)
-        gmacs = g["gmacs"] if "gmacs" in g else pd.Series(dtype=float)
+        low, high = mean_ci(units_of[group], confidence)
         rows.append({
             "group": group, "n": len(g), "n_seeds": g["seed"].nunique() if "seed" in g else 1,
             "n_archs": g["arch_id"].nunique() if "arch_id" in g else len(g),
             "mean": float(units_of[group].mean()), "ci_low": low, "ci_high": high,
-            "ci_unit": unit, "best": float(g[metric].max()),
-            "gmacs": float(gmacs.mean()) if len(gmacs) else math.nan,
-            "acc_per_gmac": float((g[metric] / gmacs).mean()) if len(gmacs) else math.nan,
+            "ci_method": CI_METHOD, "ci_unit": unit,
+            "best": float(g[metric].max() if mode == metrics.MAX else g[metric].min()),
+            "gmacs": float(g["gmacs"].mean()) if "gmacs" in g else math.nan,
             "latency_ms": float(g["latency_ms"].mean()) if "latency_ms" in g else math.nan,
         })
     table = pd.DataFrame(rows)
-    table = table.set_index("group").loc[_order(list(table["group"]), by)].reset_index()
-    ref = reference if reference in units_of else table.loc[table["mean"].idxmax(), "group"]
+    table = table.set_index("group").loc[_order(list(table["group"]), by)]
+    table = add_flags(table.join(group_checks(data, by)), metric).reset_index()
+    best = table["mean"].idxmax() if mode == metrics.MAX else table["mean"].idxmin()
+    ref = reference if reference in units_of else table.loc[best, "group"]
     deltas, pairs, p_t, p_w, p_welch = [], [], [], [], []
     for group in table["group"]:
         deltas.append(float(units_of[group].mean() - units_of[ref].mean()))
@@ -178,14 +144,10 @@ def compare(df: pd.DataFrame, by: str = "family", metric: str = "val/acc1", *,
         pairs.append(len(common) if group != ref else 0)
         t_p = w_p = welch = math.nan
         if group != ref:
-            diff = (a.loc[common] - b.loc[common]).to_numpy(dtype=float)
+            paired = paired_contrast((a.loc[common] - b.loc[common]).to_numpy(dtype=float))
+            t_p, w_p = paired["p_t"], paired["p_wilcoxon"]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                # a test needs spread: with identical differences (or values) it is undefined
-                if len(common) >= 2 and np.any(diff != 0):
-                    w_p = float(sps.wilcoxon(diff).pvalue)
-                    if np.ptp(diff) > 0:
-                        t_p = float(sps.ttest_rel(a.loc[common], b.loc[common]).pvalue)
                 if (len(units_of[group]) >= 2 and len(units_of[ref]) >= 2
                         and np.ptp(units_of[group]) + np.ptp(units_of[ref]) > 0):
                     welch = float(sps.ttest_ind(units_of[group], units_of[ref],
@@ -196,21 +158,25 @@ def compare(df: pd.DataFrame, by: str = "family", metric: str = "val/acc1", *,
     table["delta"], table["n_pairs"] = deltas, pairs
     table["p_paired_t"], table["p_wilcoxon"], table["p_welch"] = p_t, p_w, p_welch
     table["reference"] = ref
-    return table
+    return table[list(COMPARE_COLUMNS)]
 
 
-def arch_summary(df: pd.DataFrame, metric: str = "val/acc1",
-                 confidence: float = 0.95) -> pd.DataFrame:
+def arch_summary(df: pd.DataFrame, metric: str = metrics.VAL_ACC1,
+                 confidence: float = metrics.CONFIDENCE, *, mode: str | None = None) -> pd.DataFrame:
     """One row per arch over its COMPLETE seeds: mean, std, t-CI of ``metric``, cost, family.
 
-    Also carries the arch's label and spec kind columns (the same for every seed of an arch).
+    Also carries the arch's label and spec kind columns (the same for every seed of an arch)
+    and the protocol's checks (``analysis.checks``: chance, gap, flags). Sorted best first in
+    the metric's direction (``mode``; None: from its name).
     """
+    mode = mode or metrics.direction(metric)
     data = completed(df, metric)
     keep = [c for c in ("family", "label", "gmacs", "macs", "params", "latency_ms", "t_com",
                         "t_share_bottom", "temporal_mac_frac") if c in data]
     keep += spec_columns(data, "kind")
     if data.empty:
-        return pd.DataFrame(columns=["arch_id", *keep, "n", "mean", "std", "ci_low", "ci_high"])
+        return pd.DataFrame(columns=["arch_id", *keep, "n", "mean", "std", "ci_low", "ci_high",
+                                     *FLAG_COLUMNS])
     grouped = data.groupby("arch_id", sort=False)
     out = grouped[keep].first()
     stats = grouped[metric].agg(["count", "mean", "std"]).rename(columns={"count": "n"})
@@ -218,7 +184,8 @@ def arch_summary(df: pd.DataFrame, metric: str = "val/acc1",
     out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["std"], out["n"], confidence)
     if "seed" in data:
         out["seeds"] = grouped["seed"].agg(lambda s: ",".join(map(str, sorted(s))))
-    return out.reset_index().sort_values("mean", ascending=False, kind="stable")
+    out = add_flags(out.join(group_checks(data, "arch_id")), metric)
+    return out.reset_index().sort_values("mean", ascending=mode == metrics.MIN, kind="stable")
 
 
 def marginal_effects(df: pd.DataFrame, metric: str = "val/acc1") -> pd.DataFrame:

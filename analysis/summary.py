@@ -12,19 +12,28 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.checks import baselines
 from analysis.stats import arch_summary, compare, completed
+from search import metrics
 
 
-def best_per_group(df: pd.DataFrame, metric: str = "val/acc1", by: str = "family") -> pd.DataFrame:
-    """The best arch (by mean over its seeds) of each group, with its CI and cost."""
-    summary = arch_summary(df, metric)
+def best_per_group(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, by: str = "family", *,
+                   mode: str | None = None) -> pd.DataFrame:
+    """The best arch (by mean over its seeds, in the metric's direction) of each group, with
+    its CI, cost, chance, train-val gap and flags; best group first."""
+    mode = mode or metrics.direction(metric)
+    return _best_rows(arch_summary(df, metric, mode=mode), by, mode)
+
+
+def _best_rows(summary: pd.DataFrame, by: str, mode: str) -> pd.DataFrame:
+    """``best_per_group`` of an ``arch_summary`` already computed."""
     if summary.empty or by not in summary:
         return summary
-    best = summary.loc[summary.groupby(by, sort=False)["mean"].idxmax()]
-    best = best.sort_values("mean", ascending=False)
-    best["per_gmac"] = best["mean"] / best["gmacs"]
-    cols = [by, "label", "arch_id", "mean", "ci_low", "ci_high", "n", "gmacs", "per_gmac",
-            "params", "latency_ms"]
+    grouped = summary.groupby(by, sort=False)["mean"]
+    best = summary.loc[grouped.idxmax() if mode == metrics.MAX else grouped.idxmin()]
+    best = best.sort_values("mean", ascending=mode == metrics.MIN, kind="stable")
+    cols = [by, "label", "arch_id", "mean", "ci_low", "ci_high", "n", "gmacs", "params",
+            "latency_ms", "chance", "above_chance", "train_val_gap", "flags"]
     return best[[c for c in cols if c in best]].reset_index(drop=True)
 
 
@@ -44,37 +53,76 @@ def _fmt_p(p: float) -> str:
     return f"p = {p:.3g}" if p >= 1e-4 else "p < 1e-4"
 
 
-def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
+def _ci_text(row: Mapping[str, Any]) -> str:
+    if not math.isfinite(row["ci_low"]):
+        return "no interval"
+    return f"95% CI {row['ci_low']:.4f}–{row['ci_high']:.4f}"
+
+
+def baseline_sentence(df: pd.DataFrame) -> str:
+    """``Baselines: chance 0.250 (1/classes), majority class 0.312 (recorded).``"""
+    base = baselines(df)
+    chance = (f"chance {base['chance']:.3f} ({base['chance_source']})"
+              if math.isfinite(base["chance"]) else "chance unknown")
+    majority = (f"majority class {base['majority']:.3f}" if math.isfinite(base["majority"])
+                else "majority class not recorded for this study")
+    return f"Baselines: {chance}, {majority}."
+
+
+def _flag_sentence(summary: pd.DataFrame) -> str | None:
+    if summary.empty:
+        return None
+    under = int((summary["n_undertrained"] > 0).sum())
+    memo = int(summary["memorising"].fillna(False).astype(bool).sum())
+    at_chance = int(summary["above_chance"].map(lambda v: v is False).sum())
+    parts = []
+    if at_chance:
+        parts.append(f"{at_chance} network(s) have an interval that includes chance")
+    if under:
+        parts.append(f"{under} did not plateau (undertrained)")
+    if memo:
+        parts.append(f"{memo} memorise (train–val gap above {metrics.MEMORISING_GAP:g})")
+    return ("Flags: " + "; ".join(parts) + " — see the tables.") if parts else None
+
+
+def verdict(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, *, mode: str | None = None,
             tolerance: float = 0.01) -> dict[str, Any]:
     """Headline facts: the best family and arch, and bottom-heavy vs top-heavy.
 
-    Returns a dict with ``winner`` (row of ``compare`` as dict), ``best_arch`` (row of
-    ``best_per_group``), ``cheapest_near_best`` (the cheapest arch within ``tolerance`` of the
-    best, when it is another), ``bottom_vs_top`` (dict with ``delta``, ``ci``, ``p``, ``test``, or
-    None when the study lacks one of them) and ``sentences`` (plain-language lines).
+    "Best" follows the metric's direction (``mode``; None: from its name), so with ``val/loss``
+    the lowest loss wins. Returns a dict with ``winner`` (row of ``compare`` as dict),
+    ``best_arch`` (row of ``best_per_group``), ``cheapest_near_best`` (the cheapest arch within
+    ``tolerance`` of the best, when it is another), ``bottom_vs_top`` (dict with ``delta``,
+    ``p``, ``test``, ``better``, or None when the study lacks one of them), ``mode`` and
+    ``sentences`` (plain-language lines, with the baselines and flags).
     """
-    table = compare(df, by="family", metric=metric, n_boot=n_boot)
-    out: dict[str, Any] = {"table": table, "winner": None, "best_arch": None,
+    mode = mode or metrics.direction(metric)
+    sign = metrics.sign(mode)
+    table = compare(df, by="family", metric=metric, mode=mode)
+    out: dict[str, Any] = {"table": table, "winner": None, "best_arch": None, "mode": mode,
                            "cheapest_near_best": None, "bottom_vs_top": None, "sentences": []}
     if table.empty:
         return out
-    winner = table.loc[table["mean"].idxmax()].to_dict()
+    winner = table.loc[(table["mean"] * sign).idxmax()].to_dict()
     out["winner"] = winner
+    chance_note = (f" — an interval that includes chance ({winner['chance']:.3f})"
+                   if winner["above_chance"] is False else "")
     sentences = [
-        f"**{winner['group']}** placements score the highest mean {metric}: "
-        f"{winner['mean']:.4f} (95% CI {winner['ci_low']:.4f}–{winner['ci_high']:.4f}, "
+        f"**{winner['group']}** placements score the best mean {metric} "
+        f"({metrics.wording(mode)}): {winner['mean']:.4f} ({_ci_text(winner)}, "
         f"{winner['n']} trials over {winner['n_seeds']} seeds) at {fmt_macs(winner['gmacs'])} "
-        "on average."
+        f"on average{chance_note}.",
+        baseline_sentence(df),
     ]
-    best = best_per_group(df, metric)
+    summary = arch_summary(df, metric, mode=mode)
+    best = _best_rows(summary, "family", mode)
     if not best.empty:
         top = best.iloc[0].to_dict()
         out["best_arch"] = top
         name = top.get("label") or top["arch_id"]
         sentences.append(f"The best single network is **{name}** ({top['family']}): "
                          f"{top['mean']:.4f} at {fmt_macs(top['gmacs'])}.")
-        summary = arch_summary(df, metric)
-        near = summary[summary["mean"] >= top["mean"] - tolerance]
+        near = summary[sign * summary["mean"] >= sign * top["mean"] - tolerance]
         cheap = near.loc[near["gmacs"].idxmin()].to_dict()
         if cheap["arch_id"] != top["arch_id"]:
             out["cheapest_near_best"] = cheap
@@ -85,7 +133,7 @@ def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
     groups = set(table["group"])
     if {"bottom-heavy", "top-heavy"} <= groups:
         bt = compare(df[df["family"].isin(["bottom-heavy", "top-heavy"])], by="family",
-                     metric=metric, reference="top-heavy", n_boot=n_boot)
+                     metric=metric, reference="top-heavy", mode=mode)
         row = bt.set_index("group").loc["bottom-heavy"]
         top_row = bt.set_index("group").loc["top-heavy"]
         paired = int(row["n_pairs"]) >= 2 and math.isfinite(row["p_paired_t"])
@@ -93,7 +141,7 @@ def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
         test = (f"paired t-test over {int(row['n_pairs'])} seeds" if paired
                 else f"Welch t-test, {int(row['n_pairs'])} paired seeds"
                 if int(row["n_pairs"]) < 2 else "differences identical across seeds")
-        better = "bottom-heavy" if row["delta"] > 0 else "top-heavy"
+        better = "bottom-heavy" if sign * row["delta"] > 0 else "top-heavy"
         out["bottom_vs_top"] = {"delta": float(row["delta"]), "p": float(p), "test": test,
                                 "better": better, "gmacs_bottom": float(row["gmacs"]),
                                 "gmacs_top": float(top_row["gmacs"]),
@@ -102,6 +150,9 @@ def verdict(df: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 2000,
             f"Bottom-heavy vs top-heavy: **{better}** by {abs(row['delta']):.4f} {metric} "
             f"({test}, {_fmt_p(p)}); mean cost {fmt_macs(row['gmacs'])} vs "
             f"{fmt_macs(top_row['gmacs'])}.")
+    flags = _flag_sentence(summary)
+    if flags:
+        sentences.append(flags)
     n_complete = len(completed(df))
     if n_complete and table["n_seeds"].max() < 2:
         sentences.append("Only one seed per group: the intervals are over trials, not seeds — "

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, insert, select
 
-from analysis.placement import estimate_layer_macs
+from analysis.placement import describe, estimate_layer_macs
 from arch_space.presets import preset
 from arch_space.spec import ArchSpec, BlockSpec, StageSpec, StemSpec
 from search.schema import (
@@ -80,6 +80,10 @@ class SyntheticTrial:
     epochs: list[dict[str, float]] = field(default_factory=list)  # epoch 1, 2, ...
     results: dict[str, float] = field(default_factory=dict)  # final metrics
     error: str | None = None
+    family: str | None = None  # the design's group ("bottom-heavy", ...), as a grid cell has
+    # trial columns of the protocol (schema 0003): data_seed, plateaued, train_val_gap,
+    # chance_acc, majority_acc; left null when absent, as on an old database
+    protocol: dict[str, Any] = field(default_factory=dict)
 
 
 def _true_accuracy(kinds: Sequence[str]) -> float:
@@ -93,8 +97,10 @@ def _true_accuracy(kinds: Sequence[str]) -> float:
 
 def simulate(spec: ArchSpec, kinds: Sequence[str], seed: int, rng: np.random.Generator, *,
              label: str | None = None, n_epochs: int = 6, state: TrialState = TrialState.COMPLETE,
-             seed_offset: float = 0.0) -> SyntheticTrial:
-    """Made-up training of one (spec, seed): a saturating curve around the placement's accuracy."""
+             seed_offset: float = 0.0, family: str | None = None,
+             plateaued: bool = True) -> SyntheticTrial:
+    """Made-up training of one (spec, seed): a saturating curve around the placement's accuracy
+    (the val loss falls as the accuracy rises), with the protocol facts the driver records."""
     final = _true_accuracy(kinds) + seed_offset + rng.normal(0, 0.006)
     last = n_epochs if state is not TrialState.PRUNED else max(1, n_epochs // 3)
     if state is TrialState.FAILED:
@@ -104,15 +110,23 @@ def simulate(spec: ArchSpec, kinds: Sequence[str], seed: int, rng: np.random.Gen
         frac = (1 - math.exp(-e / 2.0)) / (1 - math.exp(-n_epochs / 2.0))
         acc = float(np.clip(0.1 + (final - 0.1) * frac + rng.normal(0, 0.004), 0, 1))
         epochs.append({"train/loss": 2.3 * (1 - 0.8 * frac) + rng.normal(0, 0.02),
-                       "train/acc1": min(1.0, acc + 0.05 * frac), "val/loss": 2.3 * (1 - 0.7 * frac) + rng.normal(0, 0.02),
+                       "train/acc1": min(1.0, acc + 0.05 * frac), "val/loss": 2.3 * (1 - 0.7 * frac) - 2.0 * (final - 0.5) * frac
+                       + rng.normal(0, 0.02),
                        "val/acc1": acc, "val/acc5": min(1.0, acc + 0.2 + rng.normal(0, 0.01)),
                        "lr": 0.1 * 0.5 * (1 + math.cos(math.pi * e / n_epochs)),
                        "epoch_time_s": 30.0 + rng.normal(0, 1)})
     results = dict(epochs[-1]) if state is not TrialState.FAILED else {}
     if state is TrialState.FAILED:
         results = {"train/loss": math.nan}
+    chance = 1.0 / spec.num_classes
+    protocol: dict[str, Any] = {"data_seed": seed, "chance_acc": chance,
+                                "majority_acc": round(chance + 0.025, 4)}
+    if state is TrialState.COMPLETE:
+        protocol.update(plateaued=plateaued,
+                        train_val_gap=results["train/acc1"] - results["val/acc1"])
     return SyntheticTrial(spec, seed, label, state, epochs, results,
-                          error="loss became NaN" if state is TrialState.FAILED else None)
+                          error="loss became NaN" if state is TrialState.FAILED else None,
+                          family=family, protocol=protocol)
 
 
 def _cost(spec: ArchSpec) -> dict[str, Any]:
@@ -128,14 +142,16 @@ def _cost(spec: ArchSpec) -> dict[str, Any]:
 
 def bottom_vs_top_trials(seeds: Sequence[int] = (0, 1, 2), n_epochs: int = 6,
                          rng_seed: int = 0) -> list[SyntheticTrial]:
-    """The paper's placements (``arch_space.presets``), every seed; one PRUNED and one FAILED
-    trial for realism."""
+    """The paper's placements (``arch_space.presets``), every seed, with their placement
+    family as the design's group; one PRUNED, one FAILED and one not plateaued (``mc2``, last
+    seed) trial for realism."""
     rng = np.random.default_rng(rng_seed)
     offsets = {s: rng.normal(0, 0.012) for s in seeds}
     trials = []
     for name in PAPER_PRESETS:
         spec = preset(name, num_classes=10, clip_len=8, crop_size=112)
         kinds = list(spec.kinds().values())
+        family = describe(spec).family
         for seed in seeds:
             state = TrialState.COMPLETE
             if (name, seed) == ("rmc4", seeds[-1]):
@@ -143,7 +159,8 @@ def bottom_vs_top_trials(seeds: Sequence[int] = (0, 1, 2), n_epochs: int = 6,
             elif (name, seed) == ("r2plus1d", seeds[-1]):
                 state = TrialState.FAILED
             trials.append(simulate(spec, kinds, seed, rng, label=name, n_epochs=n_epochs,
-                                   state=state, seed_offset=offsets[seed]))
+                                   state=state, seed_offset=offsets[seed], family=family,
+                                   plateaued=(name, seed) != ("mc2", seeds[-1])))
     return trials
 
 
@@ -189,10 +206,13 @@ def write_trials(engine: Engine, study: str, trials: Sequence[SyntheticTrial], *
             if arch_id not in costs:
                 costs[arch_id] = _cost(t.spec)
                 upsert_arch(s, arch_id, t.spec.to_json(), **costs[arch_id])
-            trial = start_trial(s, study_id, arch_id=arch_id, seed=t.seed, label=t.label)
+            trial = start_trial(s, study_id, arch_id=arch_id, seed=t.seed, label=t.label,
+                                family=t.family)
             for epoch, metrics in enumerate(t.epochs, start=1):
                 record_epoch(s, trial.id, epoch, metrics)
             finish_trial(s, trial.id, t.state, results=t.results, error=t.error)
+            for name, value in t.protocol.items():
+                setattr(trial, name, value)
             # the simulated wall-clock time, so that "compute used" is not zero
             trial.finished_at = trial.started_at + timedelta(
                 seconds=sum(e.get("epoch_time_s", 0.0) for e in t.epochs))
@@ -245,12 +265,16 @@ def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int =
             s.execute(insert(EpochMetricRow), epochs)
 
 
+DEMO_CONTRASTS = ("bottom-heavy - top-heavy", "each vs 2D")  # declared by the demo study
+
+
 def make_demo_db(url: str, *, seeds: Sequence[int] = (0, 1, 2), n_random: int = 60) -> Engine:
     """A database with a ``bottom_vs_top`` grid study and a ``random_placement`` search."""
     engine = open_engine(url, create=True)
     write_trials(engine, "bottom_vs_top", bottom_vs_top_trials(seeds),
                  config={"synthetic": True, "seeds": list(seeds),
-                         "num_trials": len(PAPER_PRESETS) * len(seeds)})
+                         "num_trials": len(PAPER_PRESETS) * len(seeds),
+                         "study": {"contrasts": list(DEMO_CONTRASTS)}})
     if n_random:
         write_trials(engine, "random_placement", random_trials(n_random, seeds=(0, 1)),
                      kind="random", config={"synthetic": True, "num_trials": 2 * n_random})

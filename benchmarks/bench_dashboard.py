@@ -6,7 +6,7 @@ metrics for every trial) through the store's tables with ORM bulk inserts, then 
 - load: ``analysis.load_trials`` into a DataFrame, with the per-arch spec cache cold (a fresh
   dashboard process; median of 3) and warm;
 - first render (median of 3): the dashboard's main page (overview: counts, effect table with
-  bootstrap CIs, best per family, forest plot) in ``streamlit.testing.v1.AppTest`` with empty
+  Student-t CIs, best per family, forest plot) in ``streamlit.testing.v1.AppTest`` with empty
   data caches; imports are warmed first on a tiny database, as in a server that is already up;
 - pages: the Pareto and placement pages right after (frames cached, figures rebuilt);
 - browser (``--browser``): ``streamlit run`` + headless Chromium until the Pareto plot has drawn,

@@ -20,11 +20,12 @@ from sqlalchemy import Engine
 import analysis
 from analysis import NoDataError
 from analysis import figures as figs
+from search import metrics
 
 DEFAULT_DB = "studies.db"
 ENV_DB = "VIDARCH_DB"  # database path or URL, when no --db is given
 TTL_S = 30  # seconds before a cached frame is read again
-DEFAULT_METRIC = "val/acc1"
+DEFAULT_METRIC = metrics.VAL_ACC1
 CTX_KEY = "_vidarch_ctx"
 
 
@@ -35,6 +36,7 @@ class Context:
     db: str  # what the user typed: a path or a URL
     study: str
     metric: str
+    mode: str = metrics.MAX  # the metric's direction: "max" (higher is better) or "min"
 
 
 @dataclass(frozen=True)
@@ -81,22 +83,35 @@ def config(db: str, study: str) -> dict[str, Any]:
     return analysis.study_config(engine(db), study)
 
 
+def directions(db: str, study: str) -> dict[str, str]:
+    """Metric directions the study declared (``study.directions``)."""
+    return metrics.study_directions(config(db, study))
+
+
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Computing statistics…")
-def verdict(db: str, study: str, metric: str) -> dict[str, Any]:
-    """``analysis.verdict`` (effect table, headline sentences)."""
-    return analysis.verdict(trials(db, study), metric)
+def verdict(db: str, study: str, metric: str, mode: str) -> dict[str, Any]:
+    """``analysis.verdict`` (effect table, headline sentences) in the metric's direction."""
+    return analysis.verdict(trials(db, study), metric, mode=mode)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
-def arch_summary(db: str, study: str, metric: str) -> pd.DataFrame:
-    """Per-arch means and CIs over seeds."""
-    return analysis.arch_summary(trials(db, study), metric)
+def arch_summary(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
+    """Per-arch means and CIs over seeds, chance and flags, best first."""
+    return analysis.arch_summary(trials(db, study), metric, mode=mode)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
-def best_per_group(db: str, study: str, metric: str) -> pd.DataFrame:
-    """The best arch of each placement family."""
-    return analysis.best_per_group(trials(db, study), metric)
+def best_per_group(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
+    """The best arch of each placement family, in the metric's direction."""
+    return analysis.best_per_group(trials(db, study), metric, mode=mode)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def contrasts(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
+    """The study's declared contrasts (empty when it declares none)."""
+    return analysis.declared_contrasts(trials(db, study),
+                                       analysis.study_contrasts(config(db, study)), metric,
+                                       mode=mode)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
@@ -172,13 +187,19 @@ def sidebar() -> Context | Problem:
             df = trials(db, study)
         except NoDataError as exc:
             return Problem(str(exc), exc.hint)
-        metrics = analysis.metric_names(df) or [DEFAULT_METRIC]
-        if st.session_state.get("metric") not in metrics:
-            st.session_state["metric"] = DEFAULT_METRIC if DEFAULT_METRIC in metrics else metrics[0]
-        metric = st.selectbox("Metric", metrics, key="metric",
-                              help="Final metric that ranks networks on every page")
-        st.caption(f"{len(df):,} trials · refreshed every {TTL_S} s")
-    return Context(db=db, study=study, metric=metric)
+        declared = directions(db, study)
+        # only metrics with a direction that vary (val/acc5 = 1.0 on 4 classes ranks nothing)
+        names = analysis.informative_metrics(df, declared) or [DEFAULT_METRIC]
+        if st.session_state.get("metric") not in names:
+            st.session_state["metric"] = names[0]
+        metric = st.selectbox("Metric", names, key="metric",
+                              help="Final metric that ranks networks on every page; constant "
+                                   "metrics are not offered")
+        mode = metrics.direction(metric, declared) if metrics.has_direction(metric, declared) \
+            else metrics.MAX
+        st.caption(f"{metrics.wording(mode).capitalize()} · {len(df):,} trials · refreshed "
+                   f"every {TTL_S} s")
+    return Context(db=db, study=study, metric=metric, mode=mode)
 
 
 def context(*, need_complete: bool = True) -> Context:
@@ -227,7 +248,10 @@ def number_columns(**labels: str) -> dict[str, Any]:
     formats = {
         "mean": ("mean", "%.4f"), "ci_low": ("CI low", "%.4f"), "ci_high": ("CI high", "%.4f"),
         "best": ("best", "%.4f"), "std": ("std", "%.4f"), "gmacs": ("GMACs", "%.3g"),
-        "per_gmac": ("per GMAC", "%.4g"), "acc_per_gmac": ("per GMAC", "%.4g"),
+        "chance": ("chance", "%.3f"), "majority": ("majority", "%.3f"),
+        "train_val_gap": ("train−val gap", "%.3f"), "mean_a": ("mean A", "%.4f"),
+        "mean_b": ("mean B", "%.4f"), "p_t": ("p paired t", "%.3g"),
+        "p_holm": ("p Holm", "%.3g"), "wilcoxon_floor": ("Wilcoxon floor", "%.3g"),
         "params": ("params", "compact"), "latency_ms": ("latency ms", "%.1f"),
         "delta": ("Δ", "%+.4f"), "p_paired_t": ("p paired t", "%.3g"),
         "p_wilcoxon": ("p Wilcoxon", "%.3g"), "p_welch": ("p Welch", "%.3g"),

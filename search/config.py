@@ -75,6 +75,10 @@ class StudyConfig:
     match_multiple: int | None = None  # matched widths are multiples of it; null: 1..8 by width
     num_samples: int = 0  # search trials per seed (grid designs ignore it)
     objectives: list[str] = field(default_factory=lambda: ["val/acc1", "macs"])
+    # declared before the data (search.contrasts): "A - B" or "each vs C", over networks/families
+    contrasts: list[str] = field(default_factory=list)
+    # "metric:max" | "metric:min" for metrics whose name says no direction (search.metrics)
+    directions: list[str] = field(default_factory=list)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 

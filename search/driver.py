@@ -1,9 +1,9 @@
-"""The driver: plan what is left of a study, run it on Ray Tune, show progress, summarise.
+"""The driver: plan what is left of a study, run it on Ray Tune, show progress.
 
 ``run_study`` is called by ``search.run`` once the config is valid and the database is open.
 It reads the study's stored trials (resume), starts Ray, runs the remaining trials through
-``OptunaSearch`` with the one writer callback, and returns what happened; ``print_summary``
-renders the end-of-run tables from the database.
+``OptunaSearch`` with the one writer callback, and returns what happened;
+``search.summary.print_summary`` renders the end-of-run tables from the database.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from typing import Any, TextIO
 
 from sqlalchemy import Engine
 
+from search import metrics
 from search.config import RunConfig
-from search.schema import ArchRow, TrialRow, TrialState, decode_value
+from search.schema import ArchRow, TrialRow, TrialState
 from search.store import completed_cells, session_scope, study_trials, trial_results
 from search.studies import Design, mac_band
+from search.summary import fmt_duration as _fmt_duration
 
-ACC = "val/acc1"
+ACC = metrics.VAL_ACC1  # what the progress line and ASHA rank by
 # What a cluster's workers do not need of the checkout (runtime_env working_dir).
 CODE_EXCLUDES = [".venv/", ".git/", "*.db", "*.db-*", "docs/", "tests/", "benchmarks/",
                  "**/__pycache__/", "*.pt", "*.pth", "*.mp4", "*.avi"]
@@ -226,7 +228,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
 
     objectives = list(study.objectives)
     metric: Any = objectives if len(objectives) > 1 else objectives[0]
-    mode: Any = ["max" if m.startswith(("val/acc", "train/acc")) else "min" for m in objectives]
+    mode: Any = [metrics.direction(m, metrics.parse_directions(study.directions))
+                 for m in objectives]
     mode = mode if len(objectives) > 1 else mode[0]
 
     outcome = Outcome()
@@ -401,12 +404,6 @@ def _distributions(space: Any) -> dict[str, Any]:
 # --- progress ---------------------------------------------------------------------------------
 
 
-def _fmt_duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
-        else f"{seconds // 60}:{seconds % 60:02d}"
-
-
 def _make_progress_base() -> type:
     from ray.tune import Callback
 
@@ -523,122 +520,3 @@ class ProgressDisplay(_make_progress_base()):  # type: ignore[misc]
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
-
-
-# --- summary ----------------------------------------------------------------------------------
-
-
-def study_table(engine: Engine, study_id: int) -> list[dict[str, Any]]:
-    """One dict per trial of the study: label, family, seed, state, acc, macs, error."""
-    from search.schema import ArchRow
-
-    out = []
-    with session_scope(engine) as s:
-        for row in study_trials(s, study_id):
-            arch = s.get(ArchRow, row.arch_id)
-            results = {r.name: decode_value(r.value, r.value_type) for r in row.results}
-            out.append({"label": row.label or row.arch_id[:8], "family": row.family or "-",
-                        "arch_id": row.arch_id, "seed": row.seed, "state": row.state.value,
-                        "acc": results.get(ACC, math.nan), "macs": arch.macs if arch else 0,
-                        "params": arch.params if arch else 0, "error": row.error})
-    return out
-
-
-def pareto(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Points not dominated in (max acc, min macs), sorted by MACs."""
-    front = []
-    for p in points:
-        dominated = any(q["acc"] >= p["acc"] and q["macs"] <= p["macs"]
-                        and (q["acc"] > p["acc"] or q["macs"] < p["macs"]) for q in points)
-        if not dominated:
-            front.append(p)
-    return sorted(front, key=lambda p: p["macs"])
-
-
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-arch means over COMPLETE seeds, best per family, Pareto front, failures."""
-    by_arch: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        if r["state"] != "COMPLETE" or not math.isfinite(r["acc"]):
-            continue
-        entry = by_arch.setdefault(r["arch_id"], {"label": r["label"], "family": r["family"],
-                                                  "macs": r["macs"], "params": r["params"],
-                                                  "accs": []})
-        entry["accs"].append(r["acc"])
-    archs = []
-    for arch_id, e in by_arch.items():
-        accs = e.pop("accs")
-        archs.append({**e, "arch_id": arch_id, "acc": statistics.fmean(accs),
-                      "std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "n": len(accs)})
-    best: dict[str, dict[str, Any]] = {}
-    for a in archs:
-        if a["family"] not in best or a["acc"] > best[a["family"]]["acc"]:
-            best[a["family"]] = a
-    failures = [r for r in rows if r["state"] == "FAILED"]
-    counts = {s.value: sum(r["state"] == s.value for r in rows) for s in TrialState}
-    return {"archs": archs, "best": best, "front": pareto(archs), "failures": failures,
-            "counts": counts}
-
-
-def dashboard_command(storage: str) -> str:
-    """The command that opens the dashboard on ``storage``, runnable from the current directory."""
-    root = Path(__file__).resolve().parents[1]
-    here = Path.cwd().resolve()
-    app = "dashboard/app.py" if here == root else str(root / "dashboard" / "app.py")
-    db = storage
-    if storage.startswith("sqlite:///"):
-        path = Path(storage.removeprefix("sqlite:///"))
-        db = str(path) if here == root or path.is_absolute() else str((here / path).resolve())
-    return f"streamlit run {app} -- --db {db}"
-
-
-def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Outcome,
-                  storage: str, stream: TextIO = sys.stdout) -> dict[str, Any]:
-    """Print the end-of-run tables and the next command; return the summary data."""
-    from rich.console import Console
-    from rich.table import Table
-
-    data = summarize(study_table(engine, study_id))
-    console = Console(file=stream, width=110, force_terminal=False, highlight=False)
-    counts = data["counts"]
-    console.print(f"\nStudy [bold]{study_name}[/bold]: {counts['COMPLETE']} complete, "
-                  f"{counts['PRUNED']} pruned, {counts['FAILED']} failed, "
-                  f"{counts['RUNNING']} running · this run: {outcome.completed} completed, "
-                  f"{outcome.failed} failed in {_fmt_duration(outcome.wall_s)}"
-                  + (" · INTERRUPTED: rerun the same command to resume"
-                     if outcome.interrupted else ""))
-
-    def section(title: str, columns: list[str], rows: list[list[str]]) -> None:
-        console.print(f"\n[bold]{title}[/bold]")
-        table = Table(show_edge=False, pad_edge=False)
-        for i, col in enumerate(columns):
-            table.add_column(col, justify="left" if i < 2 else "right")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-
-    archs = sorted(data["archs"], key=lambda a: (a["family"], -a["acc"]))
-    section(f"All networks ({ACC}: mean ± std over COMPLETE seeds)",
-            ["network", "family", ACC, "seeds", "MMACs", "params (k)"],
-            [[a["label"], a["family"], f"{a['acc']:.3f} ± {a['std']:.3f}", str(a["n"]),
-              f"{a['macs'] / 1e6:.2f}", f"{a['params'] / 1e3:.1f}"] for a in archs])
-    section("Best per placement family",
-            ["family", "network", ACC, "seeds", "MMACs"],
-            [[family, a["label"], f"{a['acc']:.3f} ± {a['std']:.3f}", str(a["n"]),
-              f"{a['macs'] / 1e6:.2f}"]
-             for family, a in sorted(data["best"].items(), key=lambda kv: -kv[1]["acc"])])
-    section("Pareto front of COMPLETE trials (higher accuracy, fewer MACs)",
-            ["network", "family", ACC, "MMACs"],
-            [[a["label"], a["family"], f"{a['acc']:.3f}", f"{a['macs'] / 1e6:.2f}"]
-             for a in data["front"]])
-
-    if data["failures"]:
-        section(f"{len(data['failures'])} FAILED trial(s): they run again when you rerun",
-                ["network", "seed", "reason"],
-                [[r["label"], str(r["seed"]), (r["error"] or "")[:80]]
-                 for r in data["failures"]])
-    if outcome.skipped:
-        reasons = ", ".join(f"{n} {r}" for r, n in sorted(outcome.skip_reasons.items()))
-        console.print(f"\n{outcome.skipped} proposal(s) answered without training ({reasons}).")
-    console.print(f"\nNext: {dashboard_command(storage)}")
-    return data

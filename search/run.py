@@ -302,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resume: {repaired} trial(s) left RUNNING by an earlier run marked interrupted; "
               f"they run again", file=sys.stderr)
 
-    from search.driver import Outcome, print_summary, run_study
+    from search.driver import Outcome, run_study
+    from search.summary import print_summary
 
     outcome = Outcome()
     crashed = False

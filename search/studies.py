@@ -24,6 +24,7 @@ from search.config import (
     STUDY_DESIGNS,
     RunConfig,
 )
+from search.contrasts import check_declarations
 from search.matching import MatchError, MatchPlan, match_arms, plan
 
 # Above this many points a space is checked for feasibility by sampling, not enumeration.
@@ -112,6 +113,7 @@ def build_design(cfg: RunConfig) -> Design:
             raise StudyError("study.sampler: a free search needs 'tpe', 'nsga2' or 'random'")
         if study.num_samples < 1:
             raise StudyError(f"study.num_samples: must be >= 1, got {study.num_samples}")
+        check_declarations(study, (), StudyError)
         return Design(seeds=seeds, space=build_space(cfg), num_samples=study.num_samples)
     if study.sampler != "grid":
         raise StudyError(f"study.sampler: design {study.design!r} is an enumerated grid; "
@@ -132,6 +134,7 @@ def build_design(cfg: RunConfig) -> Design:
     for label in labels:
         if labels.count(label) > 1:
             raise StudyError(f"study: network {label!r} is listed twice")
+    check_declarations(study, cells, StudyError)
     if study.match == "none":
         return Design(cells=tuple(cells), seeds=seeds)
     arms = [(c.label, c.spec) for c in cells]

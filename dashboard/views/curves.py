@@ -31,6 +31,7 @@ summary = analysis.curve_summary(curves, df, metric=metric, by=by)
 if summary.empty:
     st.info("No curves for this selection.")
 else:
-    common.plot(figs.curves_figure(summary, by=by, metric=metric), key="curves")
+    chance = analysis.baselines(df)["chance"]
+    common.plot(figs.curves_figure(summary, by=by, metric=metric, chance=chance), key="curves")
     st.caption("Lines: mean over trials of the group at each epoch; bands: 95% Student-t "
-               "interval over those trials.")
+               "interval over those trials; dashed: chance accuracy.")

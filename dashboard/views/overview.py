@@ -1,12 +1,16 @@
-"""Overview: which placement wins, at what cost, and how sure we are."""
+"""Overview: which placement wins, at what cost, how sure we are, and against what baseline."""
 
 from __future__ import annotations
+
+import math
 
 import streamlit as st
 
 import analysis
 from analysis import figures as figs
+from analysis.summary import fmt_macs
 from dashboard import common
+from search import metrics
 
 ctx = common.context(need_complete=False)
 df = common.trials(ctx.db, ctx.study)
@@ -32,32 +36,68 @@ if spent["planned"]:
                            f"trials finished ({done:.0%})")
 
 common.context(need_complete=True)  # stops here, with the command to run, if nothing finished
-result = common.verdict(ctx.db, ctx.study, ctx.metric)
+result = common.verdict(ctx.db, ctx.study, ctx.metric, ctx.mode)
 
 st.subheader("The answer")
 st.info("\n\n".join(result["sentences"]))
+base = analysis.baselines(df)
+b1, b2 = st.columns(2)
+b1.metric("Chance accuracy", "—" if math.isnan(base["chance"]) else f"{base['chance']:.3f}",
+          help="Recorded per trial, else 1 / classes of the network")
+b2.metric("Majority-class accuracy",
+          "not recorded" if math.isnan(base["majority"]) else f"{base['majority']:.3f}",
+          help="Always answering the most frequent class of the drawn val set")
 
 table = result["table"]
 common.plot(figs.compare_figure(table, metric=ctx.metric), key="compare")
 
-with st.container():
-    st.markdown("**Best network per placement family** (mean over seeds)")
-    best = common.best_per_group(ctx.db, ctx.study, ctx.metric)
-    st.dataframe(best, hide_index=True, width="stretch", column_order=[
-        "family", "label", "mean", "ci_low", "ci_high", "n", "gmacs", "per_gmac", "params",
-        "latency_ms", "arch_id"], column_config={
-        **common.number_columns(mean=ctx.metric), "n": st.column_config.NumberColumn("seeds")})
-with st.container():
-    ref = table["reference"].iloc[0] if len(table) else ""
-    st.markdown(f"**Effect table** — Δ and p-values against **{ref}**")
-    shown = table.drop(columns=["reference"])
-    st.dataframe(shown, hide_index=True, width="stretch", column_order=[
-        "group", "mean", "ci_low", "ci_high", "delta", "p_paired_t", "p_wilcoxon", "p_welch",
-        "n_pairs", "n", "n_seeds", "n_archs", "gmacs", "acc_per_gmac", "best", "latency_ms",
-        "ci_unit"], column_config={"group": "family", **common.number_columns()})
-st.caption("Means are over per-seed means when a family has 2+ seeds (else over trials); "
-           "95% CIs are percentile bootstraps over those units. Paired tests pair the seeds "
-           "both families ran; Welch's test does not pair. Only COMPLETE trials count.")
+flag_cols = ["chance", "above_chance", "train_val_gap", "flags"]
+st.markdown(f"**Best network per placement family** (mean over seeds, "
+            f"{'highest' if ctx.mode == metrics.MAX else 'lowest'} {ctx.metric})")
+best = common.best_per_group(ctx.db, ctx.study, ctx.metric, ctx.mode)
+st.dataframe(best, hide_index=True, width="stretch", column_order=[
+    "family", "label", "mean", "ci_low", "ci_high", "n", "gmacs", *flag_cols, "params",
+    "latency_ms", "arch_id"], column_config={
+    **common.number_columns(mean=ctx.metric), "n": st.column_config.NumberColumn("seeds"),
+    "above_chance": st.column_config.CheckboxColumn("CI above chance")})
+
+st.markdown("**Declared contrasts** — A − B paired over seeds, Holm-adjusted within the study")
+declared = common.contrasts(ctx.db, ctx.study, ctx.metric, ctx.mode)
+if declared.empty:
+    st.caption("This study declares no contrasts (`study.contrasts` in its config): nothing is "
+               "tested. Differences read off the tables below are not tests.")
+else:
+    st.dataframe(declared, hide_index=True, width="stretch", column_order=[
+        "contrast", "a", "b", "delta", "ci_low", "ci_high", "n_pairs", "p_t", "p_holm",
+        "p_wilcoxon", "favours", "note"], column_config={
+        **common.number_columns(delta="Δ (A − B)"), "n_pairs": "seeds"})
+    note = analysis.wilcoxon_note(declared)
+    if note:
+        st.caption(note)
+
+st.markdown("**At matched cost** — the best network of each family within a MAC budget")
+summary = common.arch_summary(ctx.db, ctx.study, ctx.metric, ctx.mode)
+levels = analysis.budget_levels(summary)
+if levels:
+    budget = st.select_slider("MAC budget per clip", levels, value=levels[len(levels) // 2],
+                              format_func=fmt_macs, key="overview_budget")
+    st.dataframe(analysis.at_budget(summary, budget, ctx.metric, mode=ctx.mode),
+                 hide_index=True, width="stretch",
+                 column_config={**common.number_columns(mean=ctx.metric),
+                                "n": st.column_config.NumberColumn("seeds"),
+                                "above_chance": st.column_config.CheckboxColumn(
+                                    "CI above chance")})
+
+with st.expander("Effect table by family"):
+    st.dataframe(table, hide_index=True, width="stretch", column_order=[
+        "group", "mean", "ci_low", "ci_high", "ci_method", *flag_cols, "n_undertrained", "n",
+        "n_seeds", "n_archs", "gmacs", "best", "latency_ms", "ci_unit"],
+        column_config={"group": "family", **common.number_columns()})
+st.caption("Means are over per-seed means when a family has 2+ seeds (else over trials); 95% "
+           "intervals are Student-t over those units. Only COMPLETE trials count. Flags: an "
+           "interval that includes chance; undertrained (a trial whose curve did not "
+           "plateau); memorising (train−val accuracy gap above "
+           f"{metrics.MEMORISING_GAP:g}).")
 
 with st.expander("All studies in this database"):
     st.dataframe(common.studies(ctx.db).drop(columns=["id", "config_json"]), hide_index=True,

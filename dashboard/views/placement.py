@@ -8,14 +8,15 @@ from analysis import figures as figs
 from dashboard import common
 
 ctx = common.context()
-summary = common.arch_summary(ctx.db, ctx.study, ctx.metric)
+summary = common.arch_summary(ctx.db, ctx.study, ctx.metric, ctx.mode)
 
 st.title("Placement")
 top = len(summary)
 if len(summary) > 5:
     top = st.slider("Networks shown (best first)", min_value=5, max_value=min(200, len(summary)),
                     value=min(40, len(summary)), key="placement_top")
-common.plot(figs.placement_heatmap(summary, metric=ctx.metric, top=top), key="heatmap")
+common.plot(figs.placement_heatmap(summary, metric=ctx.metric, top=top, mode=ctx.mode),
+            key="heatmap")
 
 st.subheader("Marginal effect of each position")
 st.caption(f"For every layer and conv kind: mean {ctx.metric} (top) and mean GMACs (bottom) of the "

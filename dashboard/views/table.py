@@ -35,7 +35,8 @@ view = view[view["gmacs"].between(*gmacs)]
 
 metrics = analysis.metric_names(df)
 main = ["number", "state", "seed", "label", "family", "gmacs", "params", "latency_ms",
-        *metrics, "t_com", "t_share_bottom", "arch_id"]
+        *metrics, "train_val_gap", "plateaued", "chance_acc", "majority_acc", "t_com",
+        "t_share_bottom", "arch_id"]
 shown = st.multiselect("Columns", list(df.columns), default=[c for c in main if c in df],
                        key="table_columns")
 shown_rows = view[shown].head(MAX_ROWS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import analysis.checks
 from analysis import figures as figs
 from dashboard import common
 
@@ -14,10 +15,12 @@ ctx = common.context(need_complete=False)
 df = common.trials(ctx.db, ctx.study)
 
 st.title("Trial detail")
-ranked = df.sort_values(ctx.metric, ascending=False, na_position="last") if ctx.metric in df \
-    else df
+ranked = df.sort_values(ctx.metric, ascending=ctx.mode == "min", na_position="last") \
+    if ctx.metric in df else df
 numbers = ranked["number"].head(MAX_OPTIONS).tolist()
 by_number = df.set_index("number")
+gaps = analysis.checks.trial_gap(by_number)
+chance = analysis.checks.trial_chance(by_number)
 
 
 def _num(value: object, spec: str) -> str:
@@ -68,6 +71,12 @@ for col, number in zip(columns, chosen, strict=True):
                  "params": _num(row["params"], ",.0f"),
                  "latency ms": _num(row.get("latency_ms"), ".2f"),
                  "temporal depth (0 bottom, 1 top)": _num(row.get("t_com"), ".2f"),
+                 "train−val gap": _num(gaps.loc[number], ".3f"),
+                 "plateaued": {True: "yes", False: "no (undertrained)"}.get(
+                     row.get("plateaued"), "not recorded"),
+                 "chance": _num(chance.loc[number], ".3f"),
+                 "majority class": _num(row.get("majority_acc"), ".3f"),
+                 "data seed": _num(row.get("data_seed"), ".0f"),
                  "arch_id": row["arch_id"]}
         if isinstance(row.get("error"), str):
             facts["error"] = row["error"]
@@ -86,4 +95,5 @@ if curves.empty:
 else:
     names = {int(by_number.loc[n, "trial_id"]): f"#{n}" for n in chosen}
     metrics = [ctx.metric, "train/loss"] if ctx.metric != "train/loss" else ["train/loss"]
-    common.plot(figs.trial_curves_figure(curves, metrics, names), key="trial_curves")
+    common.plot(figs.trial_curves_figure(curves, metrics, names, chance=chance.loc[first]),
+                key="trial_curves")

@@ -34,8 +34,12 @@ def test_one_row_per_trial_with_spec_cost_and_metrics(demo_db: Path) -> None:
     for col in ("state", "seed", "label", "arch_id", "macs", "gmacs", "params", "latency_ms",
                 "stem.kind", "stage2.block1.kind", "stage2.block1.t_kernel",
                 "stage2.block1.inflate", "family", "t_com", "t_share_bottom", "t_share_top",
-                "val/acc1", "train/loss", "acc_per_gmac"):
+                "val/acc1", "train/loss", "num_classes", "data_seed", "plateaued",
+                "train_val_gap", "chance_acc", "majority_acc"):
         assert col in df, col
+    assert "acc_per_gmac" not in df  # a ratio that ranks chance-level cheap nets high
+    assert df["plateaued"].map(lambda v: v is False).sum() == 1  # mc2 on its last seed
+    assert (df.loc[df["state"] == "COMPLETE", "chance_acc"] == 0.1).all()
     assert df["state"].value_counts().to_dict() == {"COMPLETE": 31, "PRUNED": 1, "FAILED": 1}
     by_label = df.drop_duplicates("label").set_index("label")
     assert by_label.loc["mc3", "family"] == "bottom-heavy"

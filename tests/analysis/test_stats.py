@@ -10,10 +10,10 @@ import pytest
 
 from analysis.stats import (
     arch_summary,
-    bootstrap_ci,
     compare,
     curve_summary,
     marginal_effects,
+    mean_ci,
     pareto_front,
     pareto_mask,
 )
@@ -60,12 +60,13 @@ def test_bad_objective_mode() -> None:
         pareto_front(_frame(), (("val/acc1", "up"),))
 
 
-def test_bootstrap_ci_contains_the_mean() -> None:
+def test_mean_ci_is_the_student_t_interval() -> None:
     units = np.array([0.61, 0.64, 0.59, 0.66, 0.62])
-    low, high = bootstrap_ci(units)
-    assert low <= units.mean() <= high
-    assert bootstrap_ci(np.array([0.5, 0.5, 0.5])) == (0.5, 0.5)
-    assert all(math.isnan(v) for v in bootstrap_ci(np.array([0.5])))
+    low, high = mean_ci(units)
+    half = 2.7764451 * units.std(ddof=1) / np.sqrt(5)  # t_{0.975, 4 dof}
+    assert (low, high) == pytest.approx((units.mean() - half, units.mean() + half))
+    assert mean_ci(np.array([0.5, 0.5, 0.5])) == (0.5, 0.5)
+    assert all(math.isnan(v) for v in mean_ci(np.array([0.5])))
 
 
 def _paired(n_seeds: int = 6, gap: float = 0.05) -> pd.DataFrame:
@@ -98,8 +99,8 @@ def test_compare_effect_table() -> None:
     assert top["p_paired_t"] < 1e-4  # the seed effect cancels in pairs
     assert top["p_wilcoxon"] == pytest.approx(2 / 2 ** 6)  # exact: all six differences agree
     assert top["p_welch"] > top["p_paired_t"]
-    assert table.loc["bottom-heavy", "acc_per_gmac"] == pytest.approx(
-        table.loc["bottom-heavy", "mean"] / 2.0, rel=1e-3)
+    assert (table["ci_method"] == "student-t").all()
+    assert table.loc["bottom-heavy", "gmacs"] == 2.0 and "acc_per_gmac" not in table
 
 
 def test_compare_with_explicit_reference_and_single_seed() -> None:
@@ -138,9 +139,9 @@ def test_curve_summary_band() -> None:
     assert not curve_summary(curves, trials, by="seed").empty
 
 
-def test_bootstrap_of_very_many_units_is_normal_and_cheap() -> None:
+def test_interval_of_very_many_units_is_normal_and_cheap() -> None:
     units = np.random.default_rng(2).normal(0.6, 0.05, 200_000)
-    low, high = bootstrap_ci(units)
+    low, high = mean_ci(units)
     assert low < units.mean() < high
     assert high - low == pytest.approx(2 * 1.96 * 0.05 / np.sqrt(units.size), rel=0.02)
 

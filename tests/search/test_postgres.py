@@ -190,7 +190,7 @@ def test_load_trials_on_postgres_matches_sqlite(postgres_db: str, tmp_path: Path
     assert pg["train/loss"].iloc[:2].isna().all()
     assert "spec_error" not in pg and pg["family"].iloc[0] != "unknown"
     assert (pg["duration_s"] >= 0).all()
-    assert pg["acc_per_gmac"].iloc[0] == pytest.approx(0.5 / (R3D_18_MACS / 1e9))
+    assert "acc_per_gmac" not in pg and pg["plateaued"].isna().all()  # protocol: not recorded
 
     lite = load_trials(f"sqlite:///{tmp_path / 's.db'}", "pg")
     assert list(pg.columns) == list(lite.columns)

@@ -152,29 +152,36 @@ def test_progress_in_a_log_prints_changes_not_heartbeats() -> None:
 
 
 def test_summary_pareto_uses_complete_trials_and_seed_means() -> None:
-    from search.driver import summarize
+    from search.summary import summarize
 
     def row(label: str, family: str, seed: int, state: str, acc: float, macs: int) -> dict:
         return {"label": label, "family": family, "arch_id": label, "seed": seed, "state": state,
-                "acc": acc, "macs": macs, "params": 1, "error": None}
+                "results": {"val/acc1": acc}, "macs": macs, "params": 1, "error": None,
+                "plateaued": None, "train_val_gap": None, "chance_acc": 0.25,
+                "majority_acc": None}
 
     rows = [row("mc3", "bottom-heavy", 0, "COMPLETE", 0.6, 20), row("mc3", "bottom-heavy", 1,
                                                                   "COMPLETE", 0.4, 20),
-            row("rmc3", "top-heavy", 0, "COMPLETE", 0.3, 10),
+            row("rmc3", "top-heavy", 0, "COMPLETE", 0.40, 10),
+            row("rmc3", "top-heavy", 1, "COMPLETE", 0.41, 10),
             row("big", "uniform 3D", 0, "COMPLETE", 0.45, 40),
+            row("big", "uniform 3D", 1, "COMPLETE", 0.47, 40),
             row("lucky", "top-heavy", 0, "PRUNED", 0.99, 5),
             row("bad", "2D", 0, "FAILED", float("nan"), 5)]
     data = summarize(rows)
     mc3 = next(a for a in data["archs"] if a["label"] == "mc3")
-    assert mc3["acc"] == pytest.approx(0.5) and mc3["n"] == 2
-    assert [a["label"] for a in data["front"]] == ["rmc3", "mc3"]  # "lucky" was pruned
+    assert mc3["mean"] == pytest.approx(0.5) and mc3["n"] == 2
+    assert mc3["above_chance"] is False  # [0.5 +- 12.7 * 0.1]: includes chance
+    assert "interval includes chance" in mc3["flags"]
+    # the front holds only networks whose interval is above chance ("lucky" was pruned)
+    assert [a["label"] for a in data["front"]] == ["rmc3", "big"]
     assert data["best"]["top-heavy"]["label"] == "rmc3"
     assert [r["label"] for r in data["failures"]] == ["bad"]
     assert data["counts"]["PRUNED"] == 1
 
 
 def test_dashboard_command_runs_from_where_the_study_ran(tmp_path, monkeypatch) -> None:
-    from search.driver import dashboard_command
+    from search.summary import dashboard_command
 
     monkeypatch.chdir(tmp_path)
     command = dashboard_command("sqlite:///studies.db")

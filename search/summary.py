@@ -1,0 +1,280 @@
+"""The end-of-run summary of ``python -m search.run``: what the study found, read from the database.
+
+Torch- and Ray-free. It ranks by the study's first objective in that metric's direction
+(``search.metrics``), shows the task's chance and majority-class baselines, gives every network
+a Student-t interval over its seeds and flags undertrained and memorising ones, and reports the
+study's declared contrasts (``search.contrasts``) with Holm-adjusted p-values. The statistics
+are the ones ``analysis`` uses (``search.seed_stats``), not a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+from sqlalchemy import Engine
+
+from search import metrics
+from search.contrasts import Groups, evaluate, floor_note
+from search.schema import ArchRow, StudyRow, TrialState, decode_value
+from search.seed_stats import CI_METHOD, mean_ci, pareto_mask
+from search.store import session_scope, study_trials
+
+
+def fmt_duration(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour."""
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _num_classes(spec_json: str | None) -> int | None:
+    try:
+        value = json.loads(spec_json or "{}").get("num_classes")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def study_table(engine: Engine, study_id: int) -> list[dict[str, Any]]:
+    """One dict per trial of the study: label, family, seed, state, final metrics, cost,
+    error, and the protocol facts (plateaued, train-val gap, chance and majority accuracy)."""
+    out = []
+    with session_scope(engine) as s:
+        for row in study_trials(s, study_id):
+            arch = s.get(ArchRow, row.arch_id)
+            results = {r.name: decode_value(r.value, r.value_type) for r in row.results}
+            classes = _num_classes(arch.spec_json if arch else None)
+            out.append({
+                "label": row.label or row.arch_id[:8], "family": row.family or "-",
+                "arch_id": row.arch_id, "seed": row.seed, "state": row.state.value,
+                "results": results, "macs": arch.macs if arch else 0,
+                "params": arch.params if arch else 0, "error": row.error,
+                "plateaued": getattr(row, metrics.PLATEAUED, None),
+                "train_val_gap": getattr(row, metrics.TRAIN_VAL_GAP, None),
+                "chance_recorded": getattr(row, metrics.CHANCE_ACC, None) is not None,
+                "chance_acc": getattr(row, metrics.CHANCE_ACC, None)
+                or (1.0 / classes if classes else None),
+                "majority_acc": getattr(row, metrics.MAJORITY_ACC, None)})
+    return out
+
+
+def study_settings(engine: Engine, study_id: int) -> dict[str, Any]:
+    """The stored ``study`` section of the config (objectives, directions, contrasts)."""
+    with session_scope(engine) as s:
+        row = s.get(StudyRow, study_id)
+        try:
+            config = json.loads(row.config_json) if row else {}
+        except (TypeError, ValueError):
+            config = {}
+    study = config.get("study") if isinstance(config, dict) else None
+    return study if isinstance(study, dict) else {}
+
+
+def _gap(r: dict[str, Any]) -> float:
+    """The stored train-val gap, else final train/acc1 - val/acc1 (databases before 0003)."""
+    if r["train_val_gap"] is not None:
+        return float(r["train_val_gap"])
+    res = r["results"]
+    return res.get(metrics.TRAIN_ACC1, math.nan) - res.get(metrics.VAL_ACC1, math.nan)
+
+
+def _mean(values: list[Any]) -> float:
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def summarize(rows: list[dict[str, Any]], metric: str = metrics.VAL_ACC1, mode: str | None = None,
+              contrasts: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Per-network intervals over COMPLETE seeds, best per family, the front, contrasts.
+
+    Returns ``metric``, ``mode``, ``baselines`` (``chance``, ``majority``), ``archs`` (one dict
+    per network: ``mean``, ``ci_low``, ``ci_high``, ``n``, ``gap``, ``above_chance``,
+    ``undertrained``, ``memorising``, ``flags``), ``best`` (family -> arch, by direction),
+    ``front`` (Pareto front of metric and MACs over the networks whose interval is above
+    chance; every network for a metric that is not an accuracy), ``contrasts`` (rows of
+    ``search.contrasts.evaluate``), ``constant`` (every trial has the same value: the metric
+    ranks nothing), ``failures`` and ``counts``.
+    """
+    mode = mode or metrics.direction(metric)
+    complete = [r for r in rows if r["state"] == TrialState.COMPLETE.value
+                and math.isfinite(r["results"].get(metric, math.nan))]
+    chance, majority = (_mean([r["chance_acc"] for r in complete]),
+                        _mean([r["majority_acc"] for r in complete]))
+    recorded = any(r.get("chance_recorded") for r in complete)
+    accuracy = metrics.is_accuracy(metric)
+    by_arch: dict[str, list[dict[str, Any]]] = {}
+    for r in complete:
+        by_arch.setdefault(r["arch_id"], []).append(r)
+    archs = []
+    for arch_id, trials in by_arch.items():
+        values = [t["results"][metric] for t in trials]
+        low, high = mean_ci(values)
+        gap = _mean([_gap(t) for t in trials])
+        above = (low > chance) if accuracy and math.isfinite(low) and math.isfinite(chance) \
+            else None
+        undertrained = any(t["plateaued"] is False for t in trials)
+        flags = [text for on, text in ((above is False, "interval includes chance"),
+                                       (undertrained, "undertrained"),
+                                       (metrics.is_memorising(gap), "memorising")) if on]
+        first = trials[0]
+        archs.append({"arch_id": arch_id, "label": first["label"], "family": first["family"],
+                      "macs": first["macs"], "params": first["params"],
+                      "mean": statistics.fmean(values), "ci_low": low, "ci_high": high,
+                      "n": len(values), "gap": gap, "above_chance": above,
+                      "undertrained": undertrained, "memorising": metrics.is_memorising(gap),
+                      "flags": flags})
+    best: dict[str, dict[str, Any]] = {}
+    for a in archs:
+        if a["family"] not in best or metrics.better(a["mean"], best[a["family"]]["mean"], mode):
+            best[a["family"]] = a
+    credible = [a for a in archs if a["above_chance"]] if accuracy else archs
+    front: list[dict[str, Any]] = []
+    if credible:
+        points = np.array([[-metrics.sign(mode) * a["mean"], a["macs"]] for a in credible],
+                          dtype=float)  # (n, 2), both minimised
+        front = sorted((a for a, keep in zip(credible, pareto_mask(points), strict=True) if keep),
+                       key=lambda a: a["macs"])
+    groups = Groups.of((r["label"], r["family"]) for r in rows)
+    values_by_cell = {(r["label"], int(r["seed"])): r["results"][metric] for r in complete}
+    table = evaluate(list(contrasts), values_by_cell, groups, mode) if contrasts else []
+    counts = {s.value: sum(r["state"] == s.value for r in rows) for s in TrialState}
+    return {"metric": metric, "mode": mode,
+            "baselines": {"chance": chance, "majority": majority,
+                          "chance_source": "recorded" if recorded else "1/classes"},
+            "constant": metrics.is_constant(r["results"][metric] for r in complete),
+            "archs": archs, "best": best, "front": front, "contrasts": table,
+            "failures": [r for r in rows if r["state"] == "FAILED"], "counts": counts}
+
+
+def dashboard_command(storage: str) -> str:
+    """The command that opens the dashboard on ``storage``, runnable from the current directory."""
+    root = Path(__file__).resolve().parents[1]
+    here = Path.cwd().resolve()
+    app = "dashboard/app.py" if here == root else str(root / "dashboard" / "app.py")
+    db = storage
+    if storage.startswith("sqlite:///"):
+        path = Path(storage.removeprefix("sqlite:///"))
+        db = str(path) if here == root or path.is_absolute() else str((here / path).resolve())
+    return f"streamlit run {app} -- --db {db}"
+
+
+def _f(value: float, spec: str = ".3f") -> str:
+    return format(value, spec) if value is not None and math.isfinite(value) else "-"
+
+
+def _ci(a: dict[str, Any]) -> str:
+    return f"[{_f(a['ci_low'])}, {_f(a['ci_high'])}]" if math.isfinite(a["ci_low"]) else "-"
+
+
+def _p(value: float) -> str:
+    return "-" if not math.isfinite(value) else ("<1e-4" if value < 1e-4 else f"{value:.3g}")
+
+
+def baseline_line(baselines: dict[str, float]) -> str:
+    """``chance 0.250 (recorded), majority class 0.312`` (or that they were not recorded)."""
+    chance = baselines["chance"]
+    majority = baselines["majority"]
+    text = (f"chance {_f(chance)} ({baselines.get('chance_source', 'recorded')})"
+            if math.isfinite(chance) else "chance unknown")
+    return text + (f", majority class {_f(majority)}" if math.isfinite(majority)
+                   else ", majority class not recorded")
+
+
+def choose_metric(settings: dict[str, Any]) -> tuple[str, str]:
+    """The metric the summary ranks by (the study's first objective) and its direction."""
+    objectives = settings.get("objectives") or [metrics.VAL_ACC1]
+    metric = str(objectives[0])
+    declared = metrics.parse_directions(settings.get("directions") or ())
+    return metric, metrics.direction(metric, declared)
+
+
+def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, storage: str,
+                  stream: TextIO = sys.stdout) -> dict[str, Any]:
+    """Print the end-of-run tables and the next command; return the summary data.
+
+    ``outcome`` is the driver's ``Outcome`` (counts, wall time, skips, interruption).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    settings = study_settings(engine, study_id)
+    metric, mode = choose_metric(settings)
+    data = summarize(study_table(engine, study_id), metric, mode,
+                     tuple(settings.get("contrasts") or ()))
+    console = Console(file=stream, width=120, force_terminal=False, highlight=False)
+    counts = data["counts"]
+    console.print(f"\nStudy [bold]{study_name}[/bold]: {counts['COMPLETE']} complete, "
+                  f"{counts['PRUNED']} pruned, {counts['FAILED']} failed, "
+                  f"{counts['RUNNING']} running · this run: {outcome.completed} completed, "
+                  f"{outcome.failed} failed in {fmt_duration(outcome.wall_s)}"
+                  + (" · INTERRUPTED: rerun the same command to resume"
+                     if outcome.interrupted else ""))
+    console.print(f"Ranked by {metric} ({metrics.wording(mode)}). Baselines: "
+                  f"{baseline_line(data['baselines'])}.")
+    if data["constant"]:
+        console.print(f"Every COMPLETE trial has the same {metric}: it ranks nothing here "
+                      "(train longer or on more clips, or rank by another objective).")
+
+    def section(title: str, columns: list[str], rows: list[list[str]]) -> None:
+        console.print(f"\n[bold]{title}[/bold]")
+        table = Table(show_edge=False, pad_edge=False)
+        for i, col in enumerate(columns):
+            text = i < 2 or col in ("flags", "note", "favours", "declared as")
+            table.add_column(col, justify="left" if text else "right", no_wrap=not text)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+    sign = metrics.sign(mode)
+    archs = sorted(data["archs"], key=lambda a: (a["family"], -sign * a["mean"]))
+    section(f"All networks ({metric}: mean and 95% {CI_METHOD} interval over COMPLETE seeds)",
+            ["network", "family", metric, "95% CI", "seeds", "MMACs", "params (k)",
+             "train-val gap", "flags"],
+            [[a["label"], a["family"], _f(a["mean"]), _ci(a), str(a["n"]),
+              f"{a['macs'] / 1e6:.2f}", f"{a['params'] / 1e3:.1f}", _f(a["gap"]),
+              ", ".join(a["flags"])] for a in archs])
+    section(f"Best per placement family ({metrics.wording(mode)})",
+            ["family", "network", metric, "95% CI", "seeds", "MMACs"],
+            [[family, a["label"], _f(a["mean"]), _ci(a), str(a["n"]), f"{a['macs'] / 1e6:.2f}"]
+             for family, a in sorted(data["best"].items(), key=lambda kv: -sign * kv[1]["mean"])])
+    accuracy = metrics.is_accuracy(metric)
+    title = ("Pareto front of networks whose interval is above chance"
+             if accuracy else "Pareto front of COMPLETE networks")
+    if data["front"]:
+        section(f"{title} ({'higher' if mode == metrics.MAX else 'lower'} {metric}, fewer MACs)",
+                ["network", "family", metric, "95% CI", "MMACs"],
+                [[a["label"], a["family"], _f(a["mean"]), _ci(a), f"{a['macs'] / 1e6:.2f}"]
+                 for a in data["front"]])
+    else:
+        console.print(f"\n[bold]{title}[/bold]: none — no network's interval lies above chance "
+                      "(two or more seeds give an interval); compare nothing at this budget.")
+    if data["contrasts"]:
+        n = sum(math.isfinite(r["p_t"]) for r in data["contrasts"])
+        section(f"Declared contrasts (A - B in {metric}, paired over seeds; p Holm-adjusted over "
+                f"{n} test(s))",
+                ["comparison (A - B)", "declared as", "delta", "95% CI", "seeds", "p (t)",
+                 "p Holm", "favours", "note"],
+                [[f"{r['a']} - {r['b']}" if r["a"] else "", "" if r["contrast"] == (
+                    f"{r['a']} - {r['b']}") else r["contrast"], _f(r["delta"], "+.3f"),
+                  f"[{_f(r['ci_low'], '+.3f')}, {_f(r['ci_high'], '+.3f')}]"
+                  if math.isfinite(r["ci_low"]) else "-", str(r["n_pairs"]), _p(r["p_t"]),
+                  _p(r["p_holm"]), r["favours"], r["note"]] for r in data["contrasts"]])
+        note = floor_note(r["n_pairs"] for r in data["contrasts"])
+        if note:
+            console.print(note)
+    if data["failures"]:
+        section(f"{len(data['failures'])} FAILED trial(s): they run again when you rerun",
+                ["network", "seed", "reason"],
+                [[r["label"], str(r["seed"]), (r["error"] or "")[:80]]
+                 for r in data["failures"]])
+    if outcome.skipped:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(outcome.skip_reasons.items()))
+        console.print(f"\n{outcome.skipped} proposal(s) answered without training ({reasons}).")
+    console.print(f"\nNext: {dashboard_command(storage)}")
+    return data
