@@ -12,6 +12,7 @@ messages and search-space parameter names use the same dotted paths (``stage2.bl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -287,9 +288,10 @@ class ArchSpec:
         """Parse a spec from JSON text."""
         return cls.from_dict(json.loads(text))
 
-    @property
+    @functools.cached_property
     def arch_id(self) -> str:
-        """Stable 16-hex-digit id: SHA-256 of the canonical JSON."""
+        """Stable 16-hex-digit id: SHA-256 of the canonical JSON (computed once per spec: the
+        spec is frozen)."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     # --- convenient views ---------------------------------------------------------------------
