@@ -261,8 +261,14 @@ class ArchSpec:
 
     def to_json(self, indent: int | None = None) -> str:
         """Canonical JSON: sorted keys, so equal specs give equal strings."""
-        sep = (",", ":") if indent is None else None
-        return json.dumps(self.to_dict(), sort_keys=True, indent=indent, separators=sep)
+        if indent is None:
+            return self._compact_json
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
+
+    @functools.cached_property
+    def _compact_json(self) -> str:
+        """The compact canonical JSON, made once per spec (the spec is frozen)."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArchSpec:

@@ -113,8 +113,7 @@ def run_all(bench: Any, searchers: Sequence[Any], repetitions: int, *, workers: 
     """Every (searcher, repetition), in ``jobs`` processes (forked: the table is shared)."""
     global _BENCH
     _BENCH = bench
-    if any(s.sampler == "grid" for s in searchers):
-        bench.cells()  # enumerate the grid once, before the workers fork
+    bench.check(searchers)  # builds the space / the grid once, before the workers fork
     work = [(s, r, workers, budget, seed) for s in searchers for r in range(repetitions)]
     if jobs <= 1 or len(work) <= 1:
         return [_one(w) for w in work]
@@ -151,6 +150,7 @@ def replay_main(argv: Sequence[str], out: Any = None) -> int:
         table = read_table(args.table or default_table())
     t0 = time.monotonic()
     bench = Bench(table)
+    bench.check(searchers)  # the space or the grid builds (once, before the workers fork)
     label = " (SYNTHETIC: made-up accuracies, not training)" if table.synthetic else ""
     print(f"{table.provenance.get('study', '?')}: {bench.networks} networks × "
           f"{len(bench.seeds)} seeds × {bench.epochs} epochs{label} · {table.source}",
@@ -161,7 +161,7 @@ def replay_main(argv: Sequence[str], out: Any = None) -> int:
     from search.replay_report import figure, print_report, summarise
 
     reports, times = summarise(bench, runs, [s.name for s in searchers])
-    print_report(bench, reports, stream=out, budget=budget, workers=args.workers)
+    print_report(bench, reports, times, stream=out, budget=budget, workers=args.workers)
     print(f"\n{len(searchers)} searcher(s) × {args.repetitions} repetitions replayed in "
           f"{time.monotonic() - t0:.1f} s ({args.jobs} process(es))", file=out)
     if args.figure:

@@ -9,6 +9,7 @@ are t intervals over repetitions (95 %: mean ± t(0.975, n-1) · sd / sqrt(n)).
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from search.replay_sim import Bench, ReplayRun, final_front, hv_trace
+from search.replay_table import ACC as ACC_NAME
 
 TARGET = 0.95  # fraction of the exhaustive hypervolume a searcher should reach
 CURVE_POINTS = 80  # time points of the HV-over-time curves
@@ -28,11 +30,16 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, mean, mean
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1)) * statistics.stdev(values) \
+    half = _t_quantile(0.5 + level / 2, len(values) - 1) * statistics.stdev(values) \
         / math.sqrt(len(values))
     return mean, mean - half, mean + half
+
+
+@functools.lru_cache(maxsize=64)
+def _t_quantile(q: float, dof: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(q, dof))
 
 
 @dataclass
@@ -134,54 +141,73 @@ def _ci(v: tuple[float, float, float], fmt: str = "{:.3f}") -> str:
     return f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.2f} h"
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
-def print_report(bench: Bench, reports: Sequence[SearcherReport], *, stream: TextIO,
-                 budget: int, workers: int) -> None:
-    """The efficiency table (and the ASHA table when an ASHA searcher ran)."""
+def print_report(bench: Bench, reports: Sequence[SearcherReport], times: Sequence[float], *,
+                 stream: TextIO, budget: int, workers: int) -> None:
+    """The efficiency tables: reaching the front, HV along the way, and ASHA's saving."""
     from rich.console import Console
     from rich.table import Table
 
+    def table(columns: list[str]) -> Any:
+        out = Table(show_edge=False, pad_edge=False)
+        for i, col in enumerate(columns):
+            out.add_column(col, justify="left" if i == 0 else "right")
+        return out
+
     console = Console(file=stream, width=150, force_terminal=False, highlight=False)
-    n = bench.networks
-    console.print(f"\nSearch efficiency over {reports[0].runs if reports else 0} repetitions "
-                  f"(95 % t intervals), {budget} proposals each, {workers} worker(s) on the "
-                  f"simulated clock; HV = hypervolume of the (mean val/acc1, MACs) front, "
-                  f"normalised; exhaustive HV {bench.exhaustive_hv:.3f}, target "
-                  f"{TARGET:.0%} of it = {TARGET * bench.exhaustive_hv:.3f}")
-    table = Table(show_edge=False, pad_edge=False)
-    for i, col in enumerate(["searcher", "final HV", f"trials to {TARGET:.0%} HV",
-                             f"of {n} networks", "reached", f"sim. time to {TARGET:.0%}",
-                             "sim. time", "trained", "epochs", "repeats/over budget"]):
-        table.add_column(col, justify="left" if i == 0 else "right")
+    n, ref = bench.networks, bench.reference
+    runs = reports[0].runs if reports else 0
+    console.print(
+        f"\nSearch efficiency: {runs} repetitions per searcher (95 % t intervals), {budget} "
+        f"proposals each, {workers} trial(s) at a time on the simulated clock.\nHV = "
+        f"hypervolume of the front (mean {ACC_NAME} over seeds up, MACs down) of the networks "
+        f"trained to the end, normalised; reference point {ACC_NAME} {ref.acc:.3f}, "
+        f"{ref.cost / 1e6:.2f} M MACs. Exhaustive (all {n} networks): HV "
+        f"{bench.exhaustive_hv:.3f}; target {TARGET:.0%} of it = "
+        f"{TARGET * bench.exhaustive_hv:.3f}.")
+    main = table(["searcher", "final HV", f"trials to {TARGET:.0%}", f"as share of {n}",
+                  "reached", f"sim. hours to {TARGET:.0%}", "sim. hours", "trained",
+                  "epochs", "answered untrained"])
     for r in reports:
         to_n = t_interval([float(x) for x in r.trials_to_target])
-        table.add_row(
+        main.add_row(
             r.name, _ci(r.final_hv), _ci(to_n, "{:.0f}"),
             f"{to_n[0] / n:.0%}" if r.trials_to_target else "-",
             f"{len(r.trials_to_target)}/{r.runs}",
-            _hours(statistics.fmean(r.time_to_target)) if r.time_to_target else "-",
-            _hours(r.sim_time[0]), f"{r.trained[0]:.0f}", f"{r.epochs[0]:.0f}",
+            _ci(t_interval([t / 3600 for t in r.time_to_target]), "{:.2f}"),
+            f"{r.sim_time[0] / 3600:.2f}", f"{r.trained[0]:.0f}", f"{r.epochs[0]:.0f}",
             f"{r.skipped:.1f}")
-    console.print(table)
+    console.print(main)
+    console.print("(trials to the target: mean over the runs that reached it; answered "
+                  "untrained: repeated proposals of a network whose seeds were all used)")
     if any(r.missing for r in reports):
         console.print("Proposals the table could not answer (networks or seeds it lacks): "
                       + ", ".join(f"{r.name} {r.missing:.1f}" for r in reports if r.missing))
+    marks = sorted({max(1, round(n * f)) for f in (0.1, 0.25, 0.5)})
+    hours = [times[round((len(times) - 1) * f)] for f in (0.1, 0.25, 0.5)] if times else []
+    along = table(["searcher", *(f"HV @ {k} trials" for k in marks),
+                   *(f"HV @ {_duration(h)}" for h in hours)])
+    for r in reports:
+        by_trials = [_ci(r.hv_by_trials[min(k, len(r.hv_by_trials)) - 1])
+                     if r.hv_by_trials else "-" for k in marks]
+        by_time = [_ci(r.hv_by_time[round((len(times) - 1) * f)]) for f in (0.1, 0.25, 0.5)]
+        along.add_row(r.name, *by_trials, *by_time[:len(hours)])
+    console.print("\nHypervolume along the way (trials trained; simulated hours)")
+    console.print(along)
     asha = [r for r in reports if r.asha]
     if asha:
         console.print("\nASHA in MAC bands against the same proposals trained to the end")
-        table = Table(show_edge=False, pad_edge=False)
-        for i, col in enumerate(["searcher", "epochs vs no pruning", "final front changed",
-                                 "HV with pruning", "HV without pruning"]):
-            table.add_column(col, justify="left" if i == 0 else "right")
+        saving = table(["searcher", "epochs vs no pruning", "final front changed",
+                        "HV with pruning", "HV without pruning"])
         for r in asha:
             a = r.asha or {}
-            table.add_row(r.name, _ci(a["epoch_ratio"], "{:.2f}"),
-                          f"{a['front_changed']}/{a['runs']} runs", _ci(a["hv_with"]),
-                          _ci(a["hv_without"]))
-        console.print(table)
+            saving.add_row(r.name, _ci(a["epoch_ratio"], "{:.2f}"),
+                           f"{a['front_changed']}/{a['runs']} runs", _ci(a["hv_with"]),
+                           _ci(a["hv_without"]))
+        console.print(saving)
 
 
 def figure(bench: Bench, reports: Sequence[SearcherReport], times: Sequence[float]) -> Any:

@@ -189,6 +189,19 @@ class Bench:
                 raise ReplayError(f"{self.table.source}: {exc}") from None
         return self._cells
 
+    def check(self, searchers: Sequence[Searcher]) -> None:
+        """Raise ``ReplayError`` before any replay when a searcher cannot run on this study."""
+        if self.cfg.study.design != "space":
+            for s in searchers:
+                if s.sampler != "grid":
+                    raise ReplayError(f"--searchers: {s.name!r} needs a study with a search "
+                                      f"space (design=space); {self.table.source} is a "
+                                      f"{self.cfg.study.design!r} grid (replay it with grid)")
+        if any(s.sampler == "grid" for s in searchers):
+            self.cells()
+        else:
+            self.space()
+
     def objectives(self) -> tuple[Any, Any]:
         """Tune's metric and mode of the study (as ``run_study`` derives them)."""
         objectives = list(self.cfg.study.objectives)
@@ -256,9 +269,7 @@ def _space_searcher(bench: Bench, sampler: str, budget: int, costs: TableCosts, 
 
     space = bench.space()
     if space is None:
-        raise ReplayError(f"--searchers: {sampler!r} needs a study with a search space "
-                          f"(design=space); {bench.table.source} is a "
-                          f"{bench.cfg.study.design!r} grid")
+        bench.check([Searcher(sampler, sampler, False)])  # raises: no space to search
     cfg = copy.deepcopy(bench.cfg)
     cfg.study.sampler = sampler
     cfg.study.num_samples = budget
@@ -280,6 +291,8 @@ def make_searcher(bench: Bench, searcher: Searcher, *, budget: int, seed: int,
     # notes neither.
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Tune times the define-by-run space; a loaded machine makes the first call look slow.
+    warnings.filterwarnings("ignore", message="Define-by-run function", category=UserWarning)
     metric, mode = bench.objectives()
     if searcher.sampler == "grid":
         search, total = _grid_searcher(bench, metric, mode, seed)

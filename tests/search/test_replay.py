@@ -171,7 +171,7 @@ def test_replay_prints_the_header_the_table_and_the_figure(small_table: Path, tm
     assert "bench_video: 18 networks × 3 seeds × 4 epochs (SYNTHETIC" in out.splitlines()[0]
     for name in ("grid", "random", "tpe", "nsga2", "asha"):
         assert any(line.startswith(name) for line in out.splitlines()), name
-    assert "trials to 95% HV" in out and "epochs vs no pruning" in out
+    assert "trials to 95%" in out and "HV @ " in out and "epochs vs no pruning" in out
     assert figure.is_file() and "plotly" in figure.read_text()[:5000].lower()
 
 
@@ -226,6 +226,42 @@ def test_bad_sources_are_one_line(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "t.parquet").exists()
     with sqlite3.connect(tmp_path / "s.db") as conn:  # the database is read, not changed
         assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 10
+
+
+def _grid_design_db(path: Path) -> Path:
+    """A placement study (a grid of named networks, no search space) with per-epoch rows."""
+    from analysis.synthetic import bulk_write_trials, exhaustive_trials
+    from search.run import compose, snapshot, to_run_config
+    from search.store import open_engine
+    from search.studies import build_design
+
+    cfg = to_run_config(compose(["study=smoke"]))
+    trials = exhaustive_trials(build_design(cfg).cells, seeds=(0, 1), n_epochs=2)
+    engine = open_engine(f"sqlite:///{path}", create=True)
+    bulk_write_trials(engine, "smoke", trials, kind="grid", config=snapshot(cfg))
+    engine.dispose()
+    return path
+
+
+def test_a_grid_design_replays_only_with_grid(tmp_path: Path, capsys) -> None:
+    db = str(_grid_design_db(tmp_path / "grid.db"))
+    code, out, err = _run(["--db", db, "--study", "smoke", "--searchers", "grid",
+                           "--repetitions", "2", "--jobs", "1"], capsys)
+    assert code == 0, err
+    assert out.startswith("smoke: 2 networks × 2 seeds × 2 epochs")
+    code, out, err = _run(["--db", db, "--study", "smoke", "--searchers", "grid,tpe"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "'tpe' needs a study with a search space (design=space)" in err
+
+
+def test_a_database_without_a_study_config_is_refused(tmp_path: Path, capsys) -> None:
+    from analysis.synthetic import make_demo_db
+
+    make_demo_db(f"sqlite:///{tmp_path / 'demo.db'}", n_random=0).dispose()
+    code, out, err = _run(["--db", str(tmp_path / "demo.db"), "--study", "bottom_vs_top"],
+                          capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "its study config does not load" in err, err
 
 
 def test_a_table_without_provenance_is_refused(small_table: Path, tmp_path: Path,
