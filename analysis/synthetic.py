@@ -97,24 +97,28 @@ def _true_accuracy(kinds: Sequence[str]) -> float:
 
 def simulate(spec: ArchSpec, kinds: Sequence[str], seed: int, rng: np.random.Generator, *,
              label: str | None = None, n_epochs: int = 6, state: TrialState = TrialState.COMPLETE,
-             seed_offset: float = 0.0, family: str | None = None,
-             plateaued: bool = True) -> SyntheticTrial:
+             seed_offset: float = 0.0, family: str | None = None, plateaued: bool = True,
+             tau: float = 2.0, epoch_time_s: float = 30.0) -> SyntheticTrial:
     """Made-up training of one (spec, seed): a saturating curve around the placement's accuracy
-    (the val loss falls as the accuracy rises), with the protocol facts the driver records."""
+    (the val loss falls as the accuracy rises), with the protocol facts the driver records.
+
+    ``tau`` is the curve's time constant in epochs (larger: slower learning); epoch times scatter
+    around ``epoch_time_s`` by 1/30 of it.
+    """
     final = _true_accuracy(kinds) + seed_offset + rng.normal(0, 0.006)
     last = n_epochs if state is not TrialState.PRUNED else max(1, n_epochs // 3)
     if state is TrialState.FAILED:
         last = max(1, n_epochs // 2)
     epochs = []
     for e in range(1, last + 1):
-        frac = (1 - math.exp(-e / 2.0)) / (1 - math.exp(-n_epochs / 2.0))
+        frac = (1 - math.exp(-e / tau)) / (1 - math.exp(-n_epochs / tau))
         acc = float(np.clip(0.1 + (final - 0.1) * frac + rng.normal(0, 0.004), 0, 1))
         epochs.append({"train/loss": 2.3 * (1 - 0.8 * frac) + rng.normal(0, 0.02),
                        "train/acc1": min(1.0, acc + 0.05 * frac), "val/loss": 2.3 * (1 - 0.7 * frac) - 2.0 * (final - 0.5) * frac
                        + rng.normal(0, 0.02),
                        "val/acc1": acc, "val/acc5": min(1.0, acc + 0.2 + rng.normal(0, 0.01)),
                        "lr": 0.1 * 0.5 * (1 + math.cos(math.pi * e / n_epochs)),
-                       "epoch_time_s": 30.0 + rng.normal(0, 1)})
+                       "epoch_time_s": epoch_time_s + rng.normal(0, 1) * epoch_time_s / 30.0})
     results = dict(epochs[-1]) if state is not TrialState.FAILED else {}
     if state is TrialState.FAILED:
         results = {"train/loss": math.nan}
@@ -218,25 +222,23 @@ def write_trials(engine: Engine, study: str, trials: Sequence[SyntheticTrial], *
                 seconds=sum(e.get("epoch_time_s", 0.0) for e in t.epochs))
 
 
-def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int = 5,
-                      n_epochs: int = 0, rng_seed: int = 0) -> None:
-    """A large random-placement study through ORM bulk inserts (benchmarks).
+def bulk_write_trials(engine: Engine, study: str, trials: Sequence[SyntheticTrial], *,
+                      kind: str, config: dict[str, Any], with_epochs: bool = True,
+                      cost_of: Any = None) -> None:
+    """Write trials through ORM bulk inserts into the driver's tables (large studies).
 
-    ``n_trials // seeds`` archs, each run with ``seeds`` seeds; final metrics for every trial,
-    per-epoch rows only when ``n_epochs`` > 0.
+    ``cost_of(spec) -> {"macs", "params", "latency_ms"}`` (default: the made-up ``_cost``).
     """
-    trials = random_trials(max(1, n_trials // seeds), seeds=tuple(range(seeds)),
-                           n_epochs=max(n_epochs, 1), rng_seed=rng_seed)[:n_trials]
+    cost_of = cost_of or _cost
     now = utcnow()
     with session_scope(engine) as s:
-        study_id = get_or_create_study(s, study, kind="random", config={"synthetic": True,
-                                                                         "n_trials": n_trials}).id
+        study_id = get_or_create_study(s, study, kind=kind, config=config).id
         known = set(s.scalars(select(ArchRow.arch_id)))
         archs = {}
         for t in trials:
             arch_id = t.spec.arch_id
             if arch_id not in known and arch_id not in archs:
-                cost = _cost(t.spec)
+                cost = cost_of(t.spec)
                 archs[arch_id] = {"arch_id": arch_id, "spec_json": t.spec.to_json(),
                                   "macs": cost["macs"], "params": cost["params"],
                                   "latency_ms": cost["latency_ms"], "per_layer_json": "[]",
@@ -246,8 +248,9 @@ def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int =
         first_id = (s.scalar(select(TrialRow.id).order_by(TrialRow.id.desc()).limit(1)) or 0) + 1
         s.execute(insert(TrialRow), [
             {"id": first_id + i, "study_id": study_id, "number": i, "arch_id": t.spec.arch_id,
-             "seed": t.seed, "label": None, "params_json": "{}", "state": t.state, "attempt": 1,
-             "started_at": now, "finished_at": now, "resources_json": "{}"}
+             "seed": t.seed, "label": t.label, "family": t.family, "params_json": "{}",
+             "state": t.state, "attempt": 1, "started_at": now, "finished_at": now,
+             "resources_json": "{}", **t.protocol}
             for i, t in enumerate(trials)])
         results: list[dict[str, Any]] = []
         epochs: list[dict[str, Any]] = []
@@ -255,7 +258,7 @@ def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int =
             for name, value in t.results.items():
                 results.append({"trial_id": first_id + i, "name": name, "value": value,
                                 "value_type": ValueType.FINITE})
-            if n_epochs:
+            if with_epochs:
                 for e, metrics in enumerate(t.epochs, start=1):
                     epochs.extend({"trial_id": first_id + i, "epoch": e, "name": name,
                                    "value": value, "value_type": ValueType.FINITE}
@@ -263,6 +266,57 @@ def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int =
         s.execute(insert(ResultRow), results)
         if epochs:
             s.execute(insert(EpochMetricRow), epochs)
+
+
+def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int = 5,
+                      n_epochs: int = 0, rng_seed: int = 0) -> None:
+    """A large random-placement study through ORM bulk inserts (benchmarks).
+
+    ``n_trials // seeds`` archs, each run with ``seeds`` seeds; final metrics for every trial,
+    per-epoch rows only when ``n_epochs`` > 0.
+    """
+    trials = random_trials(max(1, n_trials // seeds), seeds=tuple(range(seeds)),
+                           n_epochs=max(n_epochs, 1), rng_seed=rng_seed)[:n_trials]
+    bulk_write_trials(engine, study, trials, kind="random",
+                      config={"synthetic": True, "n_trials": n_trials}, with_epochs=n_epochs > 0)
+
+
+# --- an exhaustive benchmark (search.replay) --------------------------------------------------
+
+# Made-up epoch times of the benchmark's tiny networks: a fixed part plus a part per million
+# MACs, near the CPU seconds one epoch of study=bench_video took on one core (all-2D, 10 M MACs:
+# 1.0 s; 3D stem + stage 1: 1.5 s; all-(2+1)D: 2.3 s).
+EPOCH_BASE_S = 0.6
+EPOCH_S_PER_MMAC = 0.05
+
+
+def exhaustive_trials(cells: Sequence[Any], seeds: Sequence[int] = (0, 1, 2), n_epochs: int = 6,
+                      rng_seed: int = 0) -> list[SyntheticTrial]:
+    """Every cell of an exhaustive grid (``search.space_grid.space_cells``) x every seed,
+    COMPLETE, with per-epoch curves: accuracy from the placement model above, learning slower
+    the more temporal layers a network has (so early epochs can mislead early stopping), epoch
+    times growing with MACs (``EPOCH_BASE_S`` + ``EPOCH_S_PER_MMAC`` per million MACs)."""
+    from arch_space.estimate import estimate_macs
+
+    rng = np.random.default_rng(rng_seed)
+    offsets = {s: rng.normal(0, 0.012) for s in seeds}
+    trials = []
+    for cell in cells:
+        kinds = list(cell.spec.kinds().values())
+        temporal = sum(k not in ("2d", "r2d") for k in kinds)
+        seconds = EPOCH_BASE_S + EPOCH_S_PER_MMAC * estimate_macs(cell.spec) / 1e6
+        for seed in seeds:
+            trials.append(simulate(cell.spec, kinds, seed, rng, label=cell.label,
+                                   n_epochs=n_epochs, seed_offset=offsets[seed],
+                                   tau=1.0 + 0.6 * temporal, epoch_time_s=seconds))
+    return trials
+
+
+def estimated_cost(spec: ArchSpec) -> dict[str, Any]:
+    """MACs and parameters from ``arch_space.estimate`` (torch-free; what fvcore would count)."""
+    from arch_space.estimate import estimate_macs, estimate_params
+
+    return {"macs": estimate_macs(spec), "params": estimate_params(spec), "latency_ms": None}
 
 
 DEMO_CONTRASTS = ("bottom-heavy - top-heavy", "each vs 2D")  # declared by the demo study

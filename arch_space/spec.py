@@ -12,6 +12,7 @@ messages and search-space parameter names use the same dotted paths (``stage2.bl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -286,8 +287,14 @@ class ArchSpec:
 
     def to_json(self, indent: int | None = None) -> str:
         """Canonical JSON: sorted keys, so equal specs give equal strings."""
-        sep = (",", ":") if indent is None else None
-        return json.dumps(self.to_dict(), sort_keys=True, indent=indent, separators=sep)
+        if indent is None:
+            return self._compact_json
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
+
+    @functools.cached_property
+    def _compact_json(self) -> str:
+        """The compact canonical JSON, made once per spec (the spec is frozen)."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArchSpec:
@@ -313,9 +320,10 @@ class ArchSpec:
         """Parse a spec from JSON text."""
         return cls.from_dict(json.loads(text))
 
-    @property
+    @functools.cached_property
     def arch_id(self) -> str:
-        """Stable 16-hex-digit id: SHA-256 of the canonical JSON."""
+        """Stable 16-hex-digit id: SHA-256 of the canonical JSON (computed once per spec: the
+        spec is frozen)."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     # --- convenient views ---------------------------------------------------------------------

@@ -326,9 +326,13 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
 
 
 def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: list[StoredTrial],
-                     resume: dict[tuple[str, int], str], metric: Any, mode: Any
-                     ) -> tuple[Any, int]:
-    """The TPE / NSGA-II / random searcher over the space, warm-started from stored trials."""
+                     resume: dict[tuple[str, int], str], metric: Any, mode: Any, *,
+                     sampler_seed: int | None = None) -> tuple[Any, int]:
+    """The TPE / NSGA-II / random searcher over the space, warm-started from stored trials.
+
+    ``sampler_seed`` (None: the number of stored trials) lets ``search.replay`` repeat a search
+    under other seeds with this very code.
+    """
     import optuna
 
     from search.tuning import StudySearch
@@ -365,7 +369,7 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
 
     # Seeded by how much is stored: reproducible, yet a resumed search does not replay the
     # proposals of the run before it.
-    seed = len(stored)
+    seed = len(stored) if sampler_seed is None else sampler_seed
     sampler: Any
     if study.sampler == "nsga2":
         sampler = optuna.samplers.NSGAIISampler(seed=seed)

@@ -109,8 +109,13 @@ def build_design(cfg: RunConfig) -> Design:
     _check_data(cfg)
     seeds = tuple(int(s) for s in study.seeds)
     if study.design == "space":
-        if study.sampler == "grid":
-            raise StudyError("study.sampler: a free search needs 'tpe', 'nsga2' or 'random'")
+        if study.sampler == "grid":  # every feasible point x every seed (search.space_grid)
+            from search.space_grid import space_cells
+
+            try:
+                return Design(cells=tuple(space_cells(build_space(cfg))), seeds=seeds)
+            except SpecError as exc:
+                raise StudyError(f"study.space.{exc}") from None
         if study.num_samples < 1:
             raise StudyError(f"study.num_samples: must be >= 1, got {study.num_samples}")
         check_declarations(study, (), StudyError)
