@@ -23,8 +23,15 @@ from typing import Any, TextIO
 from sqlalchemy import Engine
 
 from search.config import RunConfig
+from search.protocol import trial_data_seed
 from search.schema import ArchRow, TrialRow, TrialState, decode_value
-from search.store import completed_cells, session_scope, study_trials, trial_results
+from search.store import (
+    completed_cells,
+    epoch_curve,
+    session_scope,
+    study_trials,
+    trial_results,
+)
 from search.studies import Design, mac_band
 
 ACC = "val/acc1"
@@ -104,10 +111,12 @@ class CostCache:
 
 def _trial_config(spec: Any, cost: dict[str, Any], *, seed: int, label: str, family: str,
                   band_ratio: float, resume: dict[tuple[str, int], str],
+                  pinned_data_seed: int | None,
                   data: Mapping[str, Any] | None = None, pretrained: bool = False,
                   params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The constants a trial receives (flat: Ray unflattens '/'-keys, so none are used)."""
     return {"spec_json": spec.to_json(), "arch_id": spec.arch_id, "seed": int(seed),
+            "data_seed": trial_data_seed(pinned_data_seed, seed),
             "label": label, "family": family, "macs": cost["macs"], "params": cost["params"],
             "band": mac_band(cost["macs"], band_ratio), "data_json": json.dumps(dict(data or {})),
             "pretrained": bool(pretrained), "params_json": json.dumps(dict(params or {})),
@@ -211,7 +220,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     from ray import tune
 
     from search.trainable import TrialContext, run_trial
-    from search.tuning import BandedASHA, StoreCallback, StudySearch
+    from search.tuning import BandedASHA, PlateauStopper, StoreCallback, StudySearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = cfg.study
@@ -221,7 +230,9 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         done = completed_cells(s, study_id)
         stored = [StoredTrial(r.arch_id, r.seed, r.state, json.loads(r.params_json or "{}"),
                               trial_results(s, r.id)) for r in rows]
-    resume = _resume_points(rows)
+        resume = _resume_points(rows)  # and the curves these cells stored, for the stopper
+        curves = {(r.arch_id, r.seed): epoch_curve(s, r.id, cfg.train.plateau_metric)
+                  for r in rows if (r.arch_id, r.seed) in resume}
     ratio = study.scheduler.band_ratio
 
     objectives = list(study.objectives)
@@ -239,7 +250,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
                     continue
                 configs[f"{cell.key}@{seed}"] = _trial_config(
                     cell.spec, cost, seed=seed, label=cell.label, family=cell.family,
-                    band_ratio=ratio, resume=resume, data=cell.data, pretrained=cell.pretrained)
+                    band_ratio=ratio, resume=resume, pinned_data_seed=cfg.data.data_seed,
+                    data=cell.data, pretrained=cell.pretrained)
         keys = list(configs)
         outcome.planned = len(keys)
         if not keys:
@@ -276,7 +288,9 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
     writer = StoreCallback(engine, study_id, costs.by_arch,
                            resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,
-                                      "ray_address": hw.address or "local"}, stopped=stopped)
+                                      "ray_address": hw.address or "local"}, stopped=stopped,
+                           plateau=context.train, records_data_seed=_draws_with_seed(cfg))
+    stopper = PlateauStopper(context.train, stored=curves) if cfg.train.plateau_stop else None
     progress = ProgressDisplay(writer, total=num_samples, study=study.name,
                                interval_s=cfg.progress_interval_s, stream=err)
 
@@ -294,6 +308,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         run_config=tune.RunConfig(
             name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=_storage_path(cfg), callbacks=[writer, progress], verbose=0,
+            stop=stopper,
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
     )
@@ -319,6 +334,15 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     if ended < outcome.planned:  # Tune swallows Ctrl-C and returns early
         outcome.interrupted = True
     return outcome
+
+
+def _draws_with_seed(cfg: RunConfig) -> bool:
+    """Whether the data draw uses the data seed (always, except real video fixed by its split)."""
+    if not cfg.data.is_video:
+        return True
+    from search.data.video import draws_with_seed
+
+    return draws_with_seed(asdict(cfg.data))
 
 
 def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: list[StoredTrial],
@@ -348,7 +372,7 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
         config = _trial_config(spec, cost, seed=seeds[0] if seeds else design.seeds[0],
                                label=f"arch-{spec.arch_id[:8]}", family="search",
                                band_ratio=study.scheduler.band_ratio, resume=resume,
-                               params=params)
+                               pinned_data_seed=cfg.data.data_seed, params=params)
         if not ok:
             config.update(skip=True, skip_value=0.0, skip_reason=f"over budget: {reason}")
         elif not seeds:  # every seed of this arch is known: answer with the stored mean
