@@ -301,8 +301,9 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=num_samples,
                                     max_concurrent_trials=hw.max_concurrent_trials,
-                                    # one worker process per slot: torch is imported and the
-                                    # clips are made once per worker, not once per trial
+                                    # one worker process per slot (12 smoke trials: 0:31 vs
+                                    # 3:46); safe: a trial seeds before it builds and worker
+                                    # caches are keyed by all they depend on (trainable.py)
                                     reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
