@@ -25,13 +25,7 @@ from sqlalchemy import Engine
 from search.config import RunConfig
 from search.protocol import trial_data_seed
 from search.schema import ArchRow, TrialRow, TrialState, decode_value
-from search.store import (
-    completed_cells,
-    epoch_curve,
-    session_scope,
-    study_trials,
-    trial_results,
-)
+from search.store import completed_cells, session_scope, study_trials, trial_results
 from search.studies import Design, mac_band
 
 ACC = "val/acc1"
@@ -230,9 +224,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         done = completed_cells(s, study_id)
         stored = [StoredTrial(r.arch_id, r.seed, r.state, json.loads(r.params_json or "{}"),
                               trial_results(s, r.id)) for r in rows]
-        resume = _resume_points(rows)  # and the curves these cells stored, for the stopper
-        curves = {(r.arch_id, r.seed): epoch_curve(s, r.id, cfg.train.plateau_metric)
-                  for r in rows if (r.arch_id, r.seed) in resume}
+    resume = _resume_points(rows)
     ratio = study.scheduler.band_ratio
 
     objectives = list(study.objectives)
@@ -289,8 +281,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     writer = StoreCallback(engine, study_id, costs.by_arch,
                            resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,
                                       "ray_address": hw.address or "local"}, stopped=stopped,
-                           plateau=context.train, records_data_seed=_draws_with_seed(cfg))
-    stopper = PlateauStopper(context.train, stored=curves) if cfg.train.plateau_stop else None
+                           plateau=context.train, data=context.data)
+    stopper = PlateauStopper(context.train, engine, study_id) if cfg.train.plateau_stop else None
     progress = ProgressDisplay(writer, total=num_samples, study=study.name,
                                interval_s=cfg.progress_interval_s, stream=err)
 
@@ -335,15 +327,6 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     if ended < outcome.planned:  # Tune swallows Ctrl-C and returns early
         outcome.interrupted = True
     return outcome
-
-
-def _draws_with_seed(cfg: RunConfig) -> bool:
-    """Whether the data draw uses the data seed (always, except real video fixed by its split)."""
-    if not cfg.data.is_video:
-        return True
-    from search.data.video import draws_with_seed
-
-    return draws_with_seed(asdict(cfg.data))
 
 
 def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: list[StoredTrial],

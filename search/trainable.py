@@ -164,7 +164,7 @@ def _synthetic_sets(items: tuple[tuple[str, Any], ...]) -> tuple[Any, Any]:
     from search.data.synthetic import make_synthetic
     from search.studies import synthetic_config
 
-    data = {k: list(v) if isinstance(v, tuple) else v for k, v in items}
+    data: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in items}
     return make_synthetic(synthetic_config(data), seed=int(data["data_seed"]))
 
 

@@ -31,6 +31,7 @@ from search.schema import TrialState
 from search.store import (
     drop_epochs_after,
     epoch_curve,
+    find_trial,
     finish_trial,
     record_epoch,
     record_protocol,
@@ -85,25 +86,27 @@ class PlateauStopper(Stopper):
     """Stops a trial once its validation curve has plateaued (``search.protocol.plateaued``).
 
     ``settings`` are the ``train.plateau_*`` fields (``train.epochs`` is the maximum budget).
-    ``stored`` holds the stored curves ``{epoch: value}`` of cells that resume from a checkpoint,
-    keyed by ``(arch_id, seed)``: a resumed trial re-reports only the epochs after its
-    checkpoint, and must stop where an uninterrupted run would.
+    A trial that resumes from a checkpoint re-reports only the epochs after it, so its earlier
+    epochs are read from the study's stored curve (``engine``, ``study_id``): it stops where an
+    uninterrupted run would.
     """
 
-    def __init__(self, settings: Mapping[str, Any],
-                 stored: Mapping[tuple[str, int], Mapping[int, float]] | None = None) -> None:
+    def __init__(self, settings: Mapping[str, Any], engine: Engine | None = None,
+                 study_id: int | None = None) -> None:
         self.settings = dict(settings)
         self.metric = str(settings["plateau_metric"])
-        self.stored = {key: dict(curve) for key, curve in (stored or {}).items()}
+        self.engine, self.study_id = engine, study_id
         self.curves: dict[str, dict[int, float]] = {}  # Ray trial_id -> {epoch: value}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles the run config with the experiment state; the engine stays in the driver.
+        return {**self.__dict__, "engine": None}
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         if result.get("skipped") or "epoch" not in result or self.metric not in result:
             return False
         if trial_id not in self.curves:
-            config = result.get("config") or {}
-            key = (config.get("arch_id"), int(config.get("seed", -1)))
-            self.curves[trial_id] = dict(self.stored.get(key, {}))
+            self.curves[trial_id] = self._stored_curve(result.get("config") or {})
         curve = self.curves[trial_id]
         epoch = int(result["epoch"])
         curve[epoch] = float(result[self.metric])
@@ -116,6 +119,14 @@ class PlateauStopper(Stopper):
 
     def stop_all(self) -> bool:
         return False
+
+    def _stored_curve(self, config: Mapping[str, Any]) -> dict[int, float]:
+        """The stored epochs of a cell that resumes from a checkpoint (else nothing)."""
+        if not config.get("resume_from") or self.engine is None or self.study_id is None:
+            return {}
+        with session_scope(self.engine) as s:
+            row = find_trial(s, self.study_id, str(config["arch_id"]), int(config["seed"]))
+            return epoch_curve(s, row.id, self.metric) if row is not None else {}
 
 
 class StudySearch(OptunaSearch):
@@ -217,6 +228,15 @@ class BandedASHA(FIFOScheduler):
         return f"BandedASHA: {len(self._bands)} MAC bands"
 
 
+def _draws_with_seed(data: Mapping[str, Any]) -> bool:
+    """Whether the data draw uses the data seed (always, except real video fixed by its split)."""
+    if data.get("source", "synthetic") == "synthetic":
+        return True
+    from search.data.video import draws_with_seed
+
+    return draws_with_seed(data)
+
+
 def error_reason(trial: Any, error: BaseException | None = None) -> str:
     """One line saying why a trial failed (the original exception, not Ray's wrapper)."""
     exc: Any = error
@@ -270,20 +290,20 @@ class StoreCallback(Callback):
     ``costs`` maps arch_id to the measured cost (macs, params, activations, latency_ms,
     per_layer) the driver computed before the trial started. ``plateau`` holds the
     ``train.plateau_*`` settings: every trial records whether its curve plateaued by that rule.
-    ``records_data_seed`` is False when the data draw does not use the seed (real video with an
-    official split and no subsets): ``trials.data_seed`` then stays null.
+    ``data`` is the study's data config: where its draw does not use the data seed (real video
+    with an official split and no subsets) ``trials.data_seed`` stays null.
     """
 
     def __init__(self, engine: Engine, study_id: int, costs: dict[str, dict[str, Any]],
                  resources: dict[str, Any], stopped: set[str] | None = None, *,
-                 plateau: Mapping[str, Any], records_data_seed: bool = True) -> None:
+                 plateau: Mapping[str, Any], data: Mapping[str, Any] | None = None) -> None:
         self.engine = engine
         self.stopped = stopped if stopped is not None else set()  # ids the scheduler stopped
         self.study_id = study_id
         self.costs = costs
         self.resources = resources
         self.plateau = dict(plateau)
-        self.records_data_seed = records_data_seed
+        self.records_data_seed = _draws_with_seed(data or {})
         self.rows: dict[str, int] = {}  # Ray trial_id -> trials.id
         self.baselined: set[str] = set()  # trial ids whose baselines are stored
         self.events: list[tuple[str, str, Any]] = []  # (state, label, detail) for the display

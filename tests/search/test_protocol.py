@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -18,6 +19,7 @@ from search.store import (
     finish_trial,
     get_or_create_study,
     open_engine,
+    record_epoch,
     record_protocol,
     session_scope,
     start_trial,
@@ -87,24 +89,47 @@ def test_baselines_and_gap() -> None:
 
 def _result(epoch: int, acc: float, planned: int = 8, **config: object) -> dict:
     return {"epoch": float(epoch), "val/acc1": acc, "epochs_planned": float(planned),
-            "config": {"arch_id": "a1", "seed": 0, **config}}
+            "config": {"arch_id": ARCH.arch_id, "seed": 0, **config}}
 
 
-def _stop_epoch(stopper: PlateauStopper, curve: list[float], start: int = 1) -> int | None:
+def _stop_epoch(stopper: PlateauStopper, curve: list[float], start: int = 1, planned: int = 8,
+                **config: object) -> int | None:
+    """The epoch at which ``stopper`` ends trial "t" reporting ``curve``, or None."""
     for epoch, acc in enumerate(curve, start=start):
-        if stopper("t", _result(epoch, acc)):
+        if stopper("t", _result(epoch, acc, planned, **config)):
             return epoch
     return None
 
 
-def test_plateau_stopper_ends_a_flat_curve_as_complete() -> None:
+ARCH = preset("mc3", num_classes=4, clip_len=8)
+
+
+def _stored_cell(tmp_path: Path, curve: list[float]) -> tuple[Any, int]:
+    """A database holding a cell (ARCH, seed 0) whose first epochs are ``curve``."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'resume.db'}", create=True)
+    with session_scope(engine) as s:
+        study = get_or_create_study(s, "r", kind="grid", config={})
+        upsert_arch(s, ARCH.arch_id, ARCH.to_json(), macs=1, params=1)
+        row = start_trial(s, study.id, arch_id=ARCH.arch_id, seed=0)
+        for epoch, acc in enumerate(curve, start=1):
+            record_epoch(s, row.id, epoch, {"val/acc1": acc})
+        return engine, study.id
+
+
+def test_plateau_stopper_ends_a_flat_curve_as_complete(tmp_path: Path) -> None:
     curve = [0.25, 0.40, 0.55, 0.555, 0.55, 0.70, 0.7]
-    stopper = PlateauStopper(SETTINGS)
-    assert _stop_epoch(stopper, curve) == 5  # 0.555, 0.55 do not beat 0.55 + 0.01
+    assert _stop_epoch(PlateauStopper(SETTINGS), curve) == 5  # 0.555, 0.55 don't beat 0.56
+    # A trial resumed after epoch 4 reports from epoch 5 on: its stored epochs count too.
+    engine, study_id = _stored_cell(tmp_path, curve[:4])
+    resumed = PlateauStopper(SETTINGS, engine, study_id)
+    assert _stop_epoch(resumed, curve[4:], start=5, resume_from="ckpt") == 5
+    assert _stop_epoch(PlateauStopper(SETTINGS, engine, study_id), curve[4:], start=5) is None
+    engine.dispose()
     result = _result(5, 0.55)
-    assert PlateauStopper(SETTINGS, stored={("a1", 0): dict(enumerate(curve[:4], 1))})(
-        "t", result)  # a resumed trial (epochs 1-4 stored) stops at the same epoch
-    assert result[PLATEAU_MARK] == 1.0
+    assert PlateauStopper(SETTINGS)("t", {**_result(4, 0.555), "skipped": 1.0}) is False
+    stopper = PlateauStopper(SETTINGS)
+    _stop_epoch(stopper, curve[:4])
+    assert stopper("t", result) and result[PLATEAU_MARK] == 1.0
     assert not was_stopped_early(result)
     assert final_state(result, False) == (TrialState.COMPLETE, None)
     # ASHA's stop stays PRUNED and an unmarked short trial is interrupted (FAILED).
@@ -112,9 +137,9 @@ def test_plateau_stopper_ends_a_flat_curve_as_complete() -> None:
     assert final_state(_result(5, 0.55), False)[0] is TrialState.FAILED
     # The budget's last epoch ends the trial anyway: no stop, no mark.
     last = _result(3, 0.25, planned=3)
-    assert _stop_epoch(PlateauStopper(SETTINGS), [0.25, 0.25]) is None
-    assert not PlateauStopper(SETTINGS, stored={("a1", 0): {1: 0.25, 2: 0.25}})("t", last)
-    assert PLATEAU_MARK not in last
+    stopper = PlateauStopper(SETTINGS)
+    assert _stop_epoch(stopper, [0.25, 0.25], planned=3) is None
+    assert not stopper("t", last) and PLATEAU_MARK not in last
     # A rising curve runs on.
     assert _stop_epoch(PlateauStopper(SETTINGS), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) is None
 
@@ -128,6 +153,22 @@ def test_a_plateau_stopped_trial_is_complete_for_optuna() -> None:
                                    PLATEAU_MARK: 1.0})
     trial = search._ot_study.get_trials()[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE and trial.values == [0.6]
+
+
+def test_a_resumed_trial_that_had_plateaued_does_not_train_on() -> None:
+    """The driver died after the stopper ended a trial: its last checkpoint already plateaued,
+    so the rerun re-reports that epoch (and the stopper ends it there) instead of training."""
+    from search.trainable import TrialContext, _ended_at_plateau
+
+    def context(stop: bool) -> TrialContext:
+        return TrialContext(data={}, train={**SETTINGS, "plateau_stop": stop}, epochs=8,
+                            num_threads=1, device="cpu")
+
+    flat = {"history": [{"epoch": e, "val/acc1": 0.25} for e in (1, 2, 3)]}
+    rising = {"history": [{"epoch": e, "val/acc1": 0.1 * e} for e in (1, 2, 3)]}
+    assert _ended_at_plateau(flat, context(True))
+    assert not _ended_at_plateau(flat, context(False))
+    assert not _ended_at_plateau(rising, context(True))
 
 
 # --- bad values -------------------------------------------------------------------------------
