@@ -184,8 +184,6 @@ def _labels(dataset: Any) -> list[int]:
     return [int(y) for _, y in dataset.items]
 
 
-
-
 def _trial_dir() -> str | None:
     """The trial's local directory (None outside Tune: the system temp dir is used)."""
     from ray import tune

@@ -110,9 +110,9 @@ class PlateauStopper(Stopper):
         curve = self.curves[trial_id]
         epoch = int(result["epoch"])
         curve[epoch] = float(result[self.metric])
-        values = [curve[e] for e in sorted(curve) if e <= epoch]
-        if epoch < int(result.get("epochs_planned", 0)) and curve_plateaued(values,
-                                                                            self.settings):
+        if epoch >= int(result.get("epochs_planned", 0)):
+            return False  # the budget's last epoch: the trial ends anyway, unmarked
+        if curve_plateaued([curve[e] for e in sorted(curve) if e <= epoch], self.settings):
             result[PLATEAU_MARK] = 1.0
             return True
         return False
