@@ -25,6 +25,10 @@ from arch_space.spec import ArchSpec
 from search.schema import ArchRow, EpochMetricRow, ResultRow, StudyRow, TrialRow
 from search.store import StoreError, open_engine
 
+# The study protocol's trial columns (search.store.PROTOCOL_COLUMNS) and how they load.
+PROTOCOL_DTYPES: dict[str, str] = {"data_seed": "Int64", "plateaued": "boolean",
+                                   "train_val_gap": "float", "chance_acc": "float",
+                                   "majority_acc": "float"}
 # The command that fills a database; error messages and the dashboard show it.
 RUN_HINT = "python -m search.run study=bottom_vs_top"
 
@@ -157,6 +161,9 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
 
     Columns: ``study, trial_id, number, state, seed, label, design_family, arch_id, attempt,
     started_at, finished_at, duration_s, error, macs, gmacs, params, latency_ms, activations``;
+    the study protocol's ``data_seed`` (effective seed of the clips drawn; nullable Int64),
+    ``plateaued`` (nullable boolean), ``train_val_gap``, ``chance_acc``, ``majority_acc``
+    (floats), missing (NA / NaN) on rows written before they were recorded;
     the flattened spec (``stem.kind``, ``stage2.block1.kind``, ``...t_kernel``, ``...inflate``);
     placement descriptors (``family``, ``n_temporal``, ``t_com``, ``t_share_bottom``,
     ``t_share_top``, ``temporal_mac_frac``); one column per final metric (``val/acc1``, ...);
@@ -172,10 +179,14 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
             select(TrialRow.id.label("trial_id"), TrialRow.study_id, TrialRow.number,
                    _raw(TrialRow.state), TrialRow.seed, TrialRow.label,
                    TrialRow.family.label("design_family"), TrialRow.arch_id, TrialRow.attempt,
-                   TrialRow.started_at, TrialRow.finished_at, TrialRow.error)
+                   TrialRow.started_at, TrialRow.finished_at, TrialRow.error,
+                   *(getattr(TrialRow, c) for c in PROTOCOL_DTYPES))
             .where(_in_clause(TrialRow.study_id, ids)), engine)
         trials = _with_protocol(engine, trials, ids)
         trials.insert(0, "study", trials.pop("study_id").map(ids))
+        for col, dtype in PROTOCOL_DTYPES.items():  # null (rows before migration 0003): NA/NaN
+            trials[col] = pd.array(trials[col].tolist(), dtype=dtype) if dtype != "float" \
+                else pd.to_numeric(trials[col], errors="coerce").astype(float)
         for col in ("started_at", "finished_at"):
             trials[col] = pd.to_datetime(trials[col], format="ISO8601")
         trials["duration_s"] = (trials["finished_at"] - trials["started_at"]).dt.total_seconds()

@@ -118,7 +118,7 @@ class DataConfig:
     noise: float | None = None  # pixel noise std
     event_len: int | None = None  # long_order: frames an event is visible
     slot_jitter: int | None = None  # long_order: onset jitter in frames
-    data_seed: int = 1234  # the clips are the same for every trial and seed of a study
+    data_seed: int | None = None  # null: each seed draws its own clips; N: every seed the same (search.protocol)
     # --- real video (source folder / csv / json); paths: absolute, or relative to the cwd ---
     root: str | None = None  # folder of the videos (folder: root/<class>/<video>)
     split_dir: str | None = None  # folder: UCF101 (classInd.txt, trainlist0N) / HMDB51 split files
@@ -151,7 +151,8 @@ class DataConfig:
 @dataclass
 class TrainSettings:
     """How every trial trains. Fields mirror ``search.train.TrainConfig`` (without device and
-    threads, which come from the hardware config); null takes its calibrated default."""
+    threads, which come from the hardware config); null takes its calibrated default. The
+    ``plateau_*`` fields (``PLATEAU_KEYS``) say when a trial has converged."""
 
     epochs: int | None = None  # passes over the training set
     batch_size: int | None = None  # clips per optimizer step
@@ -166,6 +167,16 @@ class TrainSettings:
     amp: str | None = None  # "auto", "bf16" or "off"
     num_workers: int | None = None  # DataLoader workers (datasets not in memory)
     eval_batch_size: int | None = None  # null: 2 x batch_size
+    # Convergence (search.protocol.plateaued): epochs is then the maximum budget.
+    plateau_stop: bool = True  # end a trial once its val curve plateaus (a Tune stopper)
+    plateau_metric: str = "val/acc1"  # the curve watched: "val/acc1" (higher) or "val/loss" (lower)
+    plateau_patience: int = 2  # epochs without an improvement larger than plateau_min_delta
+    plateau_min_delta: float = 0.01  # smaller changes are no improvement (accuracy: 1 point)
+
+
+# TrainSettings fields that are not TrainConfig fields: they steer the trial, not the loop.
+PLATEAU_KEYS: tuple[str, ...] = ("plateau_stop", "plateau_metric", "plateau_patience",
+                                 "plateau_min_delta")
 
 
 @dataclass

@@ -55,19 +55,22 @@ def image_set(size: int, n_train: int, n_val: int, seed: int) -> tuple[ClipSet, 
 
 
 def pretrain_2d(spec: ArchSpec, *, seed: int, images: tuple[ClipSet, ClipSet] | None = None,
-                cfg: TrainConfig = PRETRAIN_CONFIG, n_images: int = 4096) -> dict[str, Tensor]:
+                cfg: TrainConfig = PRETRAIN_CONFIG, n_images: int = 4096,
+                image_seed: int | None = None) -> dict[str, Tensor]:
     """Train ``as_2d(spec)`` on images and return its state dict (vidarch layout).
 
     Args:
         spec: the video network the weights are meant for.
-        seed: seeds the image set, the initialisation and the data order.
+        seed: seeds the initialisation and the data order (and the image set by default).
         images: ``(train, val)`` one-frame clip sets; default: ``image_set`` at ``spec.crop_size``.
         cfg: training settings for the images.
         n_images: training images when ``images`` is not given.
+        image_seed: draws the image set when ``images`` is not given; None: ``seed``.
     """
     from arch_space.builder import build_network
 
-    train_images, val_images = images or image_set(spec.crop_size, n_images, 512, seed)
+    train_images, val_images = images or image_set(
+        spec.crop_size, n_images, 512, seed if image_seed is None else image_seed)
     spec_2d = as_2d(spec, num_classes=train_images.num_classes)
     torch.manual_seed(seed)
     model = build_network(spec_2d)

@@ -188,8 +188,17 @@ def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
         return {**defaults, **{k: fill(v, defaults.get(k)) for k, v in data.items()}}
 
     sections = {"study": StudyConfig, "data": DataConfig, "train": TrainSettings}
-    return {**stored, **{key: fill(stored[key], dataclasses.asdict(cls()))
-                         for key, cls in sections.items() if isinstance(stored.get(key), dict)}}
+    filled = {**stored, **{key: fill(stored[key], dataclasses.asdict(cls()))
+                           for key, cls in sections.items() if isinstance(stored.get(key), dict)}}
+    for (section, key), value in LEGACY_VALUES.items():  # what a study stored before a key ran with
+        if isinstance(stored.get(section), dict) and key not in stored[section]:
+            filled[section][key] = value
+    return filled
+
+
+# Keys whose default changed when they were added: a study stored before them ran without the
+# feature, so it resumes that way (the plateau stopper came with schema 0003).
+LEGACY_VALUES: dict[tuple[str, str], Any] = {("train", "plateau_stop"): False}
 
 
 def _get(data: Any, dotted: str) -> Any:

@@ -54,12 +54,15 @@ INTERRUPTED = "interrupted: the driver stopped while this trial ran (repaired at
 __all__ = [
     "StoreError",
     "completed_cells",
+    "drop_epochs_after",
+    "epoch_curve",
     "finish_trial",
     "get_or_create_study",
     "get_study",
     "head_revision",
     "open_engine",
     "record_epoch",
+    "record_protocol",
     "repair_running",
     "session_scope",
     "start_trial",
@@ -354,6 +357,38 @@ def finish_trial(session: Session, trial_id: int, state: TrialState,
     row.finished_at = utcnow()
     numeric = {k: v for k, v in (results or {}).items() if _is_number(v)}
     _upsert_values(session, ResultRow, {"trial_id": trial_id}, numeric)
+    session.flush()
+
+
+# trials columns of the study protocol (migration 0003), filled by the driver's writer.
+PROTOCOL_COLUMNS: tuple[str, ...] = ("data_seed", "plateaued", "train_val_gap", "chance_acc",
+                                     "majority_acc")
+
+
+def record_protocol(session: Session, trial_id: int, **values: Any) -> None:
+    """Set protocol columns of a trial (``data_seed=...``, ``plateaued=...``, ...); None clears."""
+    unknown = set(values) - set(PROTOCOL_COLUMNS)
+    if unknown:
+        raise StoreError(f"not a protocol column of trials: {sorted(unknown)[0]}")
+    row = session.get(TrialRow, trial_id)
+    if row is None:
+        raise StoreError(f"trial {trial_id} does not exist")
+    for name, value in values.items():
+        setattr(row, name, value)
+    session.flush()
+
+
+def epoch_curve(session: Session, trial_id: int, name: str) -> dict[int, float]:
+    """One stored per-epoch metric of a trial: ``{epoch: value}`` (NaN/inf decoded)."""
+    rows = session.scalars(select(EpochMetricRow).where(
+        EpochMetricRow.trial_id == trial_id, EpochMetricRow.name == name))
+    return {r.epoch: decode_value(r.value, r.value_type) for r in rows}
+
+
+def drop_epochs_after(session: Session, trial_id: int, epoch: int) -> None:
+    """Delete a trial's per-epoch rows after ``epoch`` (left by an earlier, longer attempt)."""
+    session.execute(delete(EpochMetricRow).where(EpochMetricRow.trial_id == trial_id,
+                                                 EpochMetricRow.epoch > int(epoch)))
     session.flush()
 
 

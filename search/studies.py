@@ -26,6 +26,7 @@ from search.config import (
 )
 from search.contrasts import check_declarations
 from search.matching import MatchError, MatchPlan, match_arms, plan
+from search.protocol import protocol_problem
 
 # Above this many points a space is checked for feasibility by sampling, not enumeration.
 FEASIBILITY_ENUMERATE_LIMIT = 5_000
@@ -99,6 +100,9 @@ def build_design(cfg: RunConfig) -> Design:
         raise StudyError(f"train.epochs: must be >= 1, got {cfg.train.epochs}")
     if (cfg.train.batch_size or 0) < 1:
         raise StudyError(f"train.batch_size: must be >= 1, got {cfg.train.batch_size}")
+    problem = protocol_problem(cfg)
+    if problem:
+        raise StudyError(problem)
     if cfg.hardware.cpus_per_trial <= 0:
         raise StudyError(f"hardware.cpus_per_trial: must be > 0, got {cfg.hardware.cpus_per_trial}")
     if study.scheduler.kind == "asha":

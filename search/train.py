@@ -65,7 +65,7 @@ def train(model: nn.Module, train_set: Any, val_set: Any, cfg: TrainConfig, *, s
     # --- set-up: threads, seeds, device, precision, memory format ------------------------------
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    _seed_everything(seed)
+    seed_everything(seed)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
                           else "cpu" if cfg.device == "auto" else cfg.device)
     use_bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
@@ -218,7 +218,8 @@ def _stopped(history: list[dict[str, float]], reason: str) -> TrainResult:
                        reason=reason)
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (call it before building a model)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

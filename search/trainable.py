@@ -32,7 +32,7 @@ class TrialContext:
 
     data: dict[str, Any]  # search.config.DataConfig fields
     train: dict[str, Any]  # search.config.TrainSettings fields
-    epochs: int  # planned epochs (a trial that reports fewer was stopped early: PRUNED)
+    epochs: int  # planned epochs: the maximum budget (fewer: a plateau, ASHA, or interrupted)
     num_threads: int  # torch intra-op threads (= CPUs reserved per trial)
     device: str  # "auto", "cpu" or "cuda"
     pretrain_epochs: int = 3  # inflation study: epochs of 2D pretraining on frames
@@ -52,7 +52,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 
     from arch_space import build_network
     from arch_space.spec import ArchSpec
-    from search.train import TrainConfig, train
+    from search.config import PLATEAU_KEYS
+    from search.protocol import baselines
+    from search.train import TrainConfig, seed_everything, train
 
     torch.set_num_threads(max(1, context.num_threads))
     seed = int(config["seed"])
@@ -60,16 +62,27 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     spec = ArchSpec.from_json(config["spec_json"])
     if hooks.get("fail_on_seed") is not None and seed == hooks["fail_on_seed"]:
         raise TrialFailure(f"injected failure (testing.fail_on_seed={seed})")
-    data = {**context.data, **json.loads(config.get("data_json") or "{}")}
-    train_set, val_set = _datasets(_hashable(data))
+    # The clips this trial draws: the study's data, the cell's overrides, and the effective
+    # data seed the driver planned (search.protocol.trial_data_seed).
+    data = {**context.data, **json.loads(config.get("data_json") or "{}"),
+            "data_seed": int(config["data_seed"])}
     video = data.get("source", "synthetic") != "synthetic"
+    train_set, val_set = _video_sets(data) if video else _synthetic_sets(_hashable(data))
 
+    # Everything below that draws random numbers (pretraining, a new head, the weights) starts
+    # from this seed, so nothing depends on what ran before in this worker process.
+    state_2d = None
     if config.get("pretrained"):
-        model = _inflated_model(spec, context, seed)
+        state_2d = _pretrained_2d_of(spec, context, seed, int(config["data_seed"]))
+    seed_everything(seed)
+    if state_2d is not None:
+        from arch_space import build_inflated
+
+        model = build_inflated(spec, state_2d)
     else:
         model = build_network(spec)
 
-    settings = dict(context.train)
+    settings = {k: v for k, v in context.train.items() if k not in PLATEAU_KEYS}
     channels_last = settings.pop("channels_last", "auto")
     settings["channels_last"] = {"true": True, "false": False}.get(str(channels_last).lower(),
                                                                    channels_last)
@@ -83,9 +96,16 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     train_cfg = TrainConfig(**settings)
 
     checkpoint = _load_checkpoint(config.get("resume_from"))
-    pending: dict[str, float] = {}
+    chance, majority = baselines(_labels(val_set), int(val_set.num_classes))
     extra = {"macs": float(config["macs"]), "params": float(config.get("params", 0)),
-             "epochs_planned": float(context.epochs)}
+             "epochs_planned": float(context.epochs), "chance_acc": chance,
+             "majority_acc": majority}
+    if checkpoint is not None and _ended_at_plateau(checkpoint, context):
+        # The driver died after the stopper ended this trial, before it recorded the end: report
+        # the last epoch again (the stopper ends it there) instead of training on.
+        tune.report({**checkpoint["history"][-1], **extra})
+        return
+    pending: dict[str, float] = {}
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         pending.clear()
@@ -117,27 +137,51 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         tune.report({**result.final, **extra})
 
 
+def _ended_at_plateau(checkpoint: dict[str, Any], context: TrialContext) -> bool:
+    """True when plateau stopping is on and the checkpoint's curve has plateaued already."""
+    from search.protocol import curve_plateaued
+
+    history = checkpoint.get("history") or []
+    metric = context.train.get("plateau_metric")
+    if not context.train.get("plateau_stop") or not history or metric is None:
+        return False
+    return len(history) < context.epochs and curve_plateaued(
+        [float(h[metric]) for h in history], context.train)
+
+
 def _hashable(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """A data config as a cache key (lists become tuples)."""
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in data.items()))
 
 
-@functools.lru_cache(maxsize=4)
-def _datasets(items: tuple[tuple[str, Any], ...]) -> tuple[Any, Any]:
-    """The train / val sets of a data config (cached per worker process: trials share them).
+@functools.lru_cache(maxsize=2)
+def _synthetic_sets(items: tuple[tuple[str, Any], ...]) -> tuple[Any, Any]:
+    """The synthetic train / val clips of a data config, made in memory.
 
-    Synthetic clips are made in memory; real video is listed here and decoded on the fly by the
-    DataLoader workers, so its files must be readable from the node this trial runs on.
+    Cached per worker process, keyed by every data field including the effective
+    ``data_seed``: trials of the same data share the tensors (the train loop never writes them).
     """
-    data = {k: list(v) if isinstance(v, tuple) else v for k, v in items}
-    if data.get("source", "synthetic") != "synthetic":
-        from search.data.video import video_sets
-
-        return video_sets(data)
     from search.data.synthetic import make_synthetic
     from search.studies import synthetic_config
 
-    return make_synthetic(synthetic_config(data), seed=int(data.get("data_seed", 0)))
+    data: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in items}
+    return make_synthetic(synthetic_config(data), seed=int(data["data_seed"]))
+
+
+def _video_sets(data: dict[str, Any]) -> tuple[Any, Any]:
+    """Real video: listed per trial (not cached: a dataset counts the unreadable videos it met,
+    and that count is a metric of this trial), decoded on the fly by the DataLoader workers; the
+    files must be readable from the node this trial runs on."""
+    from search.data.video import video_sets
+
+    return video_sets(data)
+
+
+def _labels(dataset: Any) -> list[int]:
+    """The labels of a ClipSet (tensor) or a VideoDataset (``(path, label)`` items)."""
+    if hasattr(dataset, "labels"):
+        return [int(y) for y in dataset.labels.tolist()]
+    return [int(y) for _, y in dataset.items]
 
 
 def _trial_dir() -> str | None:
@@ -190,19 +234,22 @@ def _poison(model: Any) -> None:
             p.fill_(math.nan)
 
 
-def _inflated_model(spec: Any, context: TrialContext, seed: int) -> Any:
-    """Inflation study: a 2D twin pretrained on single frames, inflated into ``spec`` (I3D)."""
-    from arch_space import build_inflated
+def _pretrained_2d_of(spec: Any, context: TrialContext, seed: int, data_seed: int) -> Any:
+    """Inflation study: the weights of ``spec``'s 2D twin pretrained on single frames (I3D)."""
     from search.pretrain import as_2d
 
-    state_2d = _pretrained_2d(as_2d(spec).to_json(), seed, context.pretrain_epochs,
-                              context.num_threads)
-    return build_inflated(spec, state_2d)
+    return _pretrained_2d(as_2d(spec).to_json(), seed, data_seed, context.pretrain_epochs,
+                          context.num_threads)
 
 
 @functools.lru_cache(maxsize=4)
-def _pretrained_2d(spec_2d_json: str, seed: int, epochs: int, num_threads: int) -> Any:
-    """2D weights for a spec (cached per worker: every kind of a seed shares its 2D twin)."""
+def _pretrained_2d(spec_2d_json: str, seed: int, data_seed: int, epochs: int,
+                   num_threads: int) -> Any:
+    """2D weights for a spec (cached per worker: every kind of a seed shares its 2D twin).
+
+    Keyed by all it depends on: the twin, the seed (init, image order), the data seed (which
+    images are drawn), the epochs and the threads. ``pretrain_2d`` seeds before it builds.
+    """
     import dataclasses
 
     from arch_space.spec import ArchSpec
@@ -210,7 +257,8 @@ def _pretrained_2d(spec_2d_json: str, seed: int, epochs: int, num_threads: int) 
 
     # as_2d of the 2D twin is the twin itself, so it is a valid argument for pretrain_2d.
     cfg = dataclasses.replace(PRETRAIN_CONFIG, epochs=epochs, num_threads=num_threads)
-    return pretrain_2d(ArchSpec.from_json(spec_2d_json), seed=seed, cfg=cfg)
+    return pretrain_2d(ArchSpec.from_json(spec_2d_json), seed=seed, cfg=cfg,
+                       image_seed=data_seed)
 
 
 def worker_env() -> dict[str, str]:

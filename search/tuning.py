@@ -6,7 +6,10 @@
   resumed study are added to the Optuna study (warm start).
 - ``BandedASHA``: one ASHA per band of equal MACs, so early stopping on val/acc1 only compares
   networks of similar cost; a trial's band is in its config (cost is known before training).
-- ``StoreCallback``: runs in the driver and is the only code that writes results.
+- ``PlateauStopper``: ends a trial once its validation curve has plateaued; such a trial is
+  COMPLETE (it converged), unlike one ASHA stopped (PRUNED) or one interrupted (FAILED).
+- ``StoreCallback``: runs in the driver and is the only code that writes results, including
+  each trial's protocol columns (data seed, plateau, train-val gap, baselines).
 """
 
 from __future__ import annotations
@@ -14,18 +17,24 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.stopper import Stopper
 from sqlalchemy import Engine
 
+from search.protocol import curve_plateaued, train_val_gap
 from search.schema import TrialState
 from search.store import (
+    drop_epochs_after,
+    epoch_curve,
+    find_trial,
     finish_trial,
     record_epoch,
+    record_protocol,
     session_scope,
     start_trial,
     upsert_arch,
@@ -39,9 +48,15 @@ EPOCH_METRICS: tuple[str, ...] = ("train/loss", "train/acc1", "val/loss", "val/a
                                   "data/skipped")  # real video: unreadable videos so far
 
 
+# Set by PlateauStopper in the result it stops a trial on (Tune keeps that result as the trial's
+# last_result, and callbacks may mark results in place): the trial ended converged.
+PLATEAU_MARK = "stopped_at_plateau"
+
+
 def was_stopped_early(result: dict[str, Any] | None) -> bool:
-    """True when a finished trial reported fewer epochs than planned (stopped before its end)."""
-    if not result or result.get("skipped"):
+    """True when a finished trial reported fewer epochs than planned and did not end at a
+    plateau (ASHA stopped it, or it was interrupted)."""
+    if not result or result.get("skipped") or result.get(PLATEAU_MARK):
         return False
     epoch, planned = result.get("epoch"), result.get("epochs_planned")
     return epoch is not None and planned is not None and float(epoch) < float(planned)
@@ -51,8 +66,9 @@ def final_state(result: dict[str, Any] | None, stopped_by_scheduler: bool
                 ) -> tuple[TrialState, str | None]:
     """State and reason of a trial Tune reports as complete.
 
-    Only the scheduler's own STOP makes a trial PRUNED; a trial that ended short of its epochs
-    otherwise (Ctrl-C, the experiment stopping) is FAILED as interrupted, so it runs again.
+    Only the scheduler's own STOP makes a trial PRUNED; one the plateau stopper ended is
+    COMPLETE; a trial that ended short of its epochs otherwise (Ctrl-C, the experiment
+    stopping) is FAILED as interrupted, so it runs again.
     """
     result = result or {}
     if stopped_by_scheduler:
@@ -64,6 +80,53 @@ def final_state(result: dict[str, Any] | None, stopped_by_scheduler: bool
         return TrialState.FAILED, (f"interrupted at epoch {int(result['epoch'])} of "
                                    f"{int(result['epochs_planned'])}")
     return TrialState.COMPLETE, None
+
+
+class PlateauStopper(Stopper):
+    """Stops a trial once its validation curve has plateaued (``search.protocol.plateaued``).
+
+    ``settings`` are the ``train.plateau_*`` fields (``train.epochs`` is the maximum budget).
+    A trial that resumes from a checkpoint re-reports only the epochs after it, so its earlier
+    epochs are read from the study's stored curve (``engine``, ``study_id``): it stops where an
+    uninterrupted run would.
+    """
+
+    def __init__(self, settings: Mapping[str, Any], engine: Engine | None = None,
+                 study_id: int | None = None) -> None:
+        self.settings = dict(settings)
+        self.metric = str(settings["plateau_metric"])
+        self.engine, self.study_id = engine, study_id
+        self.curves: dict[str, dict[int, float]] = {}  # Ray trial_id -> {epoch: value}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles the run config with the experiment state; the engine stays in the driver.
+        return {**self.__dict__, "engine": None}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if result.get("skipped") or "epoch" not in result or self.metric not in result:
+            return False
+        if trial_id not in self.curves:
+            self.curves[trial_id] = self._stored_curve(result.get("config") or {})
+        curve = self.curves[trial_id]
+        epoch = int(result["epoch"])
+        curve[epoch] = float(result[self.metric])
+        if epoch >= int(result.get("epochs_planned", 0)):
+            return False  # the budget's last epoch: the trial ends anyway, unmarked
+        if curve_plateaued([curve[e] for e in sorted(curve) if e <= epoch], self.settings):
+            result[PLATEAU_MARK] = 1.0
+            return True
+        return False
+
+    def stop_all(self) -> bool:
+        return False
+
+    def _stored_curve(self, config: Mapping[str, Any]) -> dict[int, float]:
+        """The stored epochs of a cell that resumes from a checkpoint (else nothing)."""
+        if not config.get("resume_from") or self.engine is None or self.study_id is None:
+            return {}
+        with session_scope(self.engine) as s:
+            row = find_trial(s, self.study_id, str(config["arch_id"]), int(config["seed"]))
+            return epoch_curve(s, row.id, self.metric) if row is not None else {}
 
 
 class StudySearch(OptunaSearch):
@@ -165,6 +228,15 @@ class BandedASHA(FIFOScheduler):
         return f"BandedASHA: {len(self._bands)} MAC bands"
 
 
+def _draws_with_seed(data: Mapping[str, Any]) -> bool:
+    """Whether the data draw uses the data seed (always, except real video fixed by its split)."""
+    if data.get("source", "synthetic") == "synthetic":
+        return True
+    from search.data.video import draws_with_seed
+
+    return draws_with_seed(data)
+
+
 def error_reason(trial: Any, error: BaseException | None = None) -> str:
     """One line saying why a trial failed (the original exception, not Ray's wrapper)."""
     exc: Any = error
@@ -216,17 +288,24 @@ class StoreCallback(Callback):
     """The one writer: turns Tune's trial events into rows through ``search.store``.
 
     ``costs`` maps arch_id to the measured cost (macs, params, activations, latency_ms,
-    per_layer) the driver computed before the trial started.
+    per_layer) the driver computed before the trial started. ``plateau`` holds the
+    ``train.plateau_*`` settings: every trial records whether its curve plateaued by that rule.
+    ``data`` is the study's data config: where its draw does not use the data seed (real video
+    with an official split and no subsets) ``trials.data_seed`` stays null.
     """
 
     def __init__(self, engine: Engine, study_id: int, costs: dict[str, dict[str, Any]],
-                 resources: dict[str, Any], stopped: set[str] | None = None) -> None:
+                 resources: dict[str, Any], stopped: set[str] | None = None, *,
+                 plateau: Mapping[str, Any], data: Mapping[str, Any] | None = None) -> None:
         self.engine = engine
         self.stopped = stopped if stopped is not None else set()  # ids the scheduler stopped
         self.study_id = study_id
         self.costs = costs
         self.resources = resources
+        self.plateau = dict(plateau)
+        self.records_data_seed = _draws_with_seed(data or {})
         self.rows: dict[str, int] = {}  # Ray trial_id -> trials.id
+        self.baselined: set[str] = set()  # trial ids whose baselines are stored
         self.events: list[tuple[str, str, Any]] = []  # (state, label, detail) for the display
 
     def __getstate__(self) -> dict[str, Any]:
@@ -252,6 +331,9 @@ class StoreCallback(Callback):
                               resources={**self.resources,
                                          "resumed_from": config.get("resume_from")},
                               ray_trial_id=trial.trial_id)
+            data_seed = config.get("data_seed") if self.records_data_seed else None
+            record_protocol(s, row.id, data_seed=data_seed, plateaued=None, train_val_gap=None,
+                            chance_acc=None, majority_acc=None)
             self.rows[trial.trial_id] = row.id
         self.events.append(("RUNNING", config.get("label"), None))
 
@@ -263,6 +345,10 @@ class StoreCallback(Callback):
         metrics = {k: result[k] for k in EPOCH_METRICS if k in result}
         with session_scope(self.engine) as s:
             record_epoch(s, row, int(result["epoch"]), metrics)
+            if "chance_acc" in result and trial.trial_id not in self.baselined:
+                record_protocol(s, row, chance_acc=float(result["chance_acc"]),
+                                majority_acc=float(result["majority_acc"]))
+                self.baselined.add(trial.trial_id)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
@@ -287,8 +373,20 @@ class StoreCallback(Callback):
         if state is TrialState.PRUNED:
             error = f"{error} (MAC band {trial.config.get('band')})"
         with session_scope(self.engine) as s:
+            if "epoch" in result:  # rows of an earlier, longer attempt are not this trial's
+                drop_epochs_after(s, row, int(result["epoch"]))
             finish_trial(s, row, state, results=final, error=error)
+            self._record_convergence(s, row, result)
         self.events.append((state.value, trial.config.get("label"), error))
+
+    def _record_convergence(self, session: Any, row: int, result: dict[str, Any]) -> None:
+        """``plateaued`` (the stored val curve, by the stopper's rule) and ``train_val_gap``."""
+        if "epoch" not in result:
+            return
+        curve = epoch_curve(session, row, self.plateau["plateau_metric"])
+        values = [curve[e] for e in sorted(curve) if e <= int(result["epoch"])]
+        record_protocol(session, row, plateaued=curve_plateaued(values, self.plateau),
+                        train_val_gap=train_val_gap(result))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)
@@ -300,4 +398,5 @@ class StoreCallback(Callback):
         final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", "epoch") if k in result}
         with session_scope(self.engine) as s:
             finish_trial(s, row, TrialState.FAILED, results=final, error=reason)
+            self._record_convergence(s, row, result)
         self.events.append(("FAILED", trial.config.get("label"), reason))

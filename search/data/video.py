@@ -322,7 +322,7 @@ def video_sets(data: Mapping[str, Any]) -> tuple[VideoDataset, VideoDataset]:
     the trials call it to train. Without a validation split (a folder without ``split_dir``, a
     CSV / JSON without ``val_annotations``) ``val_fraction`` of every class is held out, chosen
     by ``data_seed``. ``classes`` keeps a subset (labels follow its order); ``n_train`` / ``n_val``
-    keep at most that many videos (a fixed random subset).
+    keep at most that many videos (a random subset, also drawn with ``data_seed``; null: 0).
     """
     source = data["source"]
     check_paths(data)
@@ -365,7 +365,7 @@ def video_sets(data: Mapping[str, Any]) -> tuple[VideoDataset, VideoDataset]:
             "root" if source == "folder" else "annotations")
         raise DataError(f"data.{key}: cannot read the dataset: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-    seed = int(data.get("data_seed", 0))
+    seed = int(data.get("data_seed") or 0)  # trials pass their effective seed (search.protocol)
     train_items, val_items = train.items, val.items if val is not None else None
     if val_items is None:
         train_items, val_items = _hold_out(train_items, float(data.get("val_fraction", 0.2)), seed)
@@ -391,6 +391,13 @@ def video_sets(data: Mapping[str, Any]) -> tuple[VideoDataset, VideoDataset]:
                         "a split)")
     return (VideoDataset(train_items, classes, train.sampling, train.transform),
             VideoDataset(val_items, classes, parts(False)["sampling"], parts(False)["transform"]))
+
+
+def draws_with_seed(data: Mapping[str, Any]) -> bool:
+    """True when ``video_sets`` draws with ``data_seed``: a held-out val split (no official one
+    given) or an ``n_train`` / ``n_val`` subset. Otherwise the split files fix every video."""
+    official = data.get("split_dir") if data["source"] == "folder" else data.get("val_annotations")
+    return not official or data.get("n_train") is not None or data.get("n_val") is not None
 
 
 def _hold_out(items: list[tuple[str, int]], fraction: float,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from search.config import DataConfig, TrainSettings
+from search.config import PLATEAU_KEYS, DataConfig, TrainSettings
 from search.run import compose, main, options, to_run_config
 from search.studies import build_design, mac_band
 
@@ -28,8 +28,10 @@ def test_data_and_train_configs_mirror_the_dataclasses_they_feed() -> None:
     data = {f.name for f in dataclasses.fields(DataConfig)}
     assert {f.name for f in dataclasses.fields(SyntheticConfig)} <= data
     train = {f.name for f in dataclasses.fields(TrainSettings)}
-    # device and threads come from the hardware config; the rest must match one to one.
-    assert {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "num_threads"} == train
+    # device and threads come from the hardware config; the plateau rule steers the trial, not
+    # the loop; the rest must match one to one.
+    assert {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "num_threads"} == \
+        train - set(PLATEAU_KEYS)
     cfg = to_run_config(compose([]))
     assert cfg.train.epochs == TrainConfig().epochs and cfg.data.clip_len == SyntheticConfig().clip_len
 

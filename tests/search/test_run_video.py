@@ -117,6 +117,30 @@ def test_video_sets_hold_out_every_class_and_apply_limits(tree: Path) -> None:
     assert len(small) == 4
 
 
+def test_the_video_draw_follows_the_data_seed_where_one_applies(tree: Path,
+                                                                tmp_path: Path) -> None:
+    """Without an official split each seed holds out its own val videos; with one (and no
+    n_train / n_val subsets) the split files fix every video and no data seed is stored."""
+    from dataclasses import asdict
+
+    from search.data.video import draws_with_seed, video_sets
+    from search.protocol import trial_data_seed
+
+    whole = ("data.n_train=null", "data.n_val=null")
+    data = asdict(to_run_config(compose(["study=smoke", "data=folder", f"data.root={tree}",
+                                         *whole])).data)
+    assert draws_with_seed(data)
+    held_out = {seed: video_sets({**data, "data_seed": trial_data_seed(None, seed)})[1].items
+                for seed in range(4)}
+    assert len({tuple(items) for items in held_out.values()}) > 1
+    assert video_sets({**data, "data_seed": trial_data_seed(None, 0)})[1].items == held_out[0]
+    ucf = to_run_config(compose(["study=smoke", "data=ucf101", *whole,
+                                 *_annotated(tree, tmp_path, "ucf101")]))
+    assert not draws_with_seed(asdict(ucf.data))
+    ucf.data.n_train = 4  # a random subset of the official training split
+    assert draws_with_seed(asdict(ucf.data))
+
+
 def _annotated(tree: Path, tmp_path: Path, preset: str) -> list[str]:
     """Split / annotation files over ``tree`` in the layout of ``preset``; its overrides."""
     videos = {name: sorted(p.name for p in (tree / name).glob(f"{name}_*.mp4")) for name in CLASSES}
@@ -189,6 +213,13 @@ def test_smoke_study_on_a_folder_of_videos(runner, tree: Path) -> None:
     assert len(skipped) == 4 and all(v == 1.0 for (v,) in skipped)  # one row per trial-epoch
     config = json.loads(_rows(db, "SELECT config_json FROM studies")[0][0])
     assert config["data"]["num_classes"] == 3 and config["data"]["root"] == str(tree)
+    # No official split: each seed held out its own val videos, drawn with its data seed.
+    from search.protocol import trial_data_seed
+
+    for seed, data_seed, chance, majority in _rows(
+            db, "SELECT seed, data_seed, chance_acc, majority_acc FROM trials"):
+        assert data_seed == trial_data_seed(None, seed)
+        assert chance == pytest.approx(1 / 3) and 1 / 3 <= majority <= 1
 
 
 def test_decode_workers_do_not_block_resuming(tree: Path) -> None:

@@ -21,6 +21,8 @@ from search.run import compose, options, to_run_config
 from search.studies import build_design
 
 RECORDED = json.loads((Path(__file__).with_name("study_arch_ids.json")).read_text())
+# Studies added after the (2+1)D stem rule: their arch_ids as first shipped.
+RECORDED_SINCE = json.loads((Path(__file__).with_name("study_arch_ids_since_0003.json")).read_text())
 
 
 def _cells(study: str, *overrides: str) -> dict:
@@ -29,7 +31,13 @@ def _cells(study: str, *overrides: str) -> dict:
 
 
 def test_every_grid_study_is_recorded():
-    assert set(RECORDED) == set(options("study")) - {"free_search"}
+    assert set(RECORDED) | set(RECORDED_SINCE) == set(options("study")) - {"free_search"}
+
+
+@pytest.mark.parametrize("study", sorted(RECORDED_SINCE))
+def test_newer_study_cells_keep_their_arch_ids(study):
+    cells = _cells(study)
+    assert {label: spec.arch_id for label, spec in cells.items()} == RECORDED_SINCE[study]
 
 
 @pytest.mark.parametrize("study", sorted(RECORDED))
