@@ -9,7 +9,6 @@ renders the end-of-run tables from the database.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import statistics
@@ -22,15 +21,14 @@ from typing import Any, TextIO
 
 from sqlalchemy import Engine
 
+from search.cluster import start_ray
 from search.config import RunConfig
+from search.loopback import dashboard_command
 from search.schema import ArchRow, TrialRow, TrialState, decode_value
 from search.store import completed_cells, session_scope, study_trials, trial_results
 from search.studies import Design, mac_band
 
 ACC = "val/acc1"
-# What a cluster's workers do not need of the checkout (runtime_env working_dir).
-CODE_EXCLUDES = [".venv/", ".git/", "*.db", "*.db-*", "docs/", "tests/", "benchmarks/",
-                 "**/__pycache__/", "*.pt", "*.pth", "*.mp4", "*.avi"]
 
 
 @dataclass
@@ -123,35 +121,6 @@ def _resume_points(rows: list[TrialRow]) -> dict[tuple[str, int], str]:
 # --- Ray --------------------------------------------------------------------------------------
 
 
-def start_ray(cfg: RunConfig) -> None:
-    """Start a local Ray in-process (quiet, no dashboard) or join the configured cluster."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
-    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
-    import ray
-
-    hw = cfg.hardware
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
-                              "log_to_driver": False, "ignore_reinit_error": True}
-    if hw.address:
-        root = Path(__file__).resolve().parents[1]
-        if hw.ship_code and (root / "pyproject.toml").is_file():  # a checkout, not site-packages
-            kwargs["runtime_env"] = {"working_dir": str(root), "excludes": CODE_EXCLUDES}
-        ray.init(address=hw.address, **kwargs)
-    else:
-        # address="local": always start a private Ray here, never attach to a cluster that a
-        # stale /tmp/ray/ray_current_cluster (from an earlier `ray start`) points at.
-        ray.init(address="local", num_cpus=hw.num_cpus, num_gpus=hw.num_gpus, **kwargs)
-    for name in ("ray", "ray.train", "ray.air"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    # Tune logs failed trials as errors; the display and the summary report them instead.
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-
-
 def check_resources(cfg: RunConfig) -> str | None:
     """Why no trial could ever be scheduled with these resources (one line), or None.
 
@@ -210,6 +179,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     import optuna
     from ray import tune
 
+    from search.checkpoints import experiment_name, refused_reason
     from search.trainable import TrialContext, run_trial
     from search.tuning import BandedASHA, StoreCallback, StudySearch
 
@@ -222,6 +192,11 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         stored = [StoredTrial(r.arch_id, r.seed, r.state, json.loads(r.params_json or "{}"),
                               trial_results(s, r.id)) for r in rows]
     resume = _resume_points(rows)
+    root = _storage_path(cfg)
+    refused = [p for p in resume.values() if refused_reason(p, root, study.name)]
+    if refused:  # the trials refuse them too, and store why
+        print(f"resume: {len(refused)} stored checkpoint(s) outside {root}/{study.name}-* "
+              f"refused (e.g. {refused[0]}): those cells train from scratch", file=err)
     ratio = study.scheduler.band_ratio
 
     objectives = list(study.objectives)
@@ -272,11 +247,13 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         data=asdict(cfg.data), train=asdict(cfg.train),
         epochs=int(cfg.train.epochs or 1),
         num_threads=max(1, int(hw.cpus_per_trial)), device=hw.device,
-        pretrain_epochs=study.pretrain_epochs, hooks=asdict(cfg.testing))
+        pretrain_epochs=study.pretrain_epochs, hooks=asdict(cfg.testing),
+        checkpoint_root=root, study=study.name)
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
     writer = StoreCallback(engine, study_id, costs.by_arch,
                            resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,
-                                      "ray_address": hw.address or "local"}, stopped=stopped)
+                                      "ray_address": hw.address or "local"}, stopped=stopped,
+                           checkpoints=None if hw.keep_checkpoints else (root, study.name))
     progress = ProgressDisplay(writer, total=num_samples, study=study.name,
                                interval_s=cfg.progress_interval_s, stream=err)
 
@@ -292,8 +269,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
                                     reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
-            name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=_storage_path(cfg), callbacks=[writer, progress], verbose=0,
+            name=experiment_name(study.name),
+            storage_path=root, callbacks=[writer, progress], verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
     )
@@ -579,18 +556,6 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "counts": counts}
 
 
-def dashboard_command(storage: str) -> str:
-    """The command that opens the dashboard on ``storage``, runnable from the current directory."""
-    root = Path(__file__).resolve().parents[1]
-    here = Path.cwd().resolve()
-    app = "dashboard/app.py" if here == root else str(root / "dashboard" / "app.py")
-    db = storage
-    if storage.startswith("sqlite:///"):
-        path = Path(storage.removeprefix("sqlite:///"))
-        db = str(path) if here == root or path.is_absolute() else str((here / path).resolve())
-    return f"streamlit run {app} -- --db {db}"
-
-
 def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Outcome,
                   storage: str, stream: TextIO = sys.stdout) -> dict[str, Any]:
     """Print the end-of-run tables and the next command; return the summary data."""
@@ -639,5 +604,6 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Outco
     if outcome.skipped:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(outcome.skip_reasons.items()))
         console.print(f"\n{outcome.skipped} proposal(s) answered without training ({reasons}).")
-    console.print(f"\nNext: {dashboard_command(storage)}")
+    # One line, as typed: no wrapping at the console width, no rich markup in paths.
+    console.print(f"\nNext: {dashboard_command(storage)}", soft_wrap=True, markup=False)
     return data

@@ -22,7 +22,8 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 from ray.tune.search.optuna import OptunaSearch
 from sqlalchemy import Engine
 
-from search.schema import TrialState
+from search.checkpoints import RESUME_NOTE, remove_checkpoints
+from search.schema import TrialRow, TrialState
 from search.store import (
     finish_trial,
     record_epoch,
@@ -189,39 +190,36 @@ def error_reason(trial: Any, error: BaseException | None = None) -> str:
 
 
 def _local_error(trial: Any) -> Any:
-    """The trial's error as Tune just wrote it next to the trial (pickled, else its text)."""
+    """The trial's error as Tune just wrote it next to the trial: the text file (the pickled
+    copy beside it is never loaded: nothing from disk is unpickled)."""
     import os
 
-    from ray import cloudpickle
-
-    for attr, loader in (("pickled_error_file", "pickle"), ("error_file", "text")):
-        try:
-            path = getattr(trial, attr, None)
-        except Exception:  # pragma: no cover - Ray internals vary between versions
-            path = None
-        if not path or not os.path.isfile(path):
-            continue
-        try:
-            if loader == "pickle":
-                with open(path, "rb") as f:
-                    return cloudpickle.load(f)
-            with open(path) as f:
-                return RuntimeError(f.read())
-        except Exception:  # pragma: no cover - a broken error file: try the next one
-            continue
-    return None
+    try:
+        path = trial.error_file
+    except Exception:  # pragma: no cover - Ray internals vary between versions
+        path = None
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return RuntimeError(f.read())
+    except OSError:  # pragma: no cover - a vanished error file
+        return None
 
 
 class StoreCallback(Callback):
     """The one writer: turns Tune's trial events into rows through ``search.store``.
 
     ``costs`` maps arch_id to the measured cost (macs, params, activations, latency_ms,
-    per_layer) the driver computed before the trial started.
+    per_layer) the driver computed before the trial started. ``checkpoints`` is
+    ``(storage root, study name)`` when the checkpoints of finished trials are to be deleted.
     """
 
     def __init__(self, engine: Engine, study_id: int, costs: dict[str, dict[str, Any]],
-                 resources: dict[str, Any], stopped: set[str] | None = None) -> None:
+                 resources: dict[str, Any], stopped: set[str] | None = None,
+                 checkpoints: tuple[str, str] | None = None) -> None:
         self.engine = engine
+        self.checkpoints = checkpoints
         self.stopped = stopped if stopped is not None else set()  # ids the scheduler stopped
         self.study_id = study_id
         self.costs = costs
@@ -261,8 +259,11 @@ class StoreCallback(Callback):
         if row is None or "epoch" not in result:
             return
         metrics = {k: result[k] for k in EPOCH_METRICS if k in result}
+        note = result.get(RESUME_NOTE)
         with session_scope(self.engine) as s:
             record_epoch(s, row, int(result["epoch"]), metrics)
+            if note:  # the checkpoint it was to resume from was refused or discarded: say why
+                _add_note(s, row, str(note))
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
@@ -270,8 +271,6 @@ class StoreCallback(Callback):
         path = getattr(checkpoint, "path", None)
         if row is None or not path:
             return
-        from search.schema import TrialRow
-
         with session_scope(self.engine) as s:
             trial_row = s.get(TrialRow, row)
             if trial_row is not None:
@@ -286,8 +285,15 @@ class StoreCallback(Callback):
         state, error = final_state(result, trial.trial_id in self.stopped)
         if state is TrialState.PRUNED:
             error = f"{error} (MAC band {trial.config.get('band')})"
+        finished = self.checkpoints is not None and state is not TrialState.FAILED
         with session_scope(self.engine) as s:
             finish_trial(s, row, state, results=final, error=error)
+            trial_row = s.get(TrialRow, row)
+            if finished and trial_row is not None:
+                trial_row.checkpoint_path = None
+        if finished and self.checkpoints is not None:  # COMPLETE or PRUNED: it never resumes
+            root, study = self.checkpoints
+            remove_checkpoints(trial, root=root, study=study)
         self.events.append((state.value, trial.config.get("label"), error))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -301,3 +307,14 @@ class StoreCallback(Callback):
         with session_scope(self.engine) as s:
             finish_trial(s, row, TrialState.FAILED, results=final, error=reason)
         self.events.append(("FAILED", trial.config.get("label"), reason))
+
+
+def _add_note(session: Any, trial_id: int, note: str) -> None:
+    """Store ``note`` with the trial (``resources_json["resume_note"]``) once."""
+    row = session.get(TrialRow, trial_id)
+    if row is None:
+        return
+    notes = json.loads(row.resources_json or "{}")
+    if notes.get(RESUME_NOTE) != note:
+        notes[RESUME_NOTE] = note
+        row.resources_json = json.dumps(notes, sort_keys=True, default=str)
