@@ -199,7 +199,8 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
     assert not errors, errors[0]
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resume:" in done.stderr and "marked interrupted" in done.stderr
-    assert "Next: streamlit run " in done.stdout and "dashboard/app.py -- --db " in done.stdout
+    assert "Next: streamlit run " in done.stdout and "dashboard/app.py --server.address " \
+        "127.0.0.1 " in done.stdout and " -- --db " in done.stdout
     assert "Pareto front" in done.stdout
 
     rows = _rows(runner.db, "SELECT arch_id, seed, state, attempt, resources_json FROM trials")
