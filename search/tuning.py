@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -170,10 +171,17 @@ def error_reason(trial: Any, error: BaseException | None = None) -> str:
     """One line saying why a trial failed (the original exception, not Ray's wrapper)."""
     exc: Any = error
     if exc is None:
-        exc = _local_error(trial)
+        text = _local_error_text(trial)
+        if text is None:
+            return "failed (no error recorded)"
+        match = None
+        for line in text.splitlines():  # the last exception line: "pkg.mod.Name: message"
+            match = re.match(r"([A-Za-z_][\w.]*): (.*)$", line) or match
+        if match is None:
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            return (lines[-1] if lines else "failed (no error recorded)")[:500]
+        return _one_line(match.group(1).rsplit(".", 1)[-1], match.group(2).strip())
     cause = getattr(exc, "cause", None) or exc
-    if cause is None:
-        return "failed (no error recorded)"
     name = type(cause).__name__
     text = str(cause).strip()
     if name in ("RayTaskError", "TuneError") or "Traceback" in text:
@@ -181,6 +189,11 @@ def error_reason(trial: Any, error: BaseException | None = None) -> str:
         cand = [ln for ln in lines if ":" in ln and not ln.startswith(("File ", "Traceback"))]
         text = cand[-1] if cand else (lines[-1] if lines else name)
         return text[:500]
+    return _one_line(name, text)
+
+
+def _one_line(name: str, text: str) -> str:
+    """The reason of an exception called ``name`` with message ``text``."""
     if name == "TrialFailure":
         return text.splitlines()[0][:500] if text else name
     first = text.splitlines()[0] if text else ""
@@ -189,7 +202,7 @@ def error_reason(trial: Any, error: BaseException | None = None) -> str:
     return f"{name}: {first}"[:500]
 
 
-def _local_error(trial: Any) -> Any:
+def _local_error_text(trial: Any) -> str | None:
     """The trial's error as Tune just wrote it next to the trial: the text file (the pickled
     copy beside it is never loaded: nothing from disk is unpickled)."""
     import os
@@ -202,7 +215,7 @@ def _local_error(trial: Any) -> Any:
         return None
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return RuntimeError(f.read())
+            return f.read()
     except OSError:  # pragma: no cover - a vanished error file
         return None
 

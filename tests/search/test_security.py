@@ -195,3 +195,26 @@ def test_checkpoints_load_weights_only_and_must_fit_the_network(tmp_path) -> Non
     assert torch.equal(state["model"]["0.weight"], good["model"]["0.weight"])
     assert load(None) == (None, None)
     assert load(str(root / inside / "gone" / "checkpoint_000009")) == (None, None)
+
+
+def test_a_failed_trials_reason_comes_from_the_text_file_not_the_pickle(tmp_path) -> None:
+    import pickle
+    from types import SimpleNamespace
+
+    from search.tuning import error_reason
+
+    marker = tmp_path / "pwned"
+    pickled = tmp_path / "error.pkl"
+    pickled.write_bytes(pickle.dumps(Payload(marker)))
+    text = tmp_path / "error.txt"
+    text.write_text("Failure # 1 (occurred at 2026-01-01_00-00-00)\n"
+                    "ray::ImplicitFunc.train() (pid=1, ip=127.0.0.1)\n"
+                    '  File "search/trainable.py", line 66, in run_trial\n'
+                    '    raise TrialFailure(f"nan: non-finite loss")\n'
+                    "search.trainable.TrialFailure: nan: non-finite loss nan at epoch 1\n")
+    trial = SimpleNamespace(error_file=str(text), pickled_error_file=str(pickled))
+    assert error_reason(trial) == "nan: non-finite loss nan at epoch 1"
+    assert not marker.exists()
+    text.write_text("Failure # 1\n  File \"x.py\", line 1\nValueError: bad width 3\n")
+    assert error_reason(trial) == "ValueError: bad width 3"
+    assert error_reason(SimpleNamespace(error_file=None)) == "failed (no error recorded)"
