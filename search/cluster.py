@@ -6,12 +6,15 @@ A local Ray listens on 127.0.0.1 only (``search.loopback``); joining a cluster i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from search.config import RunConfig
+from search.loopback import LOOPBACK, RAY_SINGLE_MACHINE_ENV
 
 # What a cluster's workers do not need of the checkout (runtime_env working_dir).
 CODE_EXCLUDES = [".venv/", ".git/", "*.db", "*.db-*", "docs/", "tests/", "benchmarks/",
@@ -41,19 +44,37 @@ def start_ray(cfg: RunConfig) -> None:
             kwargs["runtime_env"] = {"working_dir": str(root), "excludes": CODE_EXCLUDES}
         ray.init(address=hw.address, **kwargs)
     else:
-        from ray._private import ray_constants
-
-        from search.loopback import LOOPBACK, RAY_SINGLE_MACHINE_ENV
-
-        # Single-machine mode keeps the node address 127.0.0.1 (the raylet, agents and workers
-        # inherit the variable; this process read it when ray was imported).
-        os.environ[RAY_SINGLE_MACHINE_ENV] = "0"
-        ray_constants.ENABLE_RAY_CLUSTER = False
         # address="local": always start a private Ray here, never attach to a cluster that a
         # stale /tmp/ray/ray_current_cluster (from an earlier `ray start`) points at.
-        ray.init(address="local", num_cpus=hw.num_cpus, num_gpus=hw.num_gpus,
-                 _node_ip_address=LOOPBACK, **kwargs)
+        with _single_machine():
+            ray.init(address="local", num_cpus=hw.num_cpus, num_gpus=hw.num_gpus,
+                     _node_ip_address=LOOPBACK, **kwargs)
     for name in ("ray", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
     # Tune logs failed trials as errors; the display and the summary report them instead.
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def _single_machine() -> Iterator[None]:
+    """Ray's single-machine mode while a local Ray starts: its node address stays 127.0.0.1,
+    so the GCS, raylet, agents and workers listen on loopback only.
+
+    The processes Ray starts inherit the variable; this process read it when ray was imported,
+    so the flag it set is switched too. Both are restored afterwards (a later ``ray.init`` in
+    this process may join a cluster).
+    """
+    from ray._private import ray_constants
+
+    saved_env = os.environ.get(RAY_SINGLE_MACHINE_ENV)
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[RAY_SINGLE_MACHINE_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(RAY_SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[RAY_SINGLE_MACHINE_ENV] = saved_env

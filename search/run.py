@@ -241,6 +241,17 @@ def main(argv: list[str] | None = None) -> int:
             _shutdown_ray()
         print(INTERRUPTED_LINE, file=sys.stderr)
         return 130
+    except Exception as exc:  # a failure no inner handler names: one line, traceback on demand
+        from search.urls import mask
+
+        first = mask(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+        print(f"error: {type(exc).__name__}: {first} (set VIDARCH_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        if os.environ.get("VIDARCH_DEBUG"):
+            print(mask(traceback.format_exc()), end="", file=sys.stderr)
+        with contextlib.suppress(Exception, KeyboardInterrupt):
+            _shutdown_ray()
+        return 1
 
 
 def _main(argv: list[str] | None) -> int:
@@ -338,7 +349,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: driver: {type(exc).__name__}: {first} (set VIDARCH_DEBUG=1 for the "
               f"traceback; rerun the same command to resume)", file=sys.stderr)
         if os.environ.get("VIDARCH_DEBUG"):
-            traceback.print_exc()
+            print(mask(traceback.format_exc()), end="", file=sys.stderr)
     finally:
         # Whatever stopped us, no row stays RUNNING: the next run re-runs those cells (a second
         # Ctrl-C waits for this clean-up).

@@ -218,3 +218,24 @@ def test_a_failed_trials_reason_comes_from_the_text_file_not_the_pickle(tmp_path
     text.write_text("Failure # 1\n  File \"x.py\", line 1\nValueError: bad width 3\n")
     assert error_reason(trial) == "ValueError: bad width 3"
     assert error_reason(SimpleNamespace(error_file=None)) == "failed (no error recorded)"
+
+
+def test_an_unexpected_failure_is_one_masked_line_unless_debugging(tmp_path, monkeypatch,
+                                                                   capsys) -> None:
+    import search.studies
+
+    def broken(run_cfg: object) -> None:
+        raise RuntimeError(f"cannot reach postgresql://bob:{SECRET}@h/db\nsecond line")
+
+    monkeypatch.setattr(search.studies, "build_design", broken)  # a bug, injected
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VIDARCH_DEBUG", raising=False)
+    assert main(["study=smoke"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("error: RuntimeError: cannot reach postgresql://bob:***@h/db (set "
+                   "VIDARCH_DEBUG=1 for the traceback)\n")
+    monkeypatch.setenv("VIDARCH_DEBUG", "1")
+    assert main(["study=smoke"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and SECRET not in err
+    assert list(tmp_path.iterdir()) == []
