@@ -211,6 +211,7 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
     assert rerun, "the interrupted cell was not re-run"
     assert any(json.loads(r[4]).get("resumed_from") for r in rerun), \
         f"the interrupted cell did not resume from its checkpoint: {rows}"
+    assert not any("resume_note" in json.loads(r[4]) for r in rerun), rows  # it was used
     # Every completed trial has both epochs and its final metrics; the archs are shared.
     assert _rows(runner.db, "SELECT count(DISTINCT trial_id || '-' || epoch) FROM epoch_metrics "
                             "WHERE name = 'val/acc1'")[0][0] == 3 * SMOKE_CELLS
