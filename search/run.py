@@ -235,7 +235,7 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run a study; return the exit status (130 after Ctrl-C, whenever it comes)."""
     try:
-        return _main(argv)
+        return _main(argv, sigint=signal.getsignal(signal.SIGINT))
     except KeyboardInterrupt:
         with contextlib.suppress(KeyboardInterrupt):
             _shutdown_ray()
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, sigint: Any = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE.format(**{g if g != "study" else "studies": " | ".join(options(g))
@@ -353,7 +353,7 @@ def _main(argv: list[str] | None) -> int:
     finally:
         # Whatever stopped us, no row stays RUNNING: the next run re-runs those cells (a second
         # Ctrl-C waits for this clean-up).
-        with _sigint_held():
+        with _sigint_held(restore=sigint):
             with session_scope(engine) as s:
                 repair_running(s, study_id)
             _shutdown_ray()
@@ -370,10 +370,11 @@ def _main(argv: list[str] | None) -> int:
 
 
 @contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
+def _sigint_held(restore: Any = None) -> Iterator[None]:
     """Run the block to its end under Ctrl-C; a Ctrl-C that came meanwhile is raised after it.
 
-    Afterwards Ctrl-C raises ``KeyboardInterrupt`` again (Tune leaves its own handler behind).
+    Afterwards SIGINT gets the handler ``restore`` (the one at start-up; default: raise
+    ``KeyboardInterrupt``), not the one Tune leaves behind.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -383,7 +384,8 @@ def _sigint_held() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, restore if restore is not None
+                      else signal.default_int_handler)
     if caught:
         raise KeyboardInterrupt
 
