@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from analysis.placement import arch_features, layer_costs
 from arch_space.spec import ArchSpec
+from search import urls
 from search.schema import ArchRow, EpochMetricRow, ResultRow, StudyRow, TrialRow
 from search.store import StoreError, open_engine
 
@@ -48,11 +49,9 @@ Db = str | Path | Engine
 
 
 def to_url(db: str | Path) -> str:
-    """A SQLAlchemy URL from a URL or a file path (``studies.db`` → ``sqlite:///studies.db``)."""
-    text = str(db)
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).expanduser()}"
+    """A SQLAlchemy URL from a URL or a file path (``studies.db`` → ``sqlite:///studies.db``);
+    the rules are ``search.urls.to_url``'s, the same as the writer's."""
+    return urls.to_url(db)
 
 
 def connect(db: Db) -> Engine:

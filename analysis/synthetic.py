@@ -345,7 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--random", type=int, default=60, help="archs of the random study")
     args = parser.parse_args(argv)
     make_demo_db(f"sqlite:///{args.path}", n_random=args.random).dispose()
-    print(f"wrote {args.path}; view it with: streamlit run dashboard/app.py -- --db {args.path}")
+    from search.loopback import dashboard_command
+
+    print(f"wrote {args.path}; view it with: {dashboard_command(f'sqlite:///{args.path}')}")
     return 0
 
 

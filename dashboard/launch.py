@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from search.loopback import STREAMLIT_OPTIONS
+
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -31,14 +33,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_app(db: str, port: int, *, log: Path | None = None) -> subprocess.Popen[bytes]:
-    """``streamlit run dashboard/app.py -- --db DB`` on 127.0.0.1:``port``, from the repo root."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-           "--", "--db", db]
+def start_app(db: str, port: int, *, log: Path | None = None,
+              cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """``streamlit run dashboard/app.py -- --db DB`` on 127.0.0.1:``port``, usage statistics off.
+
+    The server options are passed on the command line (``search.loopback.STREAMLIT_OPTIONS``),
+    so the app binds loopback from any working directory ``cwd`` (default: the repo root).
+    """
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), *STREAMLIT_OPTIONS,
+           "--server.port", str(port), "--server.fileWatcherType", "none", "--", "--db", db]
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+    return subprocess.Popen(cmd, cwd=cwd or ROOT, stdout=out, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 

@@ -192,6 +192,7 @@ class HardwareConfig:
     device: str = "auto"  # "auto" (CUDA when the trial got a GPU), "cpu", "cuda"
     checkpoint_dir: str = "~/ray_results/vidarch"  # Ray Tune storage (checkpoints); a URI on a cluster
     ship_code: bool = True  # cluster: send this checkout to the workers (Ray runtime_env working_dir)
+    keep_checkpoints: bool = False  # keep checkpoints of finished trials (default: deleted once COMPLETE/PRUNED)
 
 
 @dataclass

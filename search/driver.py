@@ -9,7 +9,6 @@ It reads the study's stored trials (resume), starts Ray, runs the remaining tria
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import statistics
@@ -23,6 +22,7 @@ from typing import Any, TextIO
 from sqlalchemy import Engine
 
 from search import metrics
+from search.cluster import start_ray
 from search.config import RunConfig
 from search.protocol import trial_data_seed
 from search.schema import ArchRow, TrialRow, TrialState
@@ -31,9 +31,6 @@ from search.studies import Design, mac_band
 from search.summary import fmt_duration as _fmt_duration
 
 ACC = metrics.VAL_ACC1  # what the progress line and ASHA rank by
-# What a cluster's workers do not need of the checkout (runtime_env working_dir).
-CODE_EXCLUDES = [".venv/", ".git/", "*.db", "*.db-*", "docs/", "tests/", "benchmarks/",
-                 "**/__pycache__/", "*.pt", "*.pth", "*.mp4", "*.avi"]
 
 
 @dataclass
@@ -128,35 +125,6 @@ def _resume_points(rows: list[TrialRow]) -> dict[tuple[str, int], str]:
 # --- Ray --------------------------------------------------------------------------------------
 
 
-def start_ray(cfg: RunConfig) -> None:
-    """Start a local Ray in-process (quiet, no dashboard) or join the configured cluster."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
-    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
-    import ray
-
-    hw = cfg.hardware
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
-                              "log_to_driver": False, "ignore_reinit_error": True}
-    if hw.address:
-        root = Path(__file__).resolve().parents[1]
-        if hw.ship_code and (root / "pyproject.toml").is_file():  # a checkout, not site-packages
-            kwargs["runtime_env"] = {"working_dir": str(root), "excludes": CODE_EXCLUDES}
-        ray.init(address=hw.address, **kwargs)
-    else:
-        # address="local": always start a private Ray here, never attach to a cluster that a
-        # stale /tmp/ray/ray_current_cluster (from an earlier `ray start`) points at.
-        ray.init(address="local", num_cpus=hw.num_cpus, num_gpus=hw.num_gpus, **kwargs)
-    for name in ("ray", "ray.train", "ray.air"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    # Tune logs failed trials as errors; the display and the summary report them instead.
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-
-
 def check_resources(cfg: RunConfig) -> str | None:
     """Why no trial could ever be scheduled with these resources (one line), or None.
 
@@ -215,6 +183,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     import optuna
     from ray import tune
 
+    from search.checkpoints import experiment_name, refused_reason
     from search.trainable import TrialContext, run_trial
     from search.tuning import BandedASHA, PlateauStopper, StoreCallback, StudySearch
 
@@ -227,6 +196,11 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         stored = [StoredTrial(r.arch_id, r.seed, r.state, json.loads(r.params_json or "{}"),
                               trial_results(s, r.id)) for r in rows]
     resume = _resume_points(rows)
+    root = _storage_path(cfg)
+    refused = [p for p in resume.values() if refused_reason(p, root, study.name)]
+    if refused:  # the trials refuse them too, and store why
+        print(f"resume: {len(refused)} stored checkpoint(s) outside {root}/{study.name}-* "
+              f"refused (e.g. {refused[0]}): those cells train from scratch", file=err)
     ratio = study.scheduler.band_ratio
 
     objectives = list(study.objectives)
@@ -279,12 +253,14 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         data=asdict(cfg.data), train=asdict(cfg.train),
         epochs=int(cfg.train.epochs or 1),
         num_threads=max(1, int(hw.cpus_per_trial)), device=hw.device,
-        pretrain_epochs=study.pretrain_epochs, hooks=asdict(cfg.testing))
+        pretrain_epochs=study.pretrain_epochs, hooks=asdict(cfg.testing),
+        checkpoint_root=root, study=study.name)
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
     writer = StoreCallback(engine, study_id, costs.by_arch,
                            resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,
                                       "ray_address": hw.address or "local"}, stopped=stopped,
-                           plateau=context.train, data=context.data)
+                           plateau=context.train, data=context.data,
+                           checkpoints=None if hw.keep_checkpoints else (root, study.name))
     stopper = PlateauStopper(context.train, engine, study_id) if cfg.train.plateau_stop else None
     progress = ProgressDisplay(writer, total=num_samples, study=study.name,
                                interval_s=cfg.progress_interval_s, stream=err)
@@ -302,8 +278,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
                                     reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
-            name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=_storage_path(cfg), callbacks=[writer, progress], verbose=0,
+            name=experiment_name(study.name),
+            storage_path=root, callbacks=[writer, progress], verbose=0,
             stop=stopper,
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),

@@ -15,12 +15,16 @@ input; 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,12 @@ Any field can be overridden with a dotted key, e.g. train.epochs=4 study.seeds=[
 hardware.cpus_per_trial=2. --cfg prints the composed config and exits; --dry-run prints the
 study's arms (widths, MACs, params, matched-compute scale) and exits, before Ray or any training.
 Rerunning the same command resumes the study."""
+
+
+# Study names: a database key and the name of Tune's experiment directory.
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+STUDY_NAME_MAX = 100
+INTERRUPTED_LINE = "interrupted: stopped cleanly; rerun the same command to resume"
 
 
 class ConfigError(ValueError):
@@ -134,16 +144,43 @@ def to_run_config(cfg: Any) -> Any:
         raise ConfigError(_one_line(exc)) from None
     if not run_cfg.study.name or run_cfg.study.name == "???":
         raise ConfigError("study.name: missing")
+    check_study_name(run_cfg.study.name)
+    from search.urls import UrlError, check_storable, to_url
+
+    run_cfg.storage = to_url(run_cfg.storage)  # a bare file name means SQLite
+    try:
+        check_storable(run_cfg.storage)
+    except UrlError as exc:
+        raise ConfigError(str(exc)) from None
     from search.config import fill_defaults
 
     return fill_defaults(run_cfg)
 
 
+def check_study_name(name: str) -> None:
+    """``ConfigError`` unless ``name`` is safe as a database key and a directory name.
+
+    The name becomes Tune's experiment directory under ``hardware.checkpoint_dir``: no path
+    separators, no ``..``, at most ``STUDY_NAME_MAX`` characters.
+    """
+    if len(name) > STUDY_NAME_MAX:
+        raise ConfigError(f"study.name: {len(name)} characters, at most {STUDY_NAME_MAX} "
+                          f"({name[:24]!r}...)")
+    if not STUDY_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"study.name: {name!r} is not a safe name: use letters, digits, "
+                          f"'.', '_' and '-', starting with a letter or digit (no '/' or '..')")
+
+
 def snapshot(run_cfg: Any) -> dict[str, Any]:
-    """The effective config stored with the study (plain JSON, defaults filled in)."""
+    """The effective config stored with the study (plain JSON, defaults filled in; the storage
+    URL without its password)."""
     import dataclasses
 
-    return dataclasses.asdict(run_cfg)
+    from search.urls import mask
+
+    data = dataclasses.asdict(run_cfg)
+    data["storage"] = mask(str(data.get("storage", "")))
+    return data
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
@@ -224,7 +261,28 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a study; return the exit status."""
+    """Run a study; return the exit status (130 after Ctrl-C, whenever it comes)."""
+    try:
+        return _main(argv, sigint=signal.getsignal(signal.SIGINT))
+    except KeyboardInterrupt:
+        with contextlib.suppress(KeyboardInterrupt):
+            _shutdown_ray()
+        print(INTERRUPTED_LINE, file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failure no inner handler names: one line, traceback on demand
+        from search.urls import mask
+
+        first = mask(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+        print(f"error: {type(exc).__name__}: {first} (set VIDARCH_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        if os.environ.get("VIDARCH_DEBUG"):
+            print(mask(traceback.format_exc()), end="", file=sys.stderr)
+        with contextlib.suppress(Exception, KeyboardInterrupt):
+            _shutdown_ray()
+        return 1
+
+
+def _main(argv: list[str] | None, sigint: Any = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE.format(**{g if g != "study" else "studies": " | ".join(options(g))
@@ -244,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from search.studies import StudyError, build_design
+    from search.urls import mask
 
     try:
         cfg = compose(overrides)
@@ -255,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         design = build_design(run_cfg)
     except (ConfigError, StudyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask(str(exc))}", file=sys.stderr)
         return 2
     if dry_run:  # the arms, torch-free: nothing is started or stored
         from search.design_table import format_design
@@ -272,8 +331,6 @@ def main(argv: list[str] | None = None) -> int:
         session_scope,
     )
 
-    if "://" not in run_cfg.storage and run_cfg.storage.endswith((".db", ".sqlite")):
-        run_cfg.storage = f"sqlite:///{run_cfg.storage}"  # a bare file name means SQLite
     current = snapshot(run_cfg)
     name = run_cfg.study.name
     if run_cfg.hardware.address:  # a cluster that cannot be reached is bad input: check first
@@ -304,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             study_id = study.id
             repaired = repair_running(s, study_id)
     except (StoreError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask(str(exc))}", file=sys.stderr)
         _shutdown_ray()
         return 2
     if repaired:
@@ -322,16 +379,18 @@ def main(argv: list[str] | None = None) -> int:
         outcome.interrupted = True
     except Exception as exc:  # a driver bug or a Ray failure: say so, keep the results consistent
         crashed = True
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        first = mask(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
         print(f"error: driver: {type(exc).__name__}: {first} (set VIDARCH_DEBUG=1 for the "
               f"traceback; rerun the same command to resume)", file=sys.stderr)
         if os.environ.get("VIDARCH_DEBUG"):
-            traceback.print_exc()
+            print(mask(traceback.format_exc()), end="", file=sys.stderr)
     finally:
-        # Whatever stopped us, no row stays RUNNING: the next run re-runs those cells.
-        with session_scope(engine) as s:
-            repair_running(s, study_id)
-        _shutdown_ray()
+        # Whatever stopped us, no row stays RUNNING: the next run re-runs those cells (a second
+        # Ctrl-C waits for this clean-up).
+        with _sigint_held(restore=sigint):
+            with session_scope(engine) as s:
+                repair_running(s, study_id)
+            _shutdown_ray()
     if run_cfg.summary:
         data = print_summary(engine, study_id, name, outcome, run_cfg.storage)
         failed = data["counts"]["FAILED"]
@@ -339,8 +398,30 @@ def main(argv: list[str] | None = None) -> int:
         failed = outcome.failed
     engine.dispose()
     if outcome.interrupted:
+        print(INTERRUPTED_LINE, file=sys.stderr)
         return 130
     return 1 if failed or outcome.failed or crashed else 0
+
+
+@contextlib.contextmanager
+def _sigint_held(restore: Any = None) -> Iterator[None]:
+    """Run the block to its end under Ctrl-C; a Ctrl-C that came meanwhile is raised after it.
+
+    Afterwards SIGINT gets the handler ``restore`` (the one at start-up; default: raise
+    ``KeyboardInterrupt``), not the one Tune leaves behind.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, restore if restore is not None
+                      else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _shutdown_ray() -> None:

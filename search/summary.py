@@ -13,7 +13,6 @@ import json
 import math
 import statistics
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -21,6 +20,7 @@ from sqlalchemy import Engine
 
 from search import metrics
 from search.contrasts import Groups, evaluate, floor_note
+from search.loopback import dashboard_command
 from search.schema import ArchRow, StudyRow, TrialState, decode_value
 from search.seed_stats import CI_METHOD, mean_ci, pareto_mask
 from search.store import session_scope, study_trials
@@ -152,18 +152,6 @@ def summarize(rows: list[dict[str, Any]], metric: str = metrics.VAL_ACC1, mode: 
             "failures": [r for r in rows if r["state"] == "FAILED"], "counts": counts}
 
 
-def dashboard_command(storage: str) -> str:
-    """The command that opens the dashboard on ``storage``, runnable from the current directory."""
-    root = Path(__file__).resolve().parents[1]
-    here = Path.cwd().resolve()
-    app = "dashboard/app.py" if here == root else str(root / "dashboard" / "app.py")
-    db = storage
-    if storage.startswith("sqlite:///"):
-        path = Path(storage.removeprefix("sqlite:///"))
-        db = str(path) if here == root or path.is_absolute() else str((here / path).resolve())
-    return f"streamlit run {app} -- --db {db}"
-
-
 def _f(value: float, spec: str = ".3f") -> str:
     return format(value, spec) if value is not None and math.isfinite(value) else "-"
 
@@ -276,5 +264,6 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
     if outcome.skipped:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(outcome.skip_reasons.items()))
         console.print(f"\n{outcome.skipped} proposal(s) answered without training ({reasons}).")
-    console.print(f"\nNext: {dashboard_command(storage)}")
+    # One line, as typed: no wrapping at the console width, no rich markup in paths.
+    console.print(f"\nNext: {dashboard_command(storage)}", soft_wrap=True, markup=False)
     return data

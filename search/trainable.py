@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search.checkpoints import RESUME_NOTE
+
 CHECKPOINT_FILE = "state.pt"
 SKIPPED_METRIC = "data/skipped"  # real video: videos skipped as unreadable so far
 
@@ -37,6 +39,8 @@ class TrialContext:
     device: str  # "auto", "cpu" or "cuda"
     pretrain_epochs: int = 3  # inflation study: epochs of 2D pretraining on frames
     hooks: dict[str, Any] = field(default_factory=dict)  # testing hooks (FaultHooks fields)
+    checkpoint_root: str = ""  # Tune storage path: resume points are read only from inside it
+    study: str = ""  # ... and only from this study's experiment directories
 
 
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
@@ -95,11 +99,14 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         settings["num_workers"] = int(workers)
     train_cfg = TrainConfig(**settings)
 
-    checkpoint = _load_checkpoint(config.get("resume_from"))
+    checkpoint, resume_note = _load_checkpoint(config.get("resume_from"), model, context)
     chance, majority = baselines(_labels(val_set), int(val_set.num_classes))
-    extra = {"macs": float(config["macs"]), "params": float(config.get("params", 0)),
-             "epochs_planned": float(context.epochs), "chance_acc": chance,
-             "majority_acc": majority}
+    extra: dict[str, Any] = {"macs": float(config["macs"]),
+                             "params": float(config.get("params", 0)),
+                             "epochs_planned": float(context.epochs), "chance_acc": chance,
+                             "majority_acc": majority}
+    if resume_note:  # the driver stores it with the trial
+        extra[RESUME_NOTE] = resume_note
     if checkpoint is not None and _ended_at_plateau(checkpoint, context):
         # The driver died after the stopper ended this trial, before it recorded the end: report
         # the last epoch again (the stopper ends it there) instead of training on.
@@ -208,21 +215,17 @@ def _device(device: str) -> str:
     return "cuda" if gpus else "cpu"
 
 
-def _load_checkpoint(path: str | None) -> dict[str, Any] | None:
-    """The train state saved at ``path`` (a Tune checkpoint directory or URI), or None."""
-    if not path:
-        return None
-    import torch
-    from ray import tune
+def _load_checkpoint(path: str | None, model: Any, context: TrialContext
+                     ) -> tuple[dict[str, Any] | None, str | None]:
+    """The train state saved at ``path`` for ``model``, and why it is not used when it is not.
 
-    try:
-        with tune.Checkpoint(path).as_directory() as local:
-            file = Path(local) / CHECKPOINT_FILE
-            if not file.is_file():
-                return None
-            return torch.load(file, map_location="cpu", weights_only=False)
-    except (OSError, FileNotFoundError, RuntimeError):
-        return None  # a vanished or broken checkpoint: start the cell from scratch
+    Weights only, from the study's own checkpoint directory, and only a state of this network
+    (``search.checkpoints.load_train_state``); otherwise the cell starts from scratch.
+    """
+    from search.checkpoints import load_train_state
+
+    return load_train_state(path, model, root=context.checkpoint_root, study=context.study,
+                            epochs=context.epochs)
 
 
 def _poison(model: Any) -> None:

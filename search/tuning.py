@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,8 +27,9 @@ from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import Stopper
 from sqlalchemy import Engine
 
+from search.checkpoints import RESUME_NOTE, remove_checkpoints
 from search.protocol import curve_plateaued, train_val_gap
-from search.schema import TrialState
+from search.schema import TrialRow, TrialState
 from search.store import (
     drop_epochs_after,
     epoch_curve,
@@ -241,10 +243,17 @@ def error_reason(trial: Any, error: BaseException | None = None) -> str:
     """One line saying why a trial failed (the original exception, not Ray's wrapper)."""
     exc: Any = error
     if exc is None:
-        exc = _local_error(trial)
+        text = _local_error_text(trial)
+        if text is None:
+            return "failed (no error recorded)"
+        match = None
+        for line in text.splitlines():  # the last exception line: "pkg.mod.Name: message"
+            match = re.match(r"([A-Za-z_][\w.]*): (.*)$", line) or match
+        if match is None:
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            return (lines[-1] if lines else "failed (no error recorded)")[:500]
+        return _one_line(match.group(1).rsplit(".", 1)[-1], match.group(2).strip())
     cause = getattr(exc, "cause", None) or exc
-    if cause is None:
-        return "failed (no error recorded)"
     name = type(cause).__name__
     text = str(cause).strip()
     if name in ("RayTaskError", "TuneError") or "Traceback" in text:
@@ -252,6 +261,11 @@ def error_reason(trial: Any, error: BaseException | None = None) -> str:
         cand = [ln for ln in lines if ":" in ln and not ln.startswith(("File ", "Traceback"))]
         text = cand[-1] if cand else (lines[-1] if lines else name)
         return text[:500]
+    return _one_line(name, text)
+
+
+def _one_line(name: str, text: str) -> str:
+    """The reason of an exception called ``name`` with message ``text``."""
     if name == "TrialFailure":
         return text.splitlines()[0][:500] if text else name
     first = text.splitlines()[0] if text else ""
@@ -260,28 +274,22 @@ def error_reason(trial: Any, error: BaseException | None = None) -> str:
     return f"{name}: {first}"[:500]
 
 
-def _local_error(trial: Any) -> Any:
-    """The trial's error as Tune just wrote it next to the trial (pickled, else its text)."""
+def _local_error_text(trial: Any) -> str | None:
+    """The trial's error as Tune just wrote it next to the trial: the text file (the pickled
+    copy beside it is never loaded: nothing from disk is unpickled)."""
     import os
 
-    from ray import cloudpickle
-
-    for attr, loader in (("pickled_error_file", "pickle"), ("error_file", "text")):
-        try:
-            path = getattr(trial, attr, None)
-        except Exception:  # pragma: no cover - Ray internals vary between versions
-            path = None
-        if not path or not os.path.isfile(path):
-            continue
-        try:
-            if loader == "pickle":
-                with open(path, "rb") as f:
-                    return cloudpickle.load(f)
-            with open(path) as f:
-                return RuntimeError(f.read())
-        except Exception:  # pragma: no cover - a broken error file: try the next one
-            continue
-    return None
+    try:
+        path = trial.error_file
+    except Exception:  # pragma: no cover - Ray internals vary between versions
+        path = None
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:  # pragma: no cover - a vanished error file
+        return None
 
 
 class StoreCallback(Callback):
@@ -291,13 +299,16 @@ class StoreCallback(Callback):
     per_layer) the driver computed before the trial started. ``plateau`` holds the
     ``train.plateau_*`` settings: every trial records whether its curve plateaued by that rule.
     ``data`` is the study's data config: where its draw does not use the data seed (real video
-    with an official split and no subsets) ``trials.data_seed`` stays null.
+    with an official split and no subsets) ``trials.data_seed`` stays null. ``checkpoints`` is
+    ``(storage root, study name)`` when the checkpoints of finished trials are to be deleted.
     """
 
     def __init__(self, engine: Engine, study_id: int, costs: dict[str, dict[str, Any]],
                  resources: dict[str, Any], stopped: set[str] | None = None, *,
-                 plateau: Mapping[str, Any], data: Mapping[str, Any] | None = None) -> None:
+                 plateau: Mapping[str, Any], data: Mapping[str, Any] | None = None,
+                 checkpoints: tuple[str, str] | None = None) -> None:
         self.engine = engine
+        self.checkpoints = checkpoints
         self.stopped = stopped if stopped is not None else set()  # ids the scheduler stopped
         self.study_id = study_id
         self.costs = costs
@@ -343,12 +354,15 @@ class StoreCallback(Callback):
         if row is None or "epoch" not in result:
             return
         metrics = {k: result[k] for k in EPOCH_METRICS if k in result}
+        note = result.get(RESUME_NOTE)
         with session_scope(self.engine) as s:
             record_epoch(s, row, int(result["epoch"]), metrics)
             if "chance_acc" in result and trial.trial_id not in self.baselined:
                 record_protocol(s, row, chance_acc=float(result["chance_acc"]),
                                 majority_acc=float(result["majority_acc"]))
                 self.baselined.add(trial.trial_id)
+            if note:  # the checkpoint it was to resume from was refused or discarded: say why
+                _add_note(s, row, str(note))
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
@@ -356,8 +370,6 @@ class StoreCallback(Callback):
         path = getattr(checkpoint, "path", None)
         if row is None or not path:
             return
-        from search.schema import TrialRow
-
         with session_scope(self.engine) as s:
             trial_row = s.get(TrialRow, row)
             if trial_row is not None:
@@ -372,11 +384,18 @@ class StoreCallback(Callback):
         state, error = final_state(result, trial.trial_id in self.stopped)
         if state is TrialState.PRUNED:
             error = f"{error} (MAC band {trial.config.get('band')})"
+        finished = self.checkpoints is not None and state is not TrialState.FAILED
         with session_scope(self.engine) as s:
             if "epoch" in result:  # rows of an earlier, longer attempt are not this trial's
                 drop_epochs_after(s, row, int(result["epoch"]))
             finish_trial(s, row, state, results=final, error=error)
             self._record_convergence(s, row, result)
+            trial_row = s.get(TrialRow, row)
+            if finished and trial_row is not None:
+                trial_row.checkpoint_path = None
+        if finished and self.checkpoints is not None:  # COMPLETE or PRUNED: it never resumes
+            root, study = self.checkpoints
+            remove_checkpoints(trial, root=root, study=study)
         self.events.append((state.value, trial.config.get("label"), error))
 
     def _record_convergence(self, session: Any, row: int, result: dict[str, Any]) -> None:
@@ -400,3 +419,14 @@ class StoreCallback(Callback):
             finish_trial(s, row, TrialState.FAILED, results=final, error=reason)
             self._record_convergence(s, row, result)
         self.events.append(("FAILED", trial.config.get("label"), reason))
+
+
+def _add_note(session: Any, trial_id: int, note: str) -> None:
+    """Store ``note`` with the trial (``resources_json["resume_note"]``) once."""
+    row = session.get(TrialRow, trial_id)
+    if row is None:
+        return
+    notes = json.loads(row.resources_json or "{}")
+    if notes.get(RESUME_NOTE) != note:
+        notes[RESUME_NOTE] = note
+        row.resources_json = json.dumps(notes, sort_keys=True, default=str)

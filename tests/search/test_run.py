@@ -201,7 +201,8 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
     assert not errors, errors[0]
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resume:" in done.stderr and "marked interrupted" in done.stderr
-    assert "Next: streamlit run " in done.stdout and "dashboard/app.py -- --db " in done.stdout
+    assert "Next: streamlit run " in done.stdout and "dashboard/app.py --server.address " \
+        "127.0.0.1 " in done.stdout and " -- --db " in done.stdout
     assert "Pareto front" in done.stdout
 
     rows = _rows(runner.db, "SELECT arch_id, seed, state, attempt, resources_json FROM trials")
@@ -212,6 +213,7 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
     assert rerun, "the interrupted cell was not re-run"
     assert any(json.loads(r[4]).get("resumed_from") for r in rerun), \
         f"the interrupted cell did not resume from its checkpoint: {rows}"
+    assert not any("resume_note" in json.loads(r[4]) for r in rerun), rows  # it was used
     # Every completed trial has both epochs and its final metrics; the archs are shared.
     assert _rows(runner.db, "SELECT count(DISTINCT trial_id || '-' || epoch) FROM epoch_metrics "
                             "WHERE name = 'val/acc1'")[0][0] == 3 * SMOKE_CELLS

@@ -181,7 +181,7 @@ def test_summary_pareto_uses_complete_trials_and_seed_means() -> None:
 
 
 def test_dashboard_command_runs_from_where_the_study_ran(tmp_path, monkeypatch) -> None:
-    from search.summary import dashboard_command
+    from search.loopback import dashboard_command
 
     monkeypatch.chdir(tmp_path)
     command = dashboard_command("sqlite:///studies.db")
