@@ -205,13 +205,18 @@ def _storage_path(cfg: RunConfig) -> str:
 
 
 def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
-              err: TextIO = sys.stderr) -> Outcome:
-    """Run what is left of the study and return the outcome (rows are written as trials go)."""
+              err: TextIO = sys.stderr, guard: Any = None) -> Outcome:
+    """Run what is left of the study and return the outcome (rows are written as trials go).
+
+    ``guard`` (a ``search.guard.StudyGuard``) fences every write with the study lease and
+    retries transient database errors; None writes unguarded.
+    """
     import optuna
     from ray import tune
 
     from search.trainable import TrialContext, run_trial
-    from search.tuning import BandedASHA, StoreCallback, StudySearch
+    from search.tuning import BandedASHA, StudySearch
+    from search.writer import GuardedWriter
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = cfg.study
@@ -274,9 +279,10 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         num_threads=max(1, int(hw.cpus_per_trial)), device=hw.device,
         pretrain_epochs=study.pretrain_epochs, hooks=asdict(cfg.testing))
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
-    writer = StoreCallback(engine, study_id, costs.by_arch,
+    writer = GuardedWriter(engine, study_id, costs.by_arch,
                            resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,
-                                      "ray_address": hw.address or "local"}, stopped=stopped)
+                                      "ray_address": hw.address or "local"}, stopped=stopped,
+                           guard=guard)
     progress = ProgressDisplay(writer, total=num_samples, study=study.name,
                                interval_s=cfg.progress_interval_s, stream=err)
 

@@ -95,12 +95,12 @@ class PostgresServer:
         if out.returncode != 0:
             raise RuntimeError(f"initdb failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
 
-    def start(self) -> None:
-        """Start ``postgres`` in the foreground (our child, by pid) on a free port; retry on a
-        lost port race."""
+    def start(self, port: int | None = None) -> None:
+        """Start ``postgres`` in the foreground (our child, by pid) on a free port (or on
+        ``port``, e.g. to restart it where its clients expect it); retry on a lost port race."""
         last = ""
         for _ in range(3):
-            self.port = _free_port()
+            self.port = port or _free_port()
             log = self.log.open("ab")
             self.proc = subprocess.Popen(
                 [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
