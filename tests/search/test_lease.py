@@ -232,9 +232,10 @@ def test_two_drivers_started_together_train_each_cell_once(runner) -> None:
 
 @pytest.mark.slow
 def test_a_driver_started_while_another_trains_exits_2_and_changes_nothing(runner) -> None:
-    first = runner.start(*SLOW)
+    slower = ("train.epochs=2", "testing.epoch_sleep_s=3", "hardware.num_cpus=1")  # >= 24 s
+    first = runner.start(*slower)
     assert _wait_for(lambda: _training(runner.db), 150), "no trial started training"
-    second = runner.run(*SLOW, timeout=120)
+    second = runner.run(*slower, timeout=120)
     assert second.returncode == 2, second.stderr[-2000:]
     lines = _error_lines(second.stderr)
     assert len(lines) == 1 and f"pid {first.pid}," in lines[0], second.stderr
