@@ -52,6 +52,7 @@ _STORAGE_TEXT = (
     "database or disk is full", "readonly database", "read-only file system",
     "no space left on device", "unable to open database file", "permission denied",
     "read-only transaction", "disk full", "could not extend file",
+    "disk i/o error",  # SQLite, e.g. when the -shm file cannot be made on a full disk
 )
 
 

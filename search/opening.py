@@ -118,10 +118,21 @@ def _make_engine(parsed: URL, *, writer: bool, creator: Any = None) -> Engine:
     return engine
 
 
-def _open_error(exc: BaseException, shown: str, *, create: bool) -> StoreError:
+def _open_error(exc: BaseException, shown: str, *, create: bool,
+                path: Path | None = None) -> StoreError:
+    reason = short(exc)
+    if path is not None and _disk_full(path) and "full" not in reason:
+        reason += " (no space left on the device)"
     if create and classify(exc) == STORAGE:
-        return StorageRefused(f"storage: cannot write {shown}: {short(exc)}")
-    return StoreError(f"storage: cannot open {shown}: {short(exc)}")
+        return StorageRefused(f"storage: cannot write {shown}: {reason}")
+    return StoreError(f"storage: cannot open {shown}: {reason}")
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 def open_engine(url: str, *, create: bool = False) -> Engine:
@@ -158,6 +169,8 @@ def open_engine(url: str, *, create: bool = False) -> Engine:
             raise StoreError(f"storage: no database at {path} (run a study first)")
         if create and not path.parent.is_dir():
             raise StoreError(f"storage: directory {path.parent} does not exist")
+        if create and path.exists() and not os.access(path, os.W_OK):  # checked before SQLite
+            raise StorageRefused(f"storage: cannot write {shown}: the file is read-only")  # adds -wal/-shm
     try:
         if is_sqlite and not memory and create and not path.exists():
             _create_sqlite(path, shown)
@@ -173,7 +186,8 @@ def open_engine(url: str, *, create: bool = False) -> Engine:
         engine.dispose()
         if is_sqlite and not memory and not create and classify(exc) == STORAGE:
             return _open_read_only(path, shown)
-        raise _open_error(exc, shown, create=create) from None
+        raise _open_error(exc, shown, create=create,
+                          path=path if is_sqlite and not memory else None) from None
     return engine
 
 
@@ -205,7 +219,7 @@ def _create_sqlite(path: Path, shown: str) -> None:
             if not path.exists():
                 os.replace(tmp, path)
     except (DBAPIError, sqlite3.Error, OSError) as exc:
-        raise _open_error(exc, shown, create=True) from None
+        raise _open_error(exc, shown, create=True, path=path) from None
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(OSError):
