@@ -165,9 +165,9 @@ class PostgresServer:
             proc.wait(timeout=15)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A running throwaway PostgreSQL server, for the whole session."""
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PostgresServer]:
+    """Start a throwaway PostgreSQL server (skip, or fail when required, if it cannot run)."""
     try:
         import psycopg2  # noqa: F401
     except ImportError:
@@ -201,6 +201,13 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
         with contextlib.suppress(OSError):
             shutil.rmtree(root)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A running throwaway PostgreSQL server, for the whole session."""
+    with private_postgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def read_only(path: Path) -> Iterator[None]:
             pytest.skip("cannot remount read-only")
         yield
     finally:
-        subprocess.run(["umount", str(path)], capture_output=True, check=False)
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
 
 
 @pytest.fixture
