@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,3 +184,27 @@ def test_a_new_study_into_a_database_on_a_full_disk_is_one_line(small_disk: Path
     from analysis import load_trials
 
     assert list(load_trials(db, "demo")["state"]) == ["COMPLETE"]
+
+
+def test_a_disk_that_fills_up_mid_study_stops_the_writer_at_once(small_disk: Path) -> None:
+    """Mid-study, a full disk is not retried: the driver's guard keeps the one-line error, and
+    every later write fails at once with it (the run then ends with exit 1, see search.run)."""
+    from search.dberrors import StorageRefused
+    from search.guard import StudyGuard
+
+    db = small_disk / "studies.db"
+    make_study(db)
+    guard = StudyGuard.open(f"sqlite:///{db}", "demo")
+    fill(small_disk)
+    t0 = time.monotonic()
+    with pytest.raises(StorageRefused, match=r"cannot write .*(full|I/O)") as err:
+        guard.transaction(lambda s: get_or_create_study(s, "more", kind="grid", config={}))
+    assert time.monotonic() - t0 < 10 and "\n" not in str(err.value)
+    assert guard.fatal is err.value
+    with pytest.raises(StorageRefused):  # later writes: the same error, without waiting
+        guard.call(lambda: None)
+    guard.close()
+    (small_disk / "filler").unlink()
+    from analysis import load_trials
+
+    assert list(load_trials(db, "demo")["state"]) == ["COMPLETE"]  # nothing lost
