@@ -21,6 +21,7 @@ its study this long at most.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -131,7 +132,7 @@ class StudyLease:
                 continue
             old = Holder.parse(row.holder)
             if row.expires_at < utcnow() or old.is_dead_here():
-                if self._retry(lambda row=row: self._take_over(row)):
+                if self._retry(functools.partial(self._take_over, row)):
                     self.took_over = self._describe(row, old)
                     return self._taken()
                 continue
@@ -139,7 +140,7 @@ class StudyLease:
                             f"({self._describe(row, old)}); wait for it to finish, or stop it")
         raise StoreError(f"storage: the lease of study {self.study!r} keeps changing hands")
 
-    def _describe(self, row: LeaseRow, holder: Holder) -> str:
+    def _describe(self, row: Any, holder: Holder) -> str:
         pid = f"pid {holder.pid}" if holder.pid > 0 else f"holder {row.holder!r}"
         beat = max(0.0, (utcnow() - row.heartbeat_at).total_seconds())
         return (f"host {holder.host}, {pid}, since {_fmt(row.acquired_at)}, "
@@ -229,11 +230,12 @@ class StudyLease:
             return False
         return True
 
-    def _read(self) -> LeaseRow | None:
+    def _read(self) -> Any:
+        """The lease row (a Row with LeaseRow's columns), or None."""
         with self.engine.connect() as conn:
             return conn.execute(select(LEASES).where(LEASES.c.study_name == self.study)).first()
 
-    def _take_over(self, row: LeaseRow) -> bool:
+    def _take_over(self, row: Any) -> bool:
         now = utcnow()
         with self.engine.begin() as conn:
             count = conn.execute(update(LEASES).where(

@@ -114,8 +114,18 @@ def test_a_lock_is_waited_out_within_the_window_and_given_up_after_it(
 # --- opening ----------------------------------------------------------------------------------
 
 
-def test_processes_creating_one_new_database_together_all_succeed(tmp_path: Path) -> None:
-    """Four processes open the same new database and write to it at the same moment."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_db(request, tmp_path: Path) -> str:
+    """The URL of a database that does not exist yet (SQLite) or is empty (PostgreSQL)."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_db")
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+def test_processes_creating_one_new_database_together_all_succeed(new_db: str,
+                                                                   tmp_path: Path) -> None:
+    """Four processes open the same new database (its schema is created by one of them) and
+    write to it at the same moment."""
     script = ("import sys, time\n"
               "from search.store import open_engine, session_scope, get_or_create_study\n"
               "url, start, name = sys.argv[1], float(sys.argv[2]), sys.argv[3]\n"
@@ -123,14 +133,15 @@ def test_processes_creating_one_new_database_together_all_succeed(tmp_path: Path
               "engine = open_engine(url, create=True)\n"
               "with session_scope(engine) as s:\n"
               "    get_or_create_study(s, name, kind='grid', config={})\n")
-    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    url = new_db
     start = time.time() + 4  # every process has imported SQLAlchemy by then
     procs = [subprocess.Popen([sys.executable, "-c", script, url, str(start), f"s{i % 2}"],
                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                               stderr=subprocess.PIPE, text=True) for i in range(4)]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["studies.db"]  # no temporary left
+    if url.startswith("sqlite"):
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["studies.db"]  # no temporary
     engine = open_engine(url)
     with engine.connect() as conn:
         assert sorted(conn.execute(text("SELECT name FROM studies")).scalars()) == ["s0", "s1"]
