@@ -9,8 +9,13 @@ the database untouched.
 The config is composed with Hydra's compose API: no ``outputs/`` or ``.hydra/`` directory, no
 change of directory, no logging set-up (the primary config says the same for ``@hydra.main``).
 
-Exit status: 0 every trial of the study completed (or was pruned); 1 some trial failed; 2 bad
-input; 130 interrupted.
+One driver runs a study at a time (a lease in the database, ``search.guard``); transient
+database errors are retried for a bounded time (``search.retry``). Every error is one line on
+stderr; ``VIDARCH_DEBUG=1`` adds the traceback.
+
+Exit status: 0 every trial of the study completed (or was pruned); 1 some trial failed, or the
+database failed mid-run (past the retries); 2 bad input, storage that refuses writes, or a study
+another driver is running; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from search.guard import StudyGuard
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware")
@@ -295,7 +303,7 @@ def _main(argv: list[str] | None) -> int:
         guard.close()
 
 
-def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: Any) -> int:
+def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: StudyGuard) -> int:
     """Open the study while holding its lease, run it, reset what is left RUNNING, summarise."""
     from search.dberrors import LeaseLost, StoreError, find_store_error, short
     from search.driver import Outcome, print_summary, run_study
