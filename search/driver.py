@@ -178,14 +178,19 @@ def _storage_path(cfg: RunConfig) -> str:
 
 
 def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
-              err: TextIO = sys.stderr) -> Outcome:
-    """Run what is left of the study and return the outcome (rows are written as trials go)."""
+              err: TextIO = sys.stderr, guard: Any = None) -> Outcome:
+    """Run what is left of the study and return the outcome (rows are written as trials go).
+
+    ``guard`` (a ``search.guard.StudyGuard``) fences every write with the study lease and
+    retries transient database errors; None writes unguarded.
+    """
     import optuna
     from ray import tune
 
     from search.checkpoints import experiment_name, refused_reason
     from search.trainable import TrialContext, run_trial
-    from search.tuning import BandedASHA, PlateauStopper, StoreCallback, StudySearch
+    from search.tuning import BandedASHA, PlateauStopper, StudySearch
+    from search.writer import GuardedWriter
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = cfg.study
@@ -256,11 +261,12 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         pretrain_epochs=study.pretrain_epochs, hooks=asdict(cfg.testing),
         checkpoint_root=root, study=study.name)
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
-    writer = StoreCallback(engine, study_id, costs.by_arch,
+    writer = GuardedWriter(engine, study_id, costs.by_arch,
                            resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,
                                       "ray_address": hw.address or "local"}, stopped=stopped,
                            plateau=context.train, data=context.data,
-                           checkpoints=None if hw.keep_checkpoints else (root, study.name))
+                           checkpoints=None if hw.keep_checkpoints else (root, study.name),
+                           guard=guard)
     stopper = PlateauStopper(context.train, engine, study_id) if cfg.train.plateau_stop else None
     progress = ProgressDisplay(writer, total=num_samples, study=study.name,
                                interval_s=cfg.progress_interval_s, stream=err)

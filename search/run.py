@@ -9,25 +9,31 @@ the database untouched.
 The config is composed with Hydra's compose API: no ``outputs/`` or ``.hydra/`` directory, no
 change of directory, no logging set-up (the primary config says the same for ``@hydra.main``).
 
-Exit status: 0 every trial of the study completed (or was pruned); 1 some trial failed; 2 bad
-input; 130 interrupted.
+One driver runs a study at a time (a lease in the database, ``search.guard``); transient
+database errors are retried for a bounded time (``search.retry``). Every error is one line on
+stderr; ``VIDARCH_DEBUG=1`` adds the traceback.
+
+Exit status: 0 every trial of the study completed (or was pruned); 1 some trial failed, or the
+database failed mid-run (past the retries); 2 bad input, storage that refuses writes, or a study
+another driver is running; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import threading
-import traceback
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from search.guard import StudyGuard
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware")
@@ -110,6 +116,16 @@ def _one_line(exc: BaseException) -> str:
 
 def compose(overrides: list[str]) -> Any:
     """Compose the config with Hydra (no outputs/, no chdir) and return the DictConfig."""
+    from search.overrides import set_int_lists
+
+    cfg, int_lists = _compose(overrides)
+    set_int_lists(cfg, int_lists)
+    return cfg
+
+
+def _compose(overrides: list[str]) -> tuple[Any, dict[str, list[int]]]:
+    """``compose``, with long integer lists (``study.seeds=range(20000)``) left out of Hydra,
+    whose override parser is quadratic in a list's length: they are returned apart."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -118,11 +134,13 @@ def compose(overrides: list[str]) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     from search.config import register_configs
+    from search.overrides import split_int_lists
 
     _group_override(overrides)
     register_configs()
     GlobalHydra.instance().clear()
     try:
+        overrides, int_lists = split_int_lists(overrides)
         with initialize_config_module(config_module="search.conf", version_base="1.3"):
             cfg = hydra_compose(config_name="config", overrides=overrides)
         OmegaConf.resolve(cfg)
@@ -130,18 +148,23 @@ def compose(overrides: list[str]) -> Any:
         raise ConfigError(_one_line(exc)) from None
     finally:
         GlobalHydra.instance().clear()
-    return cfg
+    return cfg, int_lists
 
 
-def to_run_config(cfg: Any) -> Any:
-    """The typed ``RunConfig`` object of a composed config."""
+def to_run_config(cfg: Any, int_lists: dict[str, list[int]] | None = None) -> Any:
+    """The typed ``RunConfig`` object of a composed config (plus lists ``_compose`` set apart)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from search.overrides import OverrideError, assign_int_lists
+
     try:
         run_cfg: Any = OmegaConf.to_object(cfg)
+        assign_int_lists(run_cfg, int_lists or {})
     except OmegaConfBaseException as exc:
         raise ConfigError(_one_line(exc)) from None
+    except OverrideError as exc:
+        raise ConfigError(str(exc)) from None
     if not run_cfg.study.name or run_cfg.study.name == "???":
         raise ConfigError("study.name: missing")
     check_study_name(run_cfg.study.name)
@@ -261,7 +284,8 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a study; return the exit status (130 after Ctrl-C, whenever it comes)."""
+    """Run a study; return the exit status (130 after Ctrl-C, whenever it comes; an unexpected
+    error is one line and exit 1, its traceback with VIDARCH_DEBUG=1)."""
     try:
         return _main(argv, sigint=signal.getsignal(signal.SIGINT))
     except KeyboardInterrupt:
@@ -269,14 +293,12 @@ def main(argv: list[str] | None = None) -> int:
             _shutdown_ray()
         print(INTERRUPTED_LINE, file=sys.stderr)
         return 130
-    except Exception as exc:  # a failure no inner handler names: one line, traceback on demand
-        from search.urls import mask
+    except Exception as exc:  # a bug: one line; the traceback with VIDARCH_DEBUG=1
+        from search.guard import report
 
-        first = mask(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
-        print(f"error: {type(exc).__name__}: {first} (set VIDARCH_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        if os.environ.get("VIDARCH_DEBUG"):
-            print(mask(traceback.format_exc()), end="", file=sys.stderr)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        report(f"internal: {type(exc).__name__}: {first} (set VIDARCH_DEBUG=1 for the "
+               f"traceback)", exc)
         with contextlib.suppress(Exception, KeyboardInterrupt):
             _shutdown_ray()
         return 1
@@ -305,8 +327,8 @@ def _main(argv: list[str] | None, sigint: Any = None) -> int:
     from search.urls import mask
 
     try:
-        cfg = compose(overrides)
-        run_cfg = to_run_config(cfg)
+        cfg, int_lists = _compose(overrides)
+        run_cfg = to_run_config(cfg, int_lists)
         if print_cfg:  # the effective config: calibrated defaults filled in
             from omegaconf import OmegaConf
 
@@ -322,14 +344,7 @@ def _main(argv: list[str] | None, sigint: Any = None) -> int:
         print(format_design(design, run_cfg.study.name))
         return 0
 
-    from search.store import (
-        StoreError,
-        get_or_create_study,
-        get_study,
-        open_engine,
-        repair_running,
-        session_scope,
-    )
+    from search.store import StoreError
 
     current = snapshot(run_cfg)
     name = run_cfg.study.name
@@ -350,53 +365,93 @@ def _main(argv: list[str] | None, sigint: Any = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         _shutdown_ray()
         return 2
+
+    from search.guard import StudyGuard, report
+
+    try:  # the database, and the study's lease: one driver per study
+        guard = StudyGuard.open(run_cfg.storage, name)
+    except StoreError as exc:
+        report(str(exc), exc)
+        _shutdown_ray()
+        return 2
     try:
-        engine = open_engine(run_cfg.storage, create=True)
-        with session_scope(engine) as s:
-            existing = get_study(s, name)
-            if existing is not None and check_resumable(existing.config_json, current, name):
-                existing.config_json = json.dumps(current, sort_keys=True)
-            study = get_or_create_study(s, name, kind=run_cfg.study.sampler, config=current,
-                                        package_version=_version(), git_sha=_git_sha())
-            study_id = study.id
-            repaired = repair_running(s, study_id)
+        return _run_guarded(run_cfg, design, current, guard, sigint=sigint)
+    finally:
+        guard.close()
+
+
+def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: StudyGuard, *,
+                 sigint: Any = None) -> int:
+    """Open the study while holding its lease, run it, reset what is left RUNNING, summarise."""
+    from search.dberrors import LeaseLost, StoreError, find_store_error, short
+    from search.driver import Outcome, run_study
+    from search.guard import report
+    from search.store import get_or_create_study, get_study, repair_running
+    from search.summary import print_summary
+
+    name = run_cfg.study.name
+    if guard.lease.took_over:
+        print(f"lease: study {name!r} was held by a driver that stopped ({guard.lease.took_over});"
+              f" taken over", file=sys.stderr)
+    version, sha = _version(), _git_sha()
+
+    def open_study(s: Any) -> tuple[int, int]:
+        existing = get_study(s, name)
+        if existing is not None and check_resumable(existing.config_json, current, name):
+            existing.config_json = json.dumps(current, sort_keys=True)
+        study = get_or_create_study(s, name, kind=run_cfg.study.sampler, config=current,
+                                    package_version=version, git_sha=sha)
+        return study.id, repair_running(s, study.id)
+
+    try:
+        study_id, repaired = guard.transaction(open_study)
     except (StoreError, ConfigError) as exc:
-        print(f"error: {mask(str(exc))}", file=sys.stderr)
+        report(str(exc), exc)
         _shutdown_ray()
         return 2
     if repaired:
         print(f"resume: {repaired} trial(s) left RUNNING by an earlier run marked interrupted; "
               f"they run again", file=sys.stderr)
 
-    from search.driver import Outcome, run_study
-    from search.summary import print_summary
-
     outcome = Outcome()
-    crashed = False
+    crashed: Exception | None = None
+    note = ""
     try:
-        outcome = run_study(run_cfg, design, engine, study_id)
+        outcome = run_study(run_cfg, design, guard.engine, study_id, guard=guard)
     except KeyboardInterrupt:
         outcome.interrupted = True
-    except Exception as exc:  # a driver bug or a Ray failure: say so, keep the results consistent
-        crashed = True
-        first = mask(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
-        print(f"error: driver: {type(exc).__name__}: {first} (set VIDARCH_DEBUG=1 for the "
-              f"traceback; rerun the same command to resume)", file=sys.stderr)
-        if os.environ.get("VIDARCH_DEBUG"):
-            print(mask(traceback.format_exc()), end="", file=sys.stderr)
+    except Exception as exc:  # a storage failure, a driver bug or a Ray failure
+        crashed = exc
     finally:
         # Whatever stopped us, no row stays RUNNING: the next run re-runs those cells (a second
         # Ctrl-C waits for this clean-up).
         with _sigint_held(restore=sigint):
-            with session_scope(engine) as s:
-                repair_running(s, study_id)
-            _shutdown_ray()
+            try:
+                note = guard.reset_running(study_id)
+            finally:
+                _shutdown_ray()
+    stored = guard.fatal or find_store_error(crashed)
+    if isinstance(stored, LeaseLost):
+        report(str(stored), crashed or stored)
+        return 1
+    if stored is not None:  # the database failed for longer than the retries: one line
+        report(f"{stored}{note}; rerun the same command to resume", crashed or stored)
+        return 1
+    if crashed is not None:
+        first = str(crashed).strip().splitlines()[0] if str(crashed).strip() else ""
+        report(f"driver: {type(crashed).__name__}: {first} (set VIDARCH_DEBUG=1 for the "
+               f"traceback; rerun the same command to resume)", crashed)
     if run_cfg.summary:
-        data = print_summary(engine, study_id, name, outcome, run_cfg.storage)
+        try:
+            data = print_summary(guard.engine, study_id, name, outcome, run_cfg.storage)
+        except Exception as exc:  # the database went away after the run
+            if find_store_error(exc) is None and not _is_db_error(exc):
+                raise
+            report(f"storage: cannot read the summary: {short(exc)}", exc)
+            return 1
         failed = data["counts"]["FAILED"]
     else:
         failed = outcome.failed
-    engine.dispose()
     if outcome.interrupted:
         print(INTERRUPTED_LINE, file=sys.stderr)
         return 130
@@ -422,14 +477,21 @@ def _sigint_held(restore: Any = None) -> Iterator[None]:
                       else signal.default_int_handler)
     if caught:
         raise KeyboardInterrupt
+def _is_db_error(exc: BaseException) -> bool:
+    from search.dberrors import classify
+
+    return classify(exc) is not None
 
 
 def _shutdown_ray() -> None:
     if "ray" in sys.modules:
         import ray
 
-        if ray.is_initialized():
-            ray.shutdown()
+        try:
+            if ray.is_initialized():
+                ray.shutdown()
+        except Exception:  # exiting anyway; Ray's own atexit cleans up the rest
+            pass
 
 
 if __name__ == "__main__":

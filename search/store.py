@@ -1,6 +1,7 @@
-"""The results store: opening the database, migrations, and the driver-side writer.
+"""The results store: the driver-side writer and the reads the driver needs.
 
-Imports neither torch nor ray. Only the Ray driver writes (its Tune callback calls the writer
+Opening the database (creation, migrations, timeouts) is ``search.opening``; ``open_engine``
+and ``head_revision`` are re-exported here. Imports neither torch nor ray. Only the Ray driver writes (its Tune callback calls the writer
 functions below inside ``session_scope``); trials never open the database; analysis and the
 dashboard open it with ``open_engine(url)`` (``create=False``), which never writes.
 
@@ -19,21 +20,15 @@ from __future__ import annotations
 
 import json
 import numbers
-import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, delete, event, func, inspect, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from search.dberrors import StoreError
+from search.opening import head_revision, open_engine
 from search.schema import (
     ArchRow,
     EpochMetricRow,
@@ -46,9 +41,6 @@ from search.schema import (
     utcnow,
 )
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-VERSION_TABLE = "vidarch_schema_version"  # must match migrations/env.py
-SQLITE_BUSY_TIMEOUT_MS = 30_000  # readers and the writer wait this long for a lock, never fail
 INTERRUPTED = "interrupted: the driver stopped while this trial ran (repaired at the next start)"
 
 __all__ = [
@@ -70,147 +62,6 @@ __all__ = [
     "trial_results",
     "upsert_arch",
 ]
-
-
-class StoreError(RuntimeError):
-    """The database cannot be used; the message is one line, fit for the user."""
-
-
-# --- opening ----------------------------------------------------------------------------------
-
-
-def _alembic_config() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return cfg
-
-
-def head_revision() -> str:
-    """The schema revision this code writes (Alembic head)."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None
-    return head
-
-
-def _known_revisions() -> set[str]:
-    script = ScriptDirectory.from_config(_alembic_config())
-    return {rev.revision for rev in script.walk_revisions()}
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Per connection: wait for locks instead of failing, enforce FKs (ON DELETE CASCADE).
-    # journal_mode=WAL is persistent in the file and set once, by the writer (see open_engine).
-    # isolation_level=None stops pysqlite from managing transactions itself (it would not put
-    # DDL in one); _sqlite_begin then starts every transaction, so migrations are atomic too.
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")  # safe in WAL: a killed process loses nothing
-    cur.close()
-
-
-def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
-
-
-def _describe(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
-
-
-def _short(exc: BaseException) -> str:
-    """First line of a DBAPI error, without SQLAlchemy's background link."""
-    orig = getattr(exc, "orig", None) or exc
-    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-
-
-def open_engine(url: str, *, create: bool = False) -> Engine:
-    """Open the results database at a SQLAlchemy URL.
-
-    Args:
-        url: e.g. ``sqlite:///studies.db`` or ``postgresql+psycopg2://user@host/db``.
-        create: the writer's mode: create the database if missing and upgrade its schema to
-            this version (Alembic). Without it (readers) nothing is ever written.
-
-    Returns:
-        An Engine; on SQLite every connection has a busy timeout, and the file is in WAL mode,
-        so readers never fail with "database is locked" while the study writes.
-
-    Raises:
-        StoreError: one line, when the URL is malformed or unreachable, the file is missing
-            (readers), the database is not a vidarch database, or its schema is newer than this
-            code (or older, for readers).
-    """
-    shown = _describe(url)
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"storage: not a SQLAlchemy URL: {url!r}") from None
-    is_sqlite = parsed.get_backend_name() == "sqlite"
-    memory = is_sqlite and parsed.database in (None, "", ":memory:")
-    if is_sqlite and not memory:
-        path = Path(str(parsed.database))
-        if not create and not path.is_file():
-            raise StoreError(f"storage: no database at {path} (run a study first)")
-        if create and not path.parent.is_dir():
-            raise StoreError(f"storage: directory {path.parent} does not exist")
-    try:
-        engine = create_engine(parsed, pool_pre_ping=not is_sqlite)
-    except (NoSuchModuleError, ImportError) as exc:
-        raise StoreError(f"storage: cannot use {shown}: {exc}") from None
-    if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
-    try:
-        _check_and_upgrade(engine, shown, create=create, is_sqlite=is_sqlite)
-    except StoreError:
-        engine.dispose()
-        raise
-    except (DBAPIError, sqlite3.Error) as exc:
-        engine.dispose()
-        raise StoreError(f"storage: cannot open {shown}: {_short(exc)}") from None
-    return engine
-
-
-def _check_and_upgrade(engine: Engine, shown: str, *, create: bool, is_sqlite: bool) -> None:
-    # Everything is read before anything is written, so a foreign database stays untouched.
-    with engine.connect() as conn:
-        tables = set(inspect(conn).get_table_names())
-        current = None
-        if VERSION_TABLE in tables:
-            current = MigrationContext.configure(
-                conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
-    head = head_revision()
-    if VERSION_TABLE not in tables and tables:
-        raise StoreError(f"storage: {shown} is not a vidarch database "
-                         f"(it has tables {sorted(tables)[:5]} but no {VERSION_TABLE})")
-    if current is not None and current not in _known_revisions():
-        raise StoreError(f"storage: {shown} has schema version {current}, newer than this "
-                         f"vidarch (knows up to {head}); upgrade vidarch to read it")
-    if not create:
-        if current is None:
-            raise StoreError(f"storage: {shown} is not a vidarch database (empty)")
-        if current != head:
-            raise StoreError(f"storage: {shown} has the older schema {current} (this vidarch "
-                             f"uses {head}); run a study on it once to upgrade it")
-        return
-    if is_sqlite:
-        raw = engine.raw_connection()  # outside any transaction: the mode cannot change inside
-        try:
-            driver: Any = raw.driver_connection
-            mode = driver.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        finally:
-            raw.close()
-        if str(mode).lower() not in ("wal", "memory"):
-            raise StoreError(f"storage: {shown}: cannot switch to WAL mode (got {mode})")
-    if current != head:
-        with engine.begin() as conn:
-            cfg = _alembic_config()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
 
 
 @contextmanager

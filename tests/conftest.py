@@ -95,12 +95,12 @@ class PostgresServer:
         if out.returncode != 0:
             raise RuntimeError(f"initdb failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
 
-    def start(self) -> None:
-        """Start ``postgres`` in the foreground (our child, by pid) on a free port; retry on a
-        lost port race."""
+    def start(self, port: int | None = None) -> None:
+        """Start ``postgres`` in the foreground (our child, by pid) on a free port (or on
+        ``port``, e.g. to restart it where its clients expect it); retry on a lost port race."""
         last = ""
         for _ in range(3):
-            self.port = _free_port()
+            self.port = port or _free_port()
             log = self.log.open("ab")
             self.proc = subprocess.Popen(
                 [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
@@ -165,9 +165,9 @@ class PostgresServer:
             proc.wait(timeout=15)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A running throwaway PostgreSQL server, for the whole session."""
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PostgresServer]:
+    """Start a throwaway PostgreSQL server (skip, or fail when required, if it cannot run)."""
     try:
         import psycopg2  # noqa: F401
     except ImportError:
@@ -201,6 +201,13 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
         with contextlib.suppress(OSError):
             shutil.rmtree(root)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A running throwaway PostgreSQL server, for the whole session."""
+    with private_postgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -207,7 +207,7 @@ def test_load_trials_has_the_protocol_columns_also_for_old_databases(tmp_path: P
     from alembic import command
     from sqlalchemy import create_engine
 
-    from search.store import _alembic_config
+    from search.opening import _alembic_config
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     spec = preset("mc3", num_classes=4, clip_len=8)

@@ -232,7 +232,7 @@ def test_an_unexpected_failure_is_one_masked_line_unless_debugging(tmp_path, mon
     monkeypatch.delenv("VIDARCH_DEBUG", raising=False)
     assert main(["study=smoke"]) == 1
     err = capsys.readouterr().err
-    assert err == ("error: RuntimeError: cannot reach postgresql://bob:***@h/db (set "
+    assert err == ("error: internal: RuntimeError: cannot reach postgresql://bob:***@h/db (set "
                    "VIDARCH_DEBUG=1 for the traceback)\n")
     monkeypatch.setenv("VIDARCH_DEBUG", "1")
     assert main(["study=smoke"]) == 1

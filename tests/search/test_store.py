@@ -204,7 +204,7 @@ def test_old_schema_is_upgraded_on_open_for_writing(tmp_path: Path) -> None:
     from alembic import command
     from sqlalchemy import create_engine
 
-    from search.store import _alembic_config
+    from search.opening import _alembic_config
 
     url = _url(tmp_path / "old.db")
     engine = create_engine(url)
@@ -237,21 +237,35 @@ def test_migrations_match_the_orm_schema() -> None:
 
 
 def test_a_migration_cut_short_leaves_no_half_schema(tmp_path: Path, monkeypatch) -> None:
-    """Migrations run in one transaction: a failure (or a kill) midway leaves no tables."""
-    import search.store as store
+    """Migrations run in one transaction: a failure (or a kill) midway leaves nothing half-made;
+    a new file is not even created."""
+    from sqlalchemy import create_engine
 
-    real_upgrade = store.command.upgrade
+    import search.opening as opening
+
+    real_upgrade = opening.command.upgrade
 
     def upgrade_then_die(cfg, revision):
         real_upgrade(cfg, revision)
         raise KeyboardInterrupt  # as if the driver were stopped right after the DDL
 
-    monkeypatch.setattr(store.command, "upgrade", upgrade_then_die)
     path = tmp_path / "s.db"
+    monkeypatch.setattr(opening.command, "upgrade", upgrade_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        open_engine(_url(path), create=True)
+    assert list(tmp_path.iterdir()) == []  # a new database file is made whole or not at all
+
+    engine = create_engine(_url(path))  # an existing file at the first schema revision
+    with engine.begin() as conn:
+        cfg = opening._alembic_config()
+        cfg.attributes["connection"] = conn
+        real_upgrade(cfg, "0001")
+    engine.dispose()
     with pytest.raises(KeyboardInterrupt):
         open_engine(_url(path), create=True)
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == []
+    assert conn.execute("SELECT version_num FROM vidarch_schema_version").fetchall() == [("0001",)]
+    assert "checkpoint_path" not in {r[1] for r in conn.execute("PRAGMA table_info(trials)")}
     conn.close()
-    monkeypatch.setattr(store.command, "upgrade", real_upgrade)
-    _fill(open_engine(_url(path), create=True))  # the next open creates the schema
+    monkeypatch.setattr(opening.command, "upgrade", real_upgrade)
+    _fill(open_engine(_url(path), create=True))  # the next open upgrades it
