@@ -22,7 +22,14 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from analysis.placement import arch_features, layer_costs
 from arch_space.spec import ArchSpec
-from search.schema import ArchRow, EpochMetricRow, ResultRow, StudyRow, TrialRow
+from search.schema import (
+    HARDWARE_KEYS,
+    ArchRow,
+    EpochMetricRow,
+    ResultRow,
+    StudyRow,
+    TrialRow,
+)
 from search.store import StoreError, open_engine
 
 # The command that fills a database; error messages and the dashboard show it.
@@ -157,6 +164,8 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
 
     Columns: ``study, trial_id, number, state, seed, label, design_family, arch_id, attempt,
     started_at, finished_at, duration_s, error, macs, gmacs, params, latency_ms, activations``;
+    the hardware the trial ran on (``node``, ``search.schema.HARDWARE_KEYS``: ``node_ip``,
+    ``hostname``, ``node_id``, ``device``, ``device_name``, ``gpu_model``, ``gpu_count``, ...);
     the flattened spec (``stem.kind``, ``stage2.block1.kind``, ``...t_kernel``, ``...inflate``);
     placement descriptors (``family``, ``n_temporal``, ``t_com``, ``t_share_bottom``,
     ``t_share_top``, ``temporal_mac_frac``); one column per final metric (``val/acc1``, ...);
@@ -171,9 +180,11 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
             select(TrialRow.id.label("trial_id"), TrialRow.study_id, TrialRow.number,
                    _raw(TrialRow.state), TrialRow.seed, TrialRow.label,
                    TrialRow.family.label("design_family"), TrialRow.arch_id, TrialRow.attempt,
-                   TrialRow.started_at, TrialRow.finished_at, TrialRow.error)
+                   TrialRow.started_at, TrialRow.finished_at, TrialRow.error,
+                   TrialRow.resources_json)
             .where(_in_clause(TrialRow.study_id, ids)), engine)
         trials.insert(0, "study", trials.pop("study_id").map(ids))
+        trials = _with_hardware(trials)
         for col in ("started_at", "finished_at"):
             trials[col] = pd.to_datetime(trials[col], format="ISO8601")
         trials["duration_s"] = (trials["finished_at"] - trials["started_at"]).dt.total_seconds()
@@ -201,6 +212,25 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
         if "val/acc1" in df:
             df["acc_per_gmac"] = df["val/acc1"] / df["gmacs"]
         return df.sort_values(["study", "number"]).reset_index(drop=True)
+
+
+def _with_hardware(trials: pd.DataFrame) -> pd.DataFrame:
+    """``resources_json`` -> one column per ``HARDWARE_KEYS`` entry, and ``node`` (the hostname,
+    else the IP). Each distinct JSON text is parsed once (trials of a node share it)."""
+    texts = trials.pop("resources_json")
+    table = {}
+    for text in texts.dropna().unique():
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = {}
+        record = record if isinstance(record, dict) else {}
+        table[text] = {key: record.get(key) for key in HARDWARE_KEYS}
+    hardware = pd.DataFrame.from_dict(table, orient="index", columns=list(HARDWARE_KEYS))
+    trials = trials.assign(_resources=texts).join(hardware, on="_resources") \
+        .drop(columns="_resources")
+    trials["node"] = trials["hostname"].where(trials["hostname"].notna(), trials["node_ip"])
+    return trials
 
 
 def _final_metrics(engine: Engine, ids: dict[int, str]) -> pd.DataFrame:

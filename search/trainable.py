@@ -79,10 +79,16 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         workers = data.get("num_workers")
         if workers is None:
             workers = settings.get("num_workers") or max(0, context.num_threads - 1)
-        settings["num_workers"] = int(workers)
+        settings["num_workers"] = int(workers) if data.get("decode_device") != "cuda" else 0
+        if data.get("cache"):  # decode once (per node and data setting), read every epoch
+            for dataset in (train_set, val_set):
+                dataset.use_cache(data["cache_dir"], workers=settings["num_workers"])
     train_cfg = TrainConfig(**settings)
 
     checkpoint = _load_checkpoint(config.get("resume_from"))
+    from search.hardware import HARDWARE_RESULT, describe_json
+
+    hardware = {HARDWARE_RESULT: describe_json(train_cfg.device)}  # with the first result only
     pending: dict[str, float] = {}
     extra = {"macs": float(config["macs"]), "params": float(config.get("params", 0)),
              "epochs_planned": float(context.epochs)}
@@ -103,7 +109,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         # behind in /tmp.
         with tempfile.TemporaryDirectory(prefix="staging-", dir=_trial_dir()) as tmp:
             torch.save(state, Path(tmp) / CHECKPOINT_FILE)
-            tune.report({**pending, **extra}, checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report({**pending, **extra, **hardware},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+            hardware.clear()
 
     if hooks.get("nan_on_seed") is not None and seed == hooks["nan_on_seed"]:
         _poison(model)
@@ -114,7 +122,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if not reported and result.final:
         # Resumed from a checkpoint of the last epoch (the driver died before it recorded the
         # end): report that epoch again so the trial completes with its metrics.
-        tune.report({**result.final, **extra})
+        tune.report({**result.final, **extra, **hardware})
 
 
 def _hashable(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

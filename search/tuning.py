@@ -22,9 +22,11 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 from ray.tune.search.optuna import OptunaSearch
 from sqlalchemy import Engine
 
+from search.hardware import HARDWARE_RESULT
 from search.schema import TrialState
 from search.store import (
     finish_trial,
+    merge_resources,
     record_epoch,
     session_scope,
     start_trial,
@@ -258,6 +260,9 @@ class StoreCallback(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         row = self._row(trial)
+        if row is not None and HARDWARE_RESULT in result:  # reported once, by the first result
+            with session_scope(self.engine) as s:
+                merge_resources(s, row, json.loads(result[HARDWARE_RESULT]))
         if row is None or "epoch" not in result:
             return
         metrics = {k: result[k] for k in EPOCH_METRICS if k in result}

@@ -41,6 +41,42 @@ class ClipTransform:
             clip = center_crop(clip, self.crop_size)
         return normalize(clip, self.mean, self.std)
 
+    def from_resized(self, frames: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """uint8 ``(T, H, W, 3)`` already resized (a cached clip) -> as ``__call__`` would give.
+
+        Crops and flips the uint8 frames first (the same random draws as ``__call__``), so only
+        the crop is converted to float: a cached clip costs a fraction of a decoded one.
+        """
+        clip = frames.permute(3, 0, 1, 2)  # (T, H, W, 3) -> (3, T, H, W), a uint8 view
+        if self.train:
+            clip = random_crop(clip, self.crop_size, generator)
+            if self.hflip and torch.rand((), generator=generator) < 0.5:
+                clip = clip.flip(-1)
+        else:
+            clip = center_crop(clip, self.crop_size)
+        # ((x / 255) - mean) / std as one scale and shift per channel, in place on the crop.
+        scale = torch.tensor([1.0 / (255.0 * sd) for sd in self.std],
+                             device=clip.device).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+        shift = torch.tensor([-m / sd for m, sd in zip(self.mean, self.std, strict=True)],
+                             device=clip.device).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+        return clip.contiguous().float().mul_(scale).add_(shift)  # contiguous: 3x faster ops
+
+
+def resize_frames(frames: Tensor, size: int, chunk: int = 32) -> Tensor:
+    """uint8 ``(N, H, W, 3)`` -> uint8 ``(N, H', W', 3)`` with min(H', W') == size (0: as is).
+
+    The bilinear resize of ``ClipTransform`` (in float), rounded back to uint8 for the clip
+    cache; ``chunk`` frames at a time bound the float copy of a long video.
+    """
+    if not size:
+        return frames
+    out = []
+    for start in range(0, frames.shape[0], chunk):
+        clip = resize_short_side(to_clip(frames[start:start + chunk]), size)  # (3, n, H', W')
+        out.append(clip.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+                   .permute(1, 2, 3, 0))  # (3, n, H', W') -> (n, H', W', 3)
+    return torch.cat(out).contiguous()
+
 
 def to_clip(frames: Tensor) -> Tensor:
     """uint8 ``(T, H, W, 3)`` -> float ``(3, T, H, W)`` in [0, 1]."""
@@ -79,9 +115,9 @@ def random_crop(clip: Tensor, size: int, generator: torch.Generator | None = Non
 
 def normalize(clip: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
     """``(clip - mean) / std`` per channel of ``(C, T, H, W)``."""
-    mean_t = torch.tensor(mean, dtype=clip.dtype).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
-    std_t = torch.tensor(std, dtype=clip.dtype).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
-    return (clip - mean_t) / std_t
+    mean_t = torch.tensor(mean, dtype=clip.dtype, device=clip.device).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+    std_t = torch.tensor(std, dtype=clip.dtype, device=clip.device).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+    return (clip - mean_t).div_(std_t)
 
 
 def _pad_to(clip: Tensor, size: int) -> Tensor:
