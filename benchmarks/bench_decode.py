@@ -5,9 +5,10 @@ Measures in one run, on the same mp4s (64 frames at 128 x 172, written here with
 - clips/s of one worker (one process, one thread: what a DataLoader worker does) producing
   16 x 112 x 112 training clips (every 2nd frame, random start, random crop and flip) with
   PyAV, with torchcodec on the CPU, and from the clip cache (``data.cache=true``);
-- the rate a CPU trial consumes such clips: ``search.train`` steps of the default study's
-  cheapest network (all-2D, widths 8-16-32-64) at 16 x 112 x 112, one thread;
-- each source's rate divided by that consumption (the cache must reach >= 10x).
+- the rate a CPU trial consumes clips: ``search.train`` on the default study's cheapest network
+  (all-2D, widths 8-16-32-64) at 16 x 112 x 112 (a real-video trial), and ``bench_train.py``'s
+  reference trial on the synthetic motion clips (what the default studies train), one thread;
+- each source's rate divided by each consumption (the cache must reach >= 10x).
 
 Rates are the best of ``--repeats`` passes, so a neighbour's burst on a shared machine does not
 decide them. Run::
@@ -93,6 +94,30 @@ def consumption_rate(steps: int, batch_size: int, repeats: int) -> float:
     return n / best
 
 
+def synthetic_consumption_rate(n_clips: int, repeats: int) -> float:
+    """Clips/s ``search.train`` trains in a default (synthetic) CPU trial: the reference of
+    ``bench_train.py`` (uniform 3D, widths 16-128, the motion task's clips), the issue's 101."""
+    from arch_space.builder import build_network
+    from arch_space.presets import uniform
+    from search.data.synthetic import default_cpu_config, generate
+    from search.train import TrainConfig, train
+
+    data = default_cpu_config("motion")
+    cfg = TrainConfig(epochs=1, warmup_epochs=0, device="cpu")
+    spec = uniform("3d", widths=(16, 32, 64, 128), depths=(1, 1, 1, 1), stem_width=16,
+                   num_classes=data.num_classes, clip_len=data.clip_len, crop_size=data.size)
+    clips = generate(data, n_clips, seed=0)
+    val = generate(data, cfg.batch_size, seed=1, split="val")
+    best = float("inf")
+    for _ in range(repeats):
+        torch.manual_seed(0)
+        model = build_network(spec)
+        start = time.perf_counter()
+        train(model, clips, val, cfg, seed=1)
+        best = min(best, time.perf_counter() - start)
+    return n_clips / best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=8, help="mp4s to decode")
@@ -108,6 +133,7 @@ def main() -> None:
     from search.data.video import ClipSampling, VideoDataset
 
     consumption = consumption_rate(args.steps, args.batch_size, args.repeats)
+    synthetic = synthetic_consumption_rate(128, args.repeats)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         items = [(path, 0) for path in write_videos(Path(tmp), args.videos)]
@@ -137,11 +163,15 @@ def main() -> None:
           f"{getattr(sys.modules.get('torchcodec'), '__version__', '-')}, 1 thread per worker; "
           f"{args.videos} mp4s of 64 frames at 128x172 (mpeg4), clips {CLIP_LEN}x{CROP}x{CROP} "
           f"(stride {STRIDE}, random start, crop and flip), best of {args.repeats}\n")
-    print(f"training consumption: {consumption:.1f} clips/s (search.train, all-2D widths "
-          f"8-64, {CLIP_LEN}x{CROP}x{CROP}, batch {args.batch_size}, 1 thread)\n")
-    print("| source | clips/s per worker | x consumption | note |\n| --- | --- | --- | --- |")
+    print(f"training consumption, real-video CPU trial: {consumption:.1f} clips/s (search.train, "
+          f"all-2D widths 8-64, {CLIP_LEN}x{CROP}x{CROP}, batch {args.batch_size}, 1 thread)")
+    print(f"training consumption, default synthetic CPU trial: {synthetic:.1f} clips/s "
+          f"(bench_train.py's reference: uniform 3D widths 16-128 on the motion task's clips)\n")
+    print("| source | clips/s per worker | x real-video trial | x synthetic trial | note |\n"
+          "| --- | --- | --- | --- | --- |")
     for name, rate, note in rows:
-        print(f"| {name} | {rate:.1f} | {rate / consumption:.2f}x | {note} |")
+        print(f"| {name} | {rate:.1f} | {rate / consumption:.1f}x | {rate / synthetic:.1f}x "
+              f"| {note} |")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from search.data.decoders import decode_frames, notice
 from search.data.transforms import resize_frames
@@ -102,12 +101,18 @@ class ClipCache:
         flat = self._maps[shard][entry["offset"]:entry["offset"] + n * h * w * 3]
         return flat.reshape(n, h, w, 3)  # (N * H * W * 3,) -> (N, H, W, 3)
 
-    def clip(self, index: int, sampling: Any, generator: torch.Generator | None = None) -> Tensor:
-        """The clip of video ``index``: uint8 ``(T, H, W, 3)`` at the resize (a copy)."""
+    def clip(self, index: int, sampling: Any, generator: torch.Generator | None = None
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Video ``index``'s stored frames and the clip's indices among them (None: all).
+
+        Random sampling stores every frame, so the clip's frames are drawn here (the same draw
+        as decoding would make); otherwise the stored frames are the clip. Nothing is copied:
+        ``ClipTransform.from_resized`` copies the crop only.
+        """
         frames = self.frames(index)
-        if self.mode == "random":  # every frame is stored: draw the clip's frames now
-            return torch.from_numpy(frames[sampling.indices(len(frames), generator)])
-        return torch.from_numpy(np.array(frames))  # the clip itself is stored
+        if self.mode == "random":
+            return frames, sampling.indices(len(frames), generator)
+        return frames, None
 
 
 def open_or_build(dataset: Any, root: Path, *, workers: int = 0) -> ClipCache:

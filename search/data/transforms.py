@@ -7,7 +7,9 @@ the layout every network here takes (batched: ``(B, C, T, H, W)``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -41,25 +43,40 @@ class ClipTransform:
             clip = center_crop(clip, self.crop_size)
         return normalize(clip, self.mean, self.std)
 
-    def from_resized(self, frames: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """uint8 ``(T, H, W, 3)`` already resized (a cached clip) -> as ``__call__`` would give.
+    def from_resized(self, frames: Any, generator: torch.Generator | None = None,
+                     indices: np.ndarray | None = None) -> Tensor:
+        """uint8 frames already resized (a cached video) -> the clip ``__call__`` would give.
 
-        Crops and flips the uint8 frames first (the same random draws as ``__call__``), so only
-        the crop is converted to float: a cached clip costs a fraction of a decoded one.
+        ``frames``: ``(N, H, W, 3)`` uint8, a tensor or an array (e.g. a read-only memmap);
+        ``indices``: the clip's frames among them (None: all). The crop window and flip are drawn
+        as ``__call__`` draws them, then only the crop is copied and converted to float, so a
+        cached clip costs a fraction of a decoded one.
         """
-        clip = frames.permute(3, 0, 1, 2)  # (T, H, W, 3) -> (3, T, H, W), a uint8 view
-        if self.train:
-            clip = random_crop(clip, self.crop_size, generator)
-            if self.hflip and torch.rand((), generator=generator) < 0.5:
+        size = self.crop_size
+        h, w = frames.shape[1:3]
+        if h < size or w < size:  # padding needed (rare): the plain path, on a copy
+            chosen = frames if indices is None else frames[indices]
+            clip = to_clip(torch.as_tensor(np.array(chosen)))  # (3, T, H, W)
+            clip = random_crop(clip, size, generator) if self.train else center_crop(clip, size)
+            if self.train and self.hflip and torch.rand((), generator=generator) < 0.5:
                 clip = clip.flip(-1)
+            return normalize(clip, self.mean, self.std)
+        if self.train:
+            top = int(torch.randint(h - size + 1, (), generator=generator))
+            left = int(torch.randint(w - size + 1, (), generator=generator))
+            flip = self.hflip and bool(torch.rand((), generator=generator) < 0.5)
         else:
-            clip = center_crop(clip, self.crop_size)
-        # ((x / 255) - mean) / std as one scale and shift per channel, in place on the crop.
-        scale = torch.tensor([1.0 / (255.0 * sd) for sd in self.std],
-                             device=clip.device).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
-        shift = torch.tensor([-m / sd for m, sd in zip(self.mean, self.std, strict=True)],
-                             device=clip.device).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
-        return clip.contiguous().float().mul_(scale).add_(shift)  # contiguous: 3x faster ops
+            top, left, flip = (h - size) // 2, (w - size) // 2, False
+        window = frames[:, top:top + size, left:left + size]  # a view: nothing copied yet
+        window = window[indices] if indices is not None else np.array(window)  # (T, s, s, 3)
+        window = torch.as_tensor(window)
+        if flip:
+            window = window.flip(2)  # (T, s, s, 3): W is dim 2
+        out = torch.empty((3, window.shape[0], size, size))  # (3, T, s, s)
+        for c, (m, sd) in enumerate(zip(self.mean, self.std, strict=True)):
+            # ((x / 255) - mean) / std, read straight from the uint8 channel into the output.
+            torch.mul(window[..., c], 1.0 / (255.0 * sd), out=out[c]).add_(-m / sd)
+        return out
 
 
 def resize_frames(frames: Tensor, size: int, chunk: int = 32) -> Tensor:

@@ -115,7 +115,8 @@ class VideoDataset(torch.utils.data.Dataset):
             path, label = self.items[i]
             try:
                 if self.cache is not None:  # uint8 frames already at the resize
-                    clip = self.transform.from_resized(self.cache.clip(i, self.sampling))
+                    frames, indices = self.cache.clip(i, self.sampling)
+                    clip = self.transform.from_resized(frames, indices=indices)
                 else:
                     clip = self.transform(decode_clip(path, self.sampling, decoder=self.decoder,
                                                       device=self.decode_device))
