@@ -2,7 +2,8 @@
 
 Measures in one run, on the same mp4s (64 frames at 128 x 172, written here with PyAV):
 
-- clips/s of one worker (one process, one thread: what a DataLoader worker does) producing
+- clips/s of one worker (one process, one torch thread: what a DataLoader worker does; both
+  decoders let FFmpeg pick its own threads, as they do in the loader) producing
   16 x 112 x 112 training clips (every 2nd frame, random start, random crop and flip) with
   PyAV, with torchcodec on the CPU, and from the clip cache (``data.cache=true``);
 - the rate a CPU trial consumes clips: ``search.train`` on the default study's cheapest network
@@ -161,7 +162,7 @@ def main() -> None:
 
     print(f"\ntorch {torch.__version__}, torchcodec "
           f"{getattr(sys.modules.get('torchcodec'), '__version__', '-')}, 1 thread per worker; "
-          f"{args.videos} mp4s of 64 frames at 128x172 (mpeg4), clips {CLIP_LEN}x{CROP}x{CROP} "
+          f"FFmpeg threads auto; {args.videos} mp4s of 64 frames at 128x172 (mpeg4), clips {CLIP_LEN}x{CROP}x{CROP} "
           f"(stride {STRIDE}, random start, crop and flip), best of {args.repeats}\n")
     print(f"training consumption, real-video CPU trial: {consumption:.1f} clips/s (search.train, "
           f"all-2D widths 8-64, {CLIP_LEN}x{CROP}x{CROP}, batch {args.batch_size}, 1 thread)")

@@ -90,9 +90,9 @@ def _torchcodec_frames(path: str | Path, indices: np.ndarray | Callable[[int], n
     from torchcodec.decoders import VideoDecoder
 
     # seek_mode="exact" scans the packets once: the frame count is the content's, not the
-    # header's. One FFmpeg thread: DataLoader workers are the parallelism.
+    # header's. num_ffmpeg_threads=0 lets FFmpeg pick its threads, as PyAV's "AUTO" does.
     decoder = VideoDecoder(str(path), device=device, dimension_order="NHWC", seek_mode="exact",
-                           num_ffmpeg_threads=1)
+                           num_ffmpeg_threads=0)
     n_frames = int(decoder.metadata.num_frames or 0)
     if n_frames == 0:
         raise ValueError("no decodable video frames")

@@ -6,6 +6,7 @@ the layout every network here takes (batched: ``(B, C, T, H, W)``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,11 +73,17 @@ class ClipTransform:
         window = torch.as_tensor(window)
         if flip:
             window = window.flip(2)  # (T, s, s, 3): W is dim 2
-        out = torch.empty((3, window.shape[0], size, size))  # (3, T, s, s)
-        for c, (m, sd) in enumerate(zip(self.mean, self.std, strict=True)):
-            # ((x / 255) - mean) / std, read straight from the uint8 channel into the output.
-            torch.mul(window[..., c], 1.0 / (255.0 * sd), out=out[c]).add_(-m / sd)
-        return out
+        clip = window.permute(3, 0, 1, 2).contiguous()  # (T, s, s, 3) -> (3, T, s, s), uint8
+        scale, shift = _affine(self.mean, self.std)
+        return clip.float().mul_(scale).add_(shift)  # ((x / 255) - mean) / std
+
+
+@functools.cache
+def _affine(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[Tensor, Tensor]:
+    """Per-channel scale and shift with x * scale + shift == ((x / 255) - mean) / std."""
+    scale = torch.tensor([1.0 / (255.0 * sd) for sd in std]).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+    shift = torch.tensor([-m / sd for m, sd in zip(mean, std, strict=True)]).view(-1, 1, 1, 1)
+    return scale, shift
 
 
 def resize_frames(frames: Tensor, size: int, chunk: int = 32) -> Tensor:
