@@ -198,6 +198,37 @@ def test_concurrent_writers_leave_one_valid_cache(videos: list[Path], tmp_path: 
         cache.frames(3)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["data.decoder=ffmpeg"], "error: data.decoder: unknown value 'ffmpeg'"),
+    (["data.decode_device=tpu"], "error: data.decode_device: unknown value 'tpu'"),
+    (["data.decode_device=cuda", "data.decoder=pyav"], "error: data.decode_device: 'cuda' "),
+])
+def test_bad_decoder_settings_are_one_line(argv: list[str], expected: str, tree: Path,
+                                           tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from search.run import main
+
+    db = tmp_path / "none.db"
+    assert main(["study=smoke", "data=folder", f"data.root={tree}", f"storage=sqlite:///{db}",
+                 *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and err.count("\n") == 1, err
+    assert not db.exists()
+
+
+def test_decoder_and_cache_settings_do_not_block_resuming(tree: Path) -> None:
+    from search.run import check_resumable, compose, snapshot, to_run_config
+    from search.studies import build_design
+
+    def current(*extra: str) -> dict:
+        cfg = to_run_config(compose(["study=smoke", "data=folder", f"data.root={tree}", *extra]))
+        build_design(cfg)
+        return snapshot(cfg)
+
+    stored = json.dumps(current())
+    assert check_resumable(stored, current("data.decoder=pyav", "data.cache=true",
+                                           "data.cache_dir=/elsewhere"), "smoke") is True
+
+
 # --- through the real-video study path (slow) ------------------------------------------------------
 
 
