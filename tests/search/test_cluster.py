@@ -14,8 +14,6 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-# Trials long enough to overlap (so each node gets one) and to be caught mid-run.
-SLOW_TRIALS = ("train.epochs=2", "testing.epoch_sleep_s=2")
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +29,10 @@ def cluster() -> Iterator[object]:
     cluster.shutdown()
 
 
-def _study_args(cluster: object, db: Path) -> list[str]:
+def _study_args(cluster: object, db: Path, *extra: str) -> list[str]:
     return ["hardware=cluster", f"hardware.address={cluster.address}",  # type: ignore[attr-defined]
             "hardware.cpus_per_trial=1", "hardware.gpus_per_trial=0", "hardware.device=cpu",
-            "hardware.ship_code=false", f"storage=sqlite:///{db}", *SLOW_TRIALS]
+            "hardware.ship_code=false", f"storage=sqlite:///{db}", *extra]
 
 
 def _trials(db: Path) -> list[tuple[str, str | None, dict]]:
@@ -51,7 +49,8 @@ def _trials(db: Path) -> list[tuple[str, str | None, dict]]:
 
 def test_trials_run_on_both_nodes_and_record_them(runner, cluster: object) -> None:
     db = runner.cwd / "cluster.db"
-    out = runner.run(*_study_args(cluster, db), timeout=300)
+    # Trials long enough to overlap, so that each node gets one.
+    out = runner.run(*_study_args(cluster, db, "testing.epoch_sleep_s=2"), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     trials = _trials(db)
     assert [state for state, _, _ in trials] == ["COMPLETE"] * 4
@@ -76,7 +75,9 @@ def test_a_node_killed_mid_study_loses_nothing(runner, cluster: object) -> None:
     doomed = cluster.add_node(num_cpus=1)  # type: ignore[attr-defined]
     cluster.wait_for_nodes()  # type: ignore[attr-defined]
     db = runner.cwd / "kill.db"
-    proc = runner.start(*_study_args(cluster, db))
+    # Two epochs, each ending in a pause: the first result names the node, the second epoch is
+    # where the node dies.
+    proc = runner.start(*_study_args(cluster, db, "train.epochs=2", "testing.epoch_sleep_s=2"))
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         if any(state == "RUNNING" and resources.get("node_id") == doomed.node_id
@@ -94,6 +95,6 @@ def test_a_node_killed_mid_study_loses_nothing(runner, cluster: object) -> None:
     on_doomed = [t for t in trials if t[2].get("node_id") == doomed.node_id]
     assert on_doomed and all(state == "FAILED" and error for state, error, _ in on_doomed), trials
     assert sum(state == "COMPLETE" for state, _, _ in trials) == 4 - len(on_doomed)
-    rerun = runner.run(*_study_args(cluster, db), timeout=300)  # resume: the failed cells rerun
+    rerun = runner.run(*_study_args(cluster, db, "train.epochs=2"), timeout=300)  # resumes
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert [state for state, _, _ in _trials(db)] == ["COMPLETE"] * 4
