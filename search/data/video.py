@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from search.data.decoders import decode_frames, resolve_decoder
+from search.data.decoders import decode_frames, notice, resolve_decoder
 from search.data.transforms import ClipTransform
 
 if TYPE_CHECKING:
@@ -139,6 +139,10 @@ class VideoDataset(torch.utils.data.Dataset):
         """The decoder that runs: ``"torchcodec"`` or ``"pyav"`` (a notice when auto falls back)."""
         if self._decoder is None:
             self._decoder = resolve_decoder(self.decoder_setting)
+            if self._decoder == "pyav" and self.decode_device != "cpu":
+                notice(f"notice: data.decode_device={self.decode_device}: PyAV decodes on the "
+                       f"CPU only; decoding on the CPU")
+                self.decode_device = "cpu"
         return self._decoder
 
     def use_cache(self, directory: str | Path, workers: int = 0) -> None:
@@ -428,7 +432,8 @@ def video_sets(data: Mapping[str, Any]) -> tuple[VideoDataset, VideoDataset]:
                 "decode_device": data.get("decode_device") or "cpu"}
     sets = (VideoDataset(train_items, classes, **parts(True), **decoding),
             VideoDataset(val_items, classes, **parts(False), **decoding))
-    sets[0]._decoder = sets[1]._decoder = sets[0].decoder  # resolved (and noticed) here, once
+    for dataset in sets:  # resolved (and any fallback noticed) here, in the process that lists
+        _ = dataset.decoder
     return sets
 
 

@@ -93,11 +93,16 @@ def test_auto_falls_back_to_pyav_with_one_line_notice(monkeypatch: pytest.Monkey
         assert decoders.resolve_decoder("auto") == "pyav"
         assert decoders.resolve_decoder("auto") == "pyav"
         assert decoders.resolve_decoder("pyav") == "pyav"
+        err = capsys.readouterr().err
+        assert err.startswith("notice: data.decoder=auto: torchcodec cannot be loaded "
+                              "(ModuleNotFoundError")
+        assert err.endswith("decoding with PyAV\n") and err.count("\n") == 1, err
+        on_gpu = VideoDataset([("x.mp4", 0)], ["a"], decoder="auto", decode_device="cuda")
+        assert on_gpu.decoder == "pyav" and on_gpu.decode_device == "cpu"
+        assert capsys.readouterr().err == ("notice: data.decode_device=cuda: PyAV decodes on the "
+                                           "CPU only; decoding on the CPU\n")
     finally:
         decoders.torchcodec_problem.cache_clear()
-    err = capsys.readouterr().err
-    assert err.startswith("notice: data.decoder=auto: torchcodec cannot be loaded (ModuleNotFoundError")
-    assert err.endswith("decoding with PyAV\n") and err.count("\n") == 1, err
     with pytest.raises(ValueError, match="decoder: unknown 'ffmpeg'"):
         decoders.resolve_decoder("ffmpeg")
 
