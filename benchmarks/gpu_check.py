@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     mfu = f"{100 * train['mfu']:.1f}%" if train["mfu"] is not None else "n/a (peak unknown)"
     rows = [
         ("r2plus1d_18 training", f"{train['clips_per_s']:.1f} clips/s",
-         f"{clip} clips, batch {train['batch']}, {train['steps']} steps, bf16 autocast, "
+         f"{clip} clips, batch {train['batch']}, {train['steps']} timed step(s), bf16 autocast, "
          f"channels_last_3d, loss {train['final_loss']:.3f}"),
         ("achieved compute", f"{train['tflops']:.3f} TFLOP/s",
          f"fvcore {train['macs_per_clip'] / 1e9:.2f} GMACs/clip x 2 x 3 (fwd + bwd)"),
