@@ -261,11 +261,11 @@ def test_video_study_with_the_clip_cache_and_without_torchcodec(runner, tree: Pa
     (shadow / "__init__.py").write_text(
         'raise OSError("libnvrtc.so.13: cannot open shared object file")\n')
     monkeypatch.setenv("PYTHONPATH", str(shadow.parent))  # after the checkout, before site
-    db, cache_dir = runner.cwd / "video.db", tmp_path / "clips"
+    db, cache_dir = runner.cwd / "video.db", tmp_path / "clip-cache"
     out = runner.run("data=folder", f"data.root={tree}", "data.crop_size=32", "data.resize=32",
                      "data.num_workers=1", "data.cache=true", f"data.cache_dir={cache_dir}",
                      f"storage=sqlite:///{db}", timeout=180)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     notices = [line for line in out.stderr.splitlines() if line.startswith("notice:")]
     assert notices == ["notice: data.decoder=auto: torchcodec cannot be loaded (OSError: "
                        "libnvrtc.so.13: cannot open shared object file); decoding with PyAV"]
