@@ -346,6 +346,10 @@ def _check_video(cfg: RunConfig) -> None:
         _check_choice(f"data.{key}", getattr(data, key), CLIP_SAMPLINGS)
     _check_choice("data.decoder", data.decoder, DECODERS)
     _check_choice("data.decode_device", data.decode_device, DECODE_DEVICES)
+    if data.cache and data.root and Path(data.cache_dir).expanduser().absolute().is_relative_to(
+            Path(data.root).expanduser().absolute()):
+        raise StudyError(f"data.cache_dir: {data.cache_dir} is inside data.root; its folders "
+                         f"would be listed as videos or classes (put the cache elsewhere)")
     if data.decode_device == "cuda" and data.decoder == "pyav":
         raise StudyError("data.decode_device: 'cuda' decodes with torchcodec; data.decoder=pyav "
                          "cannot (set data.decoder=auto or torchcodec)")

@@ -207,12 +207,14 @@ def test_concurrent_writers_leave_one_valid_cache(videos: list[Path], tmp_path: 
     (["data.decoder=ffmpeg"], "error: data.decoder: unknown value 'ffmpeg'"),
     (["data.decode_device=tpu"], "error: data.decode_device: unknown value 'tpu'"),
     (["data.decode_device=cuda", "data.decoder=pyav"], "error: data.decode_device: 'cuda' "),
+    (["data.cache=true", "data.cache_dir=ROOT/cache"], "error: data.cache_dir: "),
 ])
 def test_bad_decoder_settings_are_one_line(argv: list[str], expected: str, tree: Path,
                                            tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from search.run import main
 
     db = tmp_path / "none.db"
+    argv = [a.replace("ROOT", str(tree)) for a in argv]
     assert main(["study=smoke", "data=folder", f"data.root={tree}", f"storage=sqlite:///{db}",
                  *argv]) == 2
     err = capsys.readouterr().err
