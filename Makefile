@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 STUDY ?= bottom_vs_top
 TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 TORCH_INDEX ?=
+# torchcodec must match torch's build: PyPI's newest links CUDA 13, so a CPU torch gets 0.13.0,
+# the last CPU wheel there (it loads FFmpeg 4-7 from the system: apt-get install ffmpeg).
+TORCHCODEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torchcodec || echo torchcodec==0.13.0)
 
 .PHONY: install study test lint findings dashboard clean
 
@@ -16,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q "$(TORCHCODEC)"
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 

@@ -23,7 +23,14 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from analysis.placement import arch_features, layer_costs
 from arch_space.spec import ArchSpec
 from search import urls
-from search.schema import ArchRow, EpochMetricRow, ResultRow, StudyRow, TrialRow
+from search.schema import (
+    HARDWARE_KEYS,
+    ArchRow,
+    EpochMetricRow,
+    ResultRow,
+    StudyRow,
+    TrialRow,
+)
 from search.store import StoreError, open_engine
 
 # The study protocol's trial columns (search.store.PROTOCOL_COLUMNS) and how they load.
@@ -163,6 +170,8 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
     the study protocol's ``data_seed`` (effective seed of the clips drawn; nullable Int64),
     ``plateaued`` (nullable boolean), ``train_val_gap``, ``chance_acc``, ``majority_acc``
     (floats), missing (NA / NaN) on rows written before they were recorded;
+    the hardware the trial ran on (``node``, ``search.schema.HARDWARE_KEYS``: ``node_ip``,
+    ``hostname``, ``node_id``, ``device``, ``device_name``, ``gpu_model``, ``gpu_count``, ...);
     the flattened spec (``stem.kind``, ``stage2.block1.kind``, ``...t_kernel``, ``...inflate``);
     placement descriptors (``family``, ``n_temporal``, ``t_com``, ``t_share_bottom``,
     ``t_share_top``, ``temporal_mac_frac``); one column per final metric (``val/acc1``, ...);
@@ -179,13 +188,13 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
                    _raw(TrialRow.state), TrialRow.seed, TrialRow.label,
                    TrialRow.family.label("design_family"), TrialRow.arch_id, TrialRow.attempt,
                    TrialRow.started_at, TrialRow.finished_at, TrialRow.error,
-                   *(getattr(TrialRow, c) for c in PROTOCOL_DTYPES))
+                   *(getattr(TrialRow, c) for c in PROTOCOL_DTYPES), TrialRow.resources_json)
             .where(_in_clause(TrialRow.study_id, ids)), engine)
-        trials = _with_protocol(engine, trials, ids)
         trials.insert(0, "study", trials.pop("study_id").map(ids))
         for col, dtype in PROTOCOL_DTYPES.items():  # null (rows before migration 0003): NA/NaN
             trials[col] = pd.array(trials[col].tolist(), dtype=dtype) if dtype != "float" \
                 else pd.to_numeric(trials[col], errors="coerce").astype(float)
+        trials = _with_hardware(trials)
         for col in ("started_at", "finished_at"):
             trials[col] = pd.to_datetime(trials[col], format="ISO8601")
         trials["duration_s"] = (trials["finished_at"] - trials["started_at"]).dt.total_seconds()
@@ -213,24 +222,23 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
         return df.sort_values(["study", "number"]).reset_index(drop=True)
 
 
-PROTOCOL_COLUMNS = ("data_seed", "plateaued", "train_val_gap", "chance_acc", "majority_acc")
-
-
-def _with_protocol(engine: Engine, trials: pd.DataFrame, ids: dict[int, str]) -> pd.DataFrame:
-    """Add the trials' protocol columns (schema 0003) that the main query did not select."""
-    missing = [c for c in PROTOCOL_COLUMNS if c not in trials]
-    if not missing or trials.empty:
-        return trials.assign(**{c: pd.Series(dtype=float) for c in missing})
-    extra = _read_sql(select(TrialRow.id.label("trial_id"),
-                             *(getattr(TrialRow, c) for c in missing))
-                      .where(_in_clause(TrialRow.study_id, ids)), engine)
-    for col in ("train_val_gap", "chance_acc", "majority_acc"):
-        if col in extra:
-            extra[col] = pd.to_numeric(extra[col], errors="coerce").astype(float)
-    if "plateaued" in extra:  # SQLite gives 0/1/None: keep None as unknown
-        extra["plateaued"] = extra["plateaued"].map(
-            lambda v: None if v is None or v != v else bool(v)).astype(object)
-    return trials.merge(extra, on="trial_id", how="left")
+def _with_hardware(trials: pd.DataFrame) -> pd.DataFrame:
+    """``resources_json`` -> one column per ``HARDWARE_KEYS`` entry, and ``node`` (the hostname,
+    else the IP). Each distinct JSON text is parsed once (trials of a node share it)."""
+    texts = trials.pop("resources_json")
+    table = {}
+    for text in texts.dropna().unique():
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = {}
+        record = record if isinstance(record, dict) else {}
+        table[text] = {key: record.get(key) for key in HARDWARE_KEYS}
+    hardware = pd.DataFrame.from_dict(table, orient="index", columns=list(HARDWARE_KEYS))
+    trials = trials.assign(_resources=texts).join(hardware, on="_resources") \
+        .drop(columns="_resources")
+    trials["node"] = trials["hostname"].where(trials["hostname"].notna(), trials["node_ip"])
+    return trials
 
 
 def _final_metrics(engine: Engine, ids: dict[int, str]) -> pd.DataFrame:

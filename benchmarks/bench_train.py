@@ -175,7 +175,7 @@ def _decode_rate(n_videos: int = 6) -> float:
                     container.mux(packet)
             paths.append((path, 0))
         dataset = VideoDataset(paths, ["x"], ClipSampling(clip_len=16, frame_stride=2),
-                               ClipTransform(resize=128, crop_size=112))
+                               ClipTransform(resize=128, crop_size=112), decoder="pyav")
         dataset[0]
         start = time.perf_counter()
         for i in range(n_videos * 2):

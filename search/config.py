@@ -85,6 +85,8 @@ class StudyConfig:
 DATA_SOURCES: tuple[str, ...] = ("synthetic", "folder", "csv", "json")
 VIDEO_SOURCES: tuple[str, ...] = ("folder", "csv", "json")
 CLIP_SAMPLINGS: tuple[str, ...] = ("random", "center", "uniform")
+DECODERS: tuple[str, ...] = ("auto", "torchcodec", "pyav")  # search.data.decoders
+DECODE_DEVICES: tuple[str, ...] = ("cpu", "cuda")  # cuda: torchcodec on the trial's GPU (NVDEC)
 # Real video: what a null field takes (clip_len / crop_size also size the network).
 VIDEO_DEFAULTS: dict[str, Any] = {"clip_len": 16}
 
@@ -136,6 +138,10 @@ class DataConfig:
     val_sampling: str = "center"  # which frames in validation
     hflip: bool | None = None  # random flips in training; null: on, except for json (SSv2)
     num_workers: int | None = None  # DataLoader decode workers per trial; null: cpus_per_trial - 1
+    decoder: str = "auto"  # "auto" (torchcodec where it loads, else PyAV), "torchcodec", "pyav"
+    decode_device: str = "cpu"  # "cuda": torchcodec decodes on the trial's GPU (no workers)
+    cache: bool = False  # decode once into memory-mapped uint8 shards; later epochs read them
+    cache_dir: str = "~/.cache/vidarch/clips"  # where the clip cache lives (per node)
 
     @property
     def is_video(self) -> bool:

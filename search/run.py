@@ -42,7 +42,9 @@ DESIGN_KEYS: tuple[str, ...] = ("study", "data", "train")
 # Changes that extend a study instead of redefining it (or only change how fast it runs): a
 # rerun with them resumes.
 EXTENDABLE_KEYS: frozenset[str] = frozenset({"study.seeds", "study.num_samples",
-                                             "study.description", "data.num_workers"})
+                                             "study.description", "data.num_workers",
+                                             "data.decoder", "data.decode_device", "data.cache",
+                                             "data.cache_dir"})
 
 USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...] [--cfg] [--dry-run]
                            [--help]

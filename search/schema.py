@@ -103,6 +103,13 @@ class ArchRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# trials.resources_json: what the trial reserved (cpus, gpus, ray_address, resumed_from) and,
+# once its first result arrives, the hardware it ran on under these keys (search.hardware).
+HARDWARE_KEYS: tuple[str, ...] = ("node_ip", "hostname", "node_id", "device", "device_name",
+                                  "gpu_model", "gpu_count", "cpu_model", "torch_version",
+                                  "cuda_version", "cudnn_version")
+
+
 class TrialRow(Base):
     """One (arch, seed) cell of a study; re-runs of the same cell update this row."""
 

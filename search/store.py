@@ -176,6 +176,19 @@ def start_trial(session: Session, study_id: int, *, arch_id: str, seed: int,
     return row
 
 
+def merge_resources(session: Session, trial_id: int, extra: Mapping[str, Any]) -> None:
+    """Add ``extra`` (e.g. the hardware a trial reported) to the trial's ``resources_json``."""
+    row = session.get(TrialRow, trial_id)
+    if row is None:
+        return
+    try:
+        current = json.loads(row.resources_json or "{}")
+    except ValueError:
+        current = {}
+    merged = {**(current if isinstance(current, dict) else {}), **dict(extra)}
+    row.resources_json = json.dumps(merged, sort_keys=True, default=str)
+
+
 def _upsert_values(session: Session, model: Any, keys: Mapping[str, Any],
                    values: Mapping[str, float]) -> None:
     existing = {r.name: r for r in session.scalars(

@@ -18,6 +18,8 @@ from arch_space.spec import BLOCK_KINDS, KIND_ALIASES, ArchSpec, SpecError
 from search.config import (
     CLIP_SAMPLINGS,
     DATA_SOURCES,
+    DECODE_DEVICES,
+    DECODERS,
     MATCH_MODES,
     SAMPLERS,
     SCHEDULERS,
@@ -376,6 +378,15 @@ def _check_video(cfg: RunConfig) -> None:
         raise StudyError(f"data.num_workers: must be >= 0, got {data.num_workers}")
     for key in ("train_sampling", "val_sampling"):
         _check_choice(f"data.{key}", getattr(data, key), CLIP_SAMPLINGS)
+    _check_choice("data.decoder", data.decoder, DECODERS)
+    _check_choice("data.decode_device", data.decode_device, DECODE_DEVICES)
+    if data.cache and data.root and Path(data.cache_dir).expanduser().absolute().is_relative_to(
+            Path(data.root).expanduser().absolute()):
+        raise StudyError(f"data.cache_dir: {data.cache_dir} is inside data.root; its folders "
+                         f"would be listed as videos or classes (put the cache elsewhere)")
+    if data.decode_device == "cuda" and data.decoder == "pyav":
+        raise StudyError("data.decode_device: 'cuda' decodes with torchcodec; data.decoder=pyav "
+                         "cannot (set data.decoder=auto or torchcodec)")
     for key in ("n_train", "n_val"):
         if getattr(data, key) is not None and getattr(data, key) < 1:
             raise StudyError(f"data.{key}: must be >= 1 (null: every video), got "

@@ -189,7 +189,8 @@ def _batches(dataset: Any, batch_size: int, seed: int, epoch: int, cfg: TrainCon
         return
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, generator=gen, drop_last=drop_last,
-        num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
+        num_workers=cfg.num_workers,
+        pin_memory=torch.cuda.is_available() and getattr(dataset, "decode_device", "cpu") == "cpu",
         persistent_workers=False, worker_init_fn=_seed_worker if cfg.num_workers else None)
     yield from loader
 

@@ -96,10 +96,16 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         workers = data.get("num_workers")
         if workers is None:
             workers = settings.get("num_workers") or max(0, context.num_threads - 1)
-        settings["num_workers"] = int(workers)
+        settings["num_workers"] = int(workers) if data.get("decode_device") != "cuda" else 0
+        if data.get("cache"):  # decode once (per node and data setting), read every epoch
+            for dataset in (train_set, val_set):
+                dataset.use_cache(data["cache_dir"], workers=settings["num_workers"])
     train_cfg = TrainConfig(**settings)
 
     checkpoint, resume_note = _load_checkpoint(config.get("resume_from"), model, context)
+    from search.hardware import HARDWARE_RESULT, describe_json
+
+    hardware = {HARDWARE_RESULT: describe_json(train_cfg.device)}  # with the first result only
     chance, majority = baselines(_labels(val_set), int(val_set.num_classes))
     extra: dict[str, Any] = {"macs": float(config["macs"]),
                              "params": float(config.get("params", 0)),
@@ -110,7 +116,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if checkpoint is not None and _ended_at_plateau(checkpoint, context):
         # The driver died after the stopper ended this trial, before it recorded the end: report
         # the last epoch again (the stopper ends it there) instead of training on.
-        tune.report({**checkpoint["history"][-1], **extra})
+        tune.report({**checkpoint["history"][-1], **extra, **hardware})
         return
     pending: dict[str, float] = {}
 
@@ -130,7 +136,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         # behind in /tmp.
         with tempfile.TemporaryDirectory(prefix="staging-", dir=_trial_dir()) as tmp:
             torch.save(state, Path(tmp) / CHECKPOINT_FILE)
-            tune.report({**pending, **extra}, checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report({**pending, **extra, **hardware},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+            hardware.clear()
 
     if hooks.get("nan_on_seed") is not None and seed == hooks["nan_on_seed"]:
         _poison(model)
@@ -141,7 +149,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if not reported and result.final:
         # Resumed from a checkpoint of the last epoch (the driver died before it recorded the
         # end): report that epoch again so the trial completes with its metrics.
-        tune.report({**result.final, **extra})
+        tune.report({**result.final, **extra, **hardware})
 
 
 def _ended_at_plateau(checkpoint: dict[str, Any], context: TrialContext) -> bool:

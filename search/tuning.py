@@ -28,6 +28,7 @@ from ray.tune.stopper import Stopper
 from sqlalchemy import Engine
 
 from search.checkpoints import RESUME_NOTE, remove_checkpoints
+from search.hardware import HARDWARE_RESULT
 from search.protocol import curve_plateaued, train_val_gap
 from search.schema import TrialRow, TrialState
 from search.store import (
@@ -35,6 +36,7 @@ from search.store import (
     epoch_curve,
     find_trial,
     finish_trial,
+    merge_resources,
     record_epoch,
     record_protocol,
     session_scope,
@@ -351,6 +353,9 @@ class StoreCallback(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         row = self._row(trial)
+        if row is not None and HARDWARE_RESULT in result:  # reported once, by the first result
+            with session_scope(self.engine) as s:
+                merge_resources(s, row, json.loads(result[HARDWARE_RESULT]))
         if row is None or "epoch" not in result:
             return
         metrics = {k: result[k] for k in EPOCH_METRICS if k in result}

@@ -58,6 +58,11 @@ if not chosen:
     st.info("No trial to show.")
     st.stop()
 
+# Where the trial ran (analysis.load_trials columns from trials.resources_json): key, label.
+HARDWARE_FACTS = [("node", "node"), ("node_ip", "node IP"), ("node_id", "Ray node"),
+                  ("device", "device"), ("device_name", "device model"), ("gpu_model", "GPU"),
+                  ("gpu_count", "GPUs"), ("torch_version", "torch"),
+                  ("cuda_version", "CUDA")]
 SPEC_COLUMNS = ["layer", "kind", "t_kernel", "t_stride", "s_stride", "inflate", "width",
                 "out_thw", "macs"]
 columns = st.columns(len(chosen))
@@ -78,6 +83,8 @@ for col, number in zip(columns, chosen, strict=True):
                  "majority class": _num(row.get("majority_acc"), ".3f"),
                  "data seed": _num(row.get("data_seed"), ".0f"),
                  "arch_id": row["arch_id"]}
+        facts.update({name: row[key] for key, name in HARDWARE_FACTS
+                      if key in row and pd.notna(row[key])})
         if isinstance(row.get("error"), str):
             facts["error"] = row["error"]
         st.dataframe(pd.DataFrame({"value": [str(v) for v in facts.values()]},

@@ -6,8 +6,11 @@ the layout every network here takes (batched: ``(B, C, T, H, W)``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -40,6 +43,63 @@ class ClipTransform:
         else:
             clip = center_crop(clip, self.crop_size)
         return normalize(clip, self.mean, self.std)
+
+    def from_resized(self, frames: Any, generator: torch.Generator | None = None,
+                     indices: np.ndarray | None = None) -> Tensor:
+        """uint8 frames already resized (a cached video) -> the clip ``__call__`` would give.
+
+        ``frames``: ``(N, H, W, 3)`` uint8, a tensor or an array (e.g. a read-only memmap);
+        ``indices``: the clip's frames among them (None: all). The crop window and flip are drawn
+        as ``__call__`` draws them, then only the crop is copied and converted to float, so a
+        cached clip costs a fraction of a decoded one.
+        """
+        size = self.crop_size
+        h, w = frames.shape[1:3]
+        if h < size or w < size:  # padding needed (rare): the plain path, on a copy
+            chosen = frames if indices is None else frames[indices]
+            clip = to_clip(torch.as_tensor(np.array(chosen)))  # (3, T, H, W)
+            clip = random_crop(clip, size, generator) if self.train else center_crop(clip, size)
+            if self.train and self.hflip and torch.rand((), generator=generator) < 0.5:
+                clip = clip.flip(-1)
+            return normalize(clip, self.mean, self.std)
+        if self.train:
+            top = int(torch.randint(h - size + 1, (), generator=generator))
+            left = int(torch.randint(w - size + 1, (), generator=generator))
+            flip = self.hflip and bool(torch.rand((), generator=generator) < 0.5)
+        else:
+            top, left, flip = (h - size) // 2, (w - size) // 2, False
+        window = frames[:, top:top + size, left:left + size]  # a view: nothing copied yet
+        window = window[indices] if indices is not None else np.array(window)  # (T, s, s, 3)
+        window = torch.as_tensor(window)
+        if flip:
+            window = window.flip(2)  # (T, s, s, 3): W is dim 2
+        clip = window.permute(3, 0, 1, 2).contiguous()  # (T, s, s, 3) -> (3, T, s, s), uint8
+        scale, shift = _affine(self.mean, self.std)
+        return clip.float().mul_(scale).add_(shift)  # ((x / 255) - mean) / std
+
+
+@functools.cache
+def _affine(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[Tensor, Tensor]:
+    """Per-channel scale and shift with x * scale + shift == ((x / 255) - mean) / std."""
+    scale = torch.tensor([1.0 / (255.0 * sd) for sd in std]).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+    shift = torch.tensor([-m / sd for m, sd in zip(mean, std, strict=True)]).view(-1, 1, 1, 1)
+    return scale, shift
+
+
+def resize_frames(frames: Tensor, size: int, chunk: int = 32) -> Tensor:
+    """uint8 ``(N, H, W, 3)`` -> uint8 ``(N, H', W', 3)`` with min(H', W') == size (0: as is).
+
+    The bilinear resize of ``ClipTransform`` (in float), rounded back to uint8 for the clip
+    cache; ``chunk`` frames at a time bound the float copy of a long video.
+    """
+    if not size:
+        return frames
+    out = []
+    for start in range(0, frames.shape[0], chunk):
+        clip = resize_short_side(to_clip(frames[start:start + chunk]), size)  # (3, n, H', W')
+        out.append(clip.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+                   .permute(1, 2, 3, 0))  # (3, n, H', W') -> (n, H', W', 3)
+    return torch.cat(out).contiguous()
 
 
 def to_clip(frames: Tensor) -> Tensor:
@@ -79,9 +139,9 @@ def random_crop(clip: Tensor, size: int, generator: torch.Generator | None = Non
 
 def normalize(clip: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
     """``(clip - mean) / std`` per channel of ``(C, T, H, W)``."""
-    mean_t = torch.tensor(mean, dtype=clip.dtype).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
-    std_t = torch.tensor(std, dtype=clip.dtype).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
-    return (clip - mean_t) / std_t
+    mean_t = torch.tensor(mean, dtype=clip.dtype, device=clip.device).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+    std_t = torch.tensor(std, dtype=clip.dtype, device=clip.device).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+    return (clip - mean_t).div_(std_t)
 
 
 def _pad_to(clip: Tensor, size: int) -> Tensor:

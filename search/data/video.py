@@ -29,14 +29,18 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
 import torch
 from torch import Tensor
 
+from search.data.decoders import decode_frames, notice, resolve_decoder
 from search.data.transforms import ClipTransform
+
+if TYPE_CHECKING:
+    from search.data.cache import ClipCache
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
 
@@ -76,8 +80,13 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def __init__(self, items: Sequence[tuple[str | Path, int]], classes: Sequence[str],
                  sampling: ClipSampling | None = None, transform: ClipTransform | None = None,
-                 max_substitutes: int = 16) -> None:
+                 max_substitutes: int = 16, decoder: str = "auto",
+                 decode_device: str = "cpu") -> None:
         self.items = [(str(path), int(label)) for path, label in items]
+        self.decoder_setting = decoder  # data.decoder: "auto", "torchcodec" or "pyav"
+        self._decoder: str | None = None  # resolved on first use (see ``decoder``)
+        self.decode_device = decode_device  # "cuda": torchcodec decodes on the GPU
+        self.cache: ClipCache | None = None  # set by use_cache: clips read, not decoded
         self.classes = list(classes)
         self.num_classes = len(self.classes)
         self.sampling = sampling or ClipSampling()
@@ -105,8 +114,13 @@ class VideoDataset(torch.utils.data.Dataset):
                 continue
             path, label = self.items[i]
             try:
-                frames = decode_clip(path, self.sampling)
-            except Exception as err:  # PyAV raises several error types for broken files
+                if self.cache is not None:  # uint8 frames already at the resize
+                    frames, indices = self.cache.clip(i, self.sampling)
+                    clip = self.transform.from_resized(frames, indices=indices)
+                else:
+                    clip = self.transform(decode_clip(path, self.sampling, decoder=self.decoder,
+                                                      device=self.decode_device))
+            except Exception as err:  # decoders raise several error types for broken files
                 self._bad.add(i)
                 with self._failures.get_lock():
                     if not self._bad_flags[i]:  # two workers may hit it at once: count it once
@@ -115,19 +129,44 @@ class VideoDataset(torch.utils.data.Dataset):
                 warnings.warn(f"skipping unreadable video {path}: {type(err).__name__}: {err}",
                               RuntimeWarning, stacklevel=2)
                 continue
-            return self.transform(frames), label
+            return clip, label
         raise RuntimeError(f"{self.max_substitutes + 1} videos in a row from index {index} "
                            f"could not be decoded; is the dataset root right?")
 
 
-def decode_clip(path: str | Path, sampling: ClipSampling,
-                generator: torch.Generator | None = None) -> Tensor:
-    """Decode the frames of one clip with PyAV: uint8 ``(T, H, W, 3)``.
+    @property
+    def decoder(self) -> str:
+        """The decoder that runs: ``"torchcodec"`` or ``"pyav"`` (a notice when auto falls back)."""
+        if self._decoder is None:
+            self._decoder = resolve_decoder(self.decoder_setting)
+            if self._decoder == "pyav" and self.decode_device != "cpu":
+                notice(f"notice: data.decode_device={self.decode_device}: PyAV decodes on the "
+                       f"CPU only; decoding on the CPU")
+                self.decode_device = "cpu"
+        return self._decoder
 
-    Decodes from the start up to the last frame needed. When the container does not state its
-    frame count, or states more frames than it holds (a truncated file), the frames actually
-    decoded are used. Raises when no frame can be decoded.
+    def use_cache(self, directory: str | Path, workers: int = 0) -> None:
+        """Read clips from the decoded-clip cache under ``directory``, building it first when
+        no valid one exists for these videos and this sampling (``search.data.cache``)."""
+        if self.cache is None:
+            from search.data.cache import open_or_build
+
+            self.cache = open_or_build(self, Path(directory).expanduser(), workers=workers)
+
+
+def decode_clip(path: str | Path, sampling: ClipSampling,
+                generator: torch.Generator | None = None, *, decoder: str = "pyav",
+                device: str = "cpu") -> Tensor:
+    """Decode the frames of one clip: uint8 ``(T, H, W, 3)``.
+
+    torchcodec (``decoder="torchcodec"``) counts the frames the file holds, then decodes those
+    of the clip. PyAV decodes from the start up to the last frame needed; when the container
+    does not state its frame count, or states more frames than it holds (a truncated file),
+    the frames actually decoded are used. Raises when no frame can be decoded.
     """
+    if decoder != "pyav":
+        return decode_frames(path, lambda n: sampling.indices(n, generator), decoder=decoder,
+                             device=device)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -389,8 +428,13 @@ def video_sets(data: Mapping[str, Any]) -> tuple[VideoDataset, VideoDataset]:
     if not val_items:
         raise DataError("data.val_fraction: no validation videos (raise val_fraction, or give "
                         "a split)")
-    return (VideoDataset(train_items, classes, train.sampling, train.transform),
-            VideoDataset(val_items, classes, parts(False)["sampling"], parts(False)["transform"]))
+    decoding = {"decoder": data.get("decoder") or "auto",
+                "decode_device": data.get("decode_device") or "cpu"}
+    sets = (VideoDataset(train_items, classes, **parts(True), **decoding),
+            VideoDataset(val_items, classes, **parts(False), **decoding))
+    for dataset in sets:  # resolved (and any fallback noticed) here, in the process that lists
+        _ = dataset.decoder
+    return sets
 
 
 def draws_with_seed(data: Mapping[str, Any]) -> bool:
