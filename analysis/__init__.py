@@ -10,7 +10,10 @@ Example::
     pareto_front(df, objectives=(("val/acc1", "max"), ("macs", "min")))
 """
 
+from analysis.budget import BudgetAnswer, at_budget, chance_level, networks, paired_difference
 from analysis.export import export, to_csv, to_parquet
+from analysis.fidelity import clip_fidelity, fidelity, fidelity_lines
+from analysis.importance import importance, position_effects, position_ranking
 from analysis.loading import (
     RUN_HINT,
     NoDataError,
@@ -24,6 +27,13 @@ from analysis.loading import (
     metric_names,
     spec_columns,
     study_config,
+)
+from analysis.networks import (
+    choice_table,
+    cross_study,
+    load_cross_study,
+    network_diff,
+    studies_of_arch,
 )
 from analysis.placement import FAMILIES, arch_features, describe, family_of, layer_costs
 from analysis.stats import (
@@ -41,31 +51,47 @@ from analysis.summary import best_per_group, budget, verdict
 __all__ = [
     "FAMILIES",
     "RUN_HINT",
+    "BudgetAnswer",
     "NoDataError",
     "arch_features",
     "arch_summary",
+    "at_budget",
     "best_per_group",
     "bootstrap_ci",
     "budget",
+    "chance_level",
+    "choice_table",
+    "clip_fidelity",
     "compare",
     "completed",
     "connect",
+    "cross_study",
     "curve_names",
     "curve_summary",
     "curves_wide",
     "describe",
     "export",
     "family_of",
+    "fidelity",
+    "fidelity_lines",
+    "importance",
     "layer_costs",
     "list_studies",
     "load_arch",
+    "load_cross_study",
     "load_curves",
     "load_trials",
     "marginal_effects",
     "metric_names",
+    "network_diff",
+    "networks",
+    "paired_difference",
     "pareto_front",
+    "position_effects",
+    "position_ranking",
     "spec_columns",
     "state_counts",
+    "studies_of_arch",
     "study_config",
     "to_csv",
     "to_parquet",

@@ -174,6 +174,10 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
                    TrialRow.started_at, TrialRow.finished_at, TrialRow.error)
             .where(_in_clause(TrialRow.study_id, ids)), engine)
         trials.insert(0, "study", trials.pop("study_id").map(ids))
+        # the parameters a search sampled (JSON), for analysis.importance
+        params = _read_sql(select(TrialRow.id.label("trial_id"), TrialRow.params_json)
+                           .where(_in_clause(TrialRow.study_id, ids)), engine)
+        trials = trials.merge(params, on="trial_id", how="left")
         for col in ("started_at", "finished_at"):
             trials[col] = pd.to_datetime(trials[col], format="ISO8601")
         trials["duration_s"] = (trials["finished_at"] - trials["started_at"]).dt.total_seconds()

@@ -59,7 +59,7 @@ def test_overview_answers_in_chromium(served: str, browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(served)
+    browser.get(f"{served}/overview")
     WebDriverWait(browser, WAIT_S).until(
         lambda d: "Bottom-heavy vs top-heavy" in d.find_element(By.TAG_NAME, "body").text)
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
