@@ -87,8 +87,9 @@ def studies_of_arch(db: Db, arch_id: str) -> list[str]:
 
 def _data_summary(config: Mapping[str, Any]) -> str:
     """A few words on a study's data and training (task, clip length, epochs) from its config."""
-    data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
-    train = config.get("train") if isinstance(config.get("train"), Mapping) else {}
+    data, train = config.get("data"), config.get("train")
+    data = data if isinstance(data, Mapping) else {}
+    train = train if isinstance(train, Mapping) else {}
     parts = [f"{k} {data[k]}" for k in ("task", "source", "clip_len", "num_classes") if k in data]
     if "epochs" in train:
         parts.append(f"{train['epochs']} epochs")

@@ -25,11 +25,11 @@ ids = table["arch_id"].tolist()  # best first
 label = dict(zip(table["arch_id"], table["name"] + " · " + table["family"].astype(str),
                  strict=True))
 left, right = st.columns(2)
-a = left.selectbox("Network A", ids, key="diff_a", format_func=label.get)
+a = left.selectbox("Network A", ids, key="diff_a", format_func=lambda i: label[i])
 others = [i for i in ids if i != a]
 family = dict(zip(table["arch_id"], table["family"], strict=True))
 runner_up = next((i for i in others if family[i] != family.get(a)), others[0] if others else None)
-b = right.selectbox("Network B", others, key="diff_b", format_func=label.get,
+b = right.selectbox("Network B", others, key="diff_b", format_func=lambda i: label[i],
                     index=others.index(runner_up) if runner_up in others else 0)
 if a is not None and b is not None:
     diff = network_diff(common.arch(ctx.db, a)[0], common.arch(ctx.db, b)[0], df, a, b,
@@ -51,7 +51,7 @@ if a is not None and b is not None:
     st.caption("≠ marks the layers where the two networks differ; *changed* names the fields.")
 
 st.subheader("One network in every study")
-pick = st.selectbox("Network", ids, key="cross_arch", format_func=label.get)
+pick = st.selectbox("Network", ids, key="cross_arch", format_func=lambda i: label[i])
 if pick is not None:
     names = common.studies_of_arch(ctx.db, pick)
     frames = {n: common.trials(ctx.db, n) for n in names}
