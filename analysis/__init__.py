@@ -10,7 +10,13 @@ Example::
     pareto_front(df, objectives=(("val/acc1", "max"), ("macs", "min")))
 """
 
-from analysis.budget import BudgetAnswer, at_budget, chance_level, networks, paired_difference
+from analysis.budget import (
+    BudgetAnswer,
+    at_budget,
+    chance_level,
+    network_table,
+    paired_difference,
+)
 from analysis.export import export, to_csv, to_parquet
 from analysis.fidelity import clip_fidelity, fidelity, fidelity_lines
 from analysis.importance import importance, position_effects, position_ranking
@@ -84,7 +90,7 @@ __all__ = [
     "marginal_effects",
     "metric_names",
     "network_diff",
-    "networks",
+    "network_table",
     "paired_difference",
     "pareto_front",
     "position_effects",

@@ -10,7 +10,10 @@ networks are compared paired over the seeds both ran. Only COMPLETE trials count
 from __future__ import annotations
 
 import math
+import re
 import warnings
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +21,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analysis.loading import spec_columns
 from analysis.stats import completed, pareto_mask
+from arch_space.naming import runs_name
+from arch_space.spec import TEMPORAL_KINDS
 
 # Cost axes a budget may be given on: column of load_trials → (unit label, scale to that unit).
 COST_AXES: dict[str, tuple[str, float]] = {
@@ -35,9 +41,27 @@ def higher_is_better(metric: str) -> bool:
     return "loss" not in metric
 
 
-def network_name(label: Any, arch_id: str) -> str:
-    """A network's display name: its label when it has one, else the start of its arch_id."""
-    return label if isinstance(label, str) and label else str(arch_id)[:12]
+HASH_LABEL = re.compile(r"arch-[0-9a-f]{8}")  # what searches stored before placement names
+
+
+def network_name(label: Any, arch_id: str, spec: Mapping[str, Any] | None = None) -> str:
+    """A network's display name: its label, else its placement (``3d:s0-s1 | 2d:s2-s4``) read
+    from the flattened ``spec`` columns of one of its trials, else the start of its arch_id."""
+    if isinstance(label, str) and label and not HASH_LABEL.fullmatch(label):
+        return label
+    if spec is not None and "stem.kind" in spec:
+        blocks = [k.removesuffix(".kind") for k in spec if k.startswith("stage")
+                  and k.endswith(".kind")]
+        per_stage = Counter(b.split(".")[0] for b in blocks)
+        layers = [(0, 1, 1, str(spec["stem.kind"]), int(spec.get("stem.t_kernel", 1)),
+                   spec["stem.kind"] in TEMPORAL_KINDS and int(spec.get("stem.t_kernel", 1)) > 1)]
+        for b in blocks:
+            stage, block = b.split(".")
+            kind, t = str(spec[f"{b}.kind"]), int(spec.get(f"{b}.t_kernel", 1))
+            layers.append((int(stage.removeprefix("stage")), int(block.removeprefix("block")),
+                           per_stage[stage], kind, t, kind in TEMPORAL_KINDS and t > 1))
+        return runs_name(layers)
+    return str(arch_id)[:12]
 
 
 def t_interval(values: np.ndarray | pd.Series,
@@ -68,7 +92,7 @@ def seed_means(df: pd.DataFrame, metric: str) -> pd.DataFrame:
             .rename("value").reset_index())
 
 
-def networks(df: pd.DataFrame, metric: str = "val/acc1",
+def network_table(df: pd.DataFrame, metric: str = "val/acc1",
              confidence: float = 0.95) -> pd.DataFrame:
     """One row per network: name, family, costs, ``n_seeds``, ``mean``, ``ci_low``/``ci_high``
     (t over per-seed means), best first."""
@@ -80,17 +104,19 @@ def networks(df: pd.DataFrame, metric: str = "val/acc1",
     data = completed(df, metric)
     facts = data.groupby("arch_id", sort=False)[[c for c in ("family", "label", "macs", "params",
                                                              "latency_ms") if c in data]].first()
-    rows = []
-    for arch_id, g in per_seed.groupby("arch_id", sort=False):
-        mean, low, high = t_interval(g["value"], confidence)
-        rows.append({"arch_id": arch_id, "n_seeds": len(g), "mean": mean, "ci_low": low,
-                     "ci_high": high})
-    out = facts.join(pd.DataFrame(rows).set_index("arch_id")).reset_index()
+    specs = data.groupby("arch_id", sort=False)[
+        [*spec_columns(data, "kind"), *spec_columns(data, "t_kernel")]].first()
+    stats = per_seed.groupby("arch_id", sort=False)["value"].agg(["count", "mean", "std"])
+    dof = (stats["count"] - 1).where(stats["count"] > 1)  # NaN: one seed, no interval
+    half = sps.t.ppf(0.5 + confidence / 2, dof) * stats["std"] / np.sqrt(stats["count"])
+    table = pd.DataFrame({"n_seeds": stats["count"], "mean": stats["mean"],
+                          "ci_low": stats["mean"] - half, "ci_high": stats["mean"] + half})
+    out = facts.join(table).reset_index()
     for col in ("family", "label", "macs", "params", "latency_ms"):
         if col not in out:
             out[col] = math.nan
-    out["name"] = [network_name(lbl, a) for lbl, a in zip(out["label"], out["arch_id"],
-                                                          strict=True)]
+    out["name"] = [network_name(lbl, a, specs.loc[a].to_dict() if a in specs.index else None)
+                   for lbl, a in zip(out["label"], out["arch_id"], strict=True)]
     out = out.sort_values("mean", ascending=not higher_is_better(metric), kind="stable")
     return out[cols].reset_index(drop=True)
 
@@ -213,7 +239,7 @@ def at_budget(df: pd.DataFrame, *, macs: float | None = None, params: float | No
     """
     axis, value = _axis_of(macs, params, latency_ms)
     up = higher_is_better(metric)
-    nets = networks(df, metric, confidence)
+    nets = network_table(df, metric, confidence)
     if not nets.empty and not nets[axis].notna().any():
         raise ValueError(f"{axis}: no network of this study has that cost recorded")
     nets["cost"] = pd.to_numeric(nets[axis], errors="coerce").astype(float)

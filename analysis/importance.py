@@ -35,6 +35,8 @@ IMPORTANCE_COLUMNS = ["param", "importance", "ped_anova", "fanova", "n_trials", 
 CONDITIONAL_FIELDS = ("t_kernel", "t_stride", "inflate")
 POSITION_FIELDS = ("kind", "t_kernel", "inflate")  # rows of the per-position view
 TOP_LEVEL_CHOICES = ("clip_len", "crop_size", "block_type")  # spec fields a grid may vary
+FANOVA_MAX_TRIALS = 500  # fANOVA's random forest is slow: above this, a seeded sample of trials
+BCA_MAX_NETWORKS = 1000  # BCa's jackknife is O(n^2): above this, percentile bootstrap bounds
 MIN_PER_LEVEL = 3  # networks per choice on average before a position's share is estimated
 BOOT_CHUNK = 4_000_000  # bootstrap draws (resamples x networks) held in memory at once
 
@@ -103,7 +105,7 @@ def importance(df: pd.DataFrame, metric: str = "val/acc1", *, evaluator: str = "
     Columns: ``param``; ``importance`` (the chosen ``evaluator``'s values, summing to 1 over the
     rows it assesses); ``ped_anova`` (PED-ANOVA, every parameter, conditional ones included);
     ``fanova`` (fANOVA: Optuna assesses only parameters present in every trial, NaN for the
-    others); ``n_trials`` (trials where the parameter was active); ``conditional``.
+    others; on a seeded random sample of ``FANOVA_MAX_TRIALS`` trials when there are more); ``n_trials`` (trials where the parameter was active); ``conditional``.
 
     Args:
         df: a ``load_trials`` frame of one study; its COMPLETE trials with a finite ``metric``
@@ -123,7 +125,8 @@ def importance(df: pd.DataFrame, metric: str = "val/acc1", *, evaluator: str = "
         get_param_importances,
     )
 
-    study = _study(params, data[metric].to_numpy(dtype=float), higher_is_better(metric))
+    values, maximize = data[metric].to_numpy(dtype=float), higher_is_better(metric)
+    study = _study(params, values, maximize)
     present = params.notna()
     always = [c for c in params if present[c].all()]
     fan: dict[str, float] = {}
@@ -132,6 +135,10 @@ def importance(df: pd.DataFrame, metric: str = "val/acc1", *, evaluator: str = "
         ped = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator(),
                                     params=list(params))
         if always:
+            if len(params) > FANOVA_MAX_TRIALS:  # its forest costs seconds per 100 trials
+                pick = np.random.default_rng(seed).choice(len(params), FANOVA_MAX_TRIALS,
+                                                          replace=False)
+                study = _study(params.iloc[pick], values[pick], maximize)
             try:
                 fan = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=seed),
                                             params=always)
@@ -176,7 +183,8 @@ def _omega2_interval(y: np.ndarray, codes: np.ndarray, n_levels: int, n_boot: in
 
     Resampling networks repeats some of them, which shrinks the within-choice variance and
     biases the resampled ω² upwards; BCa's bias correction accounts for that where percentile
-    bounds would not. Where BCa is undefined, percentile bounds of the finite resamples.
+    bounds would not. Where BCa is undefined, percentile bounds of the finite resamples; above
+    ``BCA_MAX_NETWORKS`` networks (where the bias is small) percentile bounds throughout.
     """
     def statistic(values: np.ndarray, groups: np.ndarray, axis: int = -1) -> np.ndarray:
         flat_y = values.reshape(-1, values.shape[-1])  # (draws, n)
@@ -186,7 +194,8 @@ def _omega2_interval(y: np.ndarray, codes: np.ndarray, n_levels: int, n_boot: in
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = sps.bootstrap((y, codes), statistic, paired=True, vectorized=True,
-                            n_resamples=n_boot, confidence_level=confidence, method="BCa",
+                            n_resamples=n_boot, confidence_level=confidence,
+                            method="BCa" if y.size <= BCA_MAX_NETWORKS else "percentile",
                             rng=rng, batch=max(1, BOOT_CHUNK // max(1, y.size)))
     low, high = (float(v) for v in res.confidence_interval)
     if not (math.isfinite(low) and math.isfinite(high)):

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from analysis.budget import networks, paired_difference
+from analysis.budget import network_table, paired_difference
 from analysis.loading import Db, _read_sql, opened, spec_columns, study_config
 from search.schema import StudyRow, TrialRow
 
@@ -29,7 +29,7 @@ def choice_table(df: pd.DataFrame, metric: str = "val/acc1", *,
     """One row per network: ``name, family``, the per-position ``fields`` that vary between
     networks (``stem.kind``, ``stage2.block1.t_kernel``, ...), ``mmacs``, ``params`` and the
     mean ``metric`` over seeds (column named ``metric``)."""
-    nets = networks(df, metric)
+    nets = network_table(df, metric)
     if nets.empty:
         return pd.DataFrame(columns=["arch_id", "name", "family", "mmacs", "params", metric])
     cols = [c for f in fields for c in spec_columns(df, f)]
@@ -109,7 +109,7 @@ def cross_study(frames: Mapping[str, pd.DataFrame], arch_id: str, metric: str = 
         mine = df[df["arch_id"] == arch_id]
         if mine.empty:
             continue
-        nets = networks(df, metric)
+        nets = network_table(df, metric)
         hit = nets[nets["arch_id"] == arch_id]
         row: dict[str, Any] = {"study": study, "name": mine["label"].dropna().iloc[0]
                                if mine["label"].notna().any() else arch_id[:12],

@@ -141,6 +141,9 @@ def test_importance_of_a_real_search(tmp_path: Path) -> None:
         cwd=tmp_path, check=True, capture_output=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"})
     df = analysis.load_trials(db, "free_search")
+    # searched networks are named by their placement, not by a hash
+    assert df["label"].str.match(r"(2d|3d|2plus1d|p3d_b|p3d_c)(\(t\d\))?:s0").all()
+    assert not df["label"].str.startswith("arch-").any()
     table = analysis.importance(df, metric="val/acc1")
     done = df[df["state"] == "COMPLETE"]
     sampled = set().union(*(json.loads(p) for p in done["params_json"]))
