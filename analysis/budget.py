@@ -159,6 +159,7 @@ class BudgetAnswer:
     best: dict[str, Any] | None  # the best network under the budget (a `networks` row)
     best_family: dict[str, Any] | None  # the best `families` row
     bottom_vs_top: dict[str, Any] | None  # best bottom-heavy minus best top-heavy, paired
+    matched: dict[str, Any] | None  # a bottom- and a top-heavy network of equal cost (±5%)
     sentences: list[str] = field(default_factory=list)  # the answer in words
 
     @property
@@ -232,7 +233,9 @@ def at_budget(df: pd.DataFrame, *, macs: float | None = None, params: float | No
 
     Bottom- vs top-heavy compares the best network of each family under the budget, paired
     over the seeds both ran (``paired_difference``); their costs are reported alongside, and
-    ``matched`` says whether they are within 5% of each other.
+    ``matched`` says whether they are within 5% of each other. When they are not, ``matched``
+    of the answer holds a pair that is: the most expensive bottom-/top-heavy pair under the
+    budget whose costs are within 5% (chosen by cost, not by outcome), or None.
 
     Raises:
         ValueError: no budget or several, a non-positive one, or a cost axis the study lacks.
@@ -256,17 +259,15 @@ def at_budget(df: pd.DataFrame, *, macs: float | None = None, params: float | No
     best_family = families.iloc[0].to_dict() if len(families) else None
     answer = BudgetAnswer(axis=axis, budget=value, metric=metric, higher_is_better=up,
                           networks=nets, families=families, best=best, best_family=best_family,
-                          bottom_vs_top=_bottom_vs_top(df, inside, metric, confidence))
+                          bottom_vs_top=_bottom_vs_top(df, inside, metric, confidence),
+                          matched=_matched(df, inside, metric, confidence))
     answer.sentences = _sentences(answer, nets)
     return answer
 
 
-def _bottom_vs_top(df: pd.DataFrame, inside: pd.DataFrame, metric: str,
-                   confidence: float) -> dict[str, Any] | None:
-    heads = {f: inside[inside["family"] == f] for f in ("bottom-heavy", "top-heavy")}
-    if any(h.empty for h in heads.values()):
-        return None
-    bottom, top = heads["bottom-heavy"].iloc[0], heads["top-heavy"].iloc[0]
+def _pair(df: pd.DataFrame, bottom: pd.Series, top: pd.Series, metric: str,
+          confidence: float) -> dict[str, Any]:
+    """``paired_difference`` of a bottom-heavy and a top-heavy network, with their costs."""
     out = paired_difference(df, bottom["arch_id"], top["arch_id"], metric, confidence)
     ratio = bottom["cost"] / top["cost"] if top["cost"] else math.nan
     out.update({"bottom": bottom["name"], "bottom_arch_id": bottom["arch_id"],
@@ -277,8 +278,34 @@ def _bottom_vs_top(df: pd.DataFrame, inside: pd.DataFrame, metric: str,
     return out
 
 
+def _bottom_vs_top(df: pd.DataFrame, inside: pd.DataFrame, metric: str,
+                   confidence: float) -> dict[str, Any] | None:
+    """The best bottom-heavy against the best top-heavy network under the budget."""
+    heads = {f: inside[inside["family"] == f] for f in ("bottom-heavy", "top-heavy")}
+    if any(h.empty for h in heads.values()):
+        return None
+    return _pair(df, heads["bottom-heavy"].iloc[0], heads["top-heavy"].iloc[0], metric,
+                 confidence)
+
+
+def _matched(df: pd.DataFrame, inside: pd.DataFrame, metric: str,
+             confidence: float) -> dict[str, Any] | None:
+    """A bottom- and a top-heavy network under the budget whose costs are within 5%: of such
+    pairs, the most expensive one (the pair is chosen by cost, never by its outcome)."""
+    bottoms = inside[inside["family"] == "bottom-heavy"]
+    tops = inside[inside["family"] == "top-heavy"]
+    best: tuple[float, pd.Series, pd.Series] | None = None
+    for _, b in bottoms.iterrows():
+        for _, t in tops.iterrows():
+            if t["cost"] and abs(b["cost"] / t["cost"] - 1) <= MATCHED_COST:
+                cost = min(b["cost"], t["cost"])
+                if best is None or cost > best[0]:
+                    best = (cost, b, t)
+    return None if best is None else _pair(df, best[1], best[2], metric, confidence)
+
+
 def _ci(low: float, high: float) -> str:
-    return f"95% CI {low:.4f}–{high:.4f}" if math.isfinite(low) else "no interval: one seed"
+    return f"95% CI {low:.4f} to {high:.4f}" if math.isfinite(low) else "no interval: one seed"
 
 
 def _sentences(a: BudgetAnswer, nets: pd.DataFrame) -> list[str]:
@@ -303,21 +330,32 @@ def _sentences(a: BudgetAnswer, nets: pd.DataFrame) -> list[str]:
         present = set(a.within["family"])
         missing = [x for x in ("bottom-heavy", "top-heavy") if x not in present]
         out.append(f"Bottom- vs top-heavy: no {' or '.join(missing)} network under the budget.")
-    elif bt["n_pairs"] == 0:
-        out.append(f"Bottom- vs top-heavy: {bt['bottom']} and {bt['top']} share no seed; "
-                   "no paired comparison.")
-    else:
-        better_bottom = (bt["delta"] > 0) == a.higher_is_better
-        sure = (math.isfinite(bt["ci_low"]) and (bt["ci_low"] > 0 or bt["ci_high"] < 0))
-        cost = "matched cost" if bt["matched"] else f"cost ratio {bt['cost_ratio']:.2f}"
-        verdict = ("**bottom-heavy** is better" if better_bottom else "**top-heavy** is better") \
-            if bt["delta"] != 0 else "no difference"
-        if not sure:
-            verdict += " (the interval includes 0: undecided)"
-        out.append(f"Bottom- vs top-heavy, best of each under the budget ({bt['bottom']} vs "
-                   f"{bt['top']}, {cost}): {verdict}; Δ {bt['delta']:+.4f} "
-                   f"({_ci(bt['ci_low'], bt['ci_high'])}, paired over {bt['n_pairs']} seeds).")
+        return out
+    out.append(_pair_sentence(bt, "best of each under the budget", a))
+    m = a.matched
+    if not bt["matched"]:
+        out.append(_pair_sentence(m, "at matched cost", a) if m is not None else
+                   "No bottom- and top-heavy networks under the budget cost the same (±5%): "
+                   "the comparison above is not at matched cost.")
     return out
+
+
+def _pair_sentence(pair: dict[str, Any], which: str, a: BudgetAnswer) -> str:
+    """One bottom- vs top-heavy comparison in words."""
+    costs = (f"{fmt_cost(pair['bottom_cost'], a.axis)} vs {fmt_cost(pair['top_cost'], a.axis)}"
+             + ("" if pair["matched"] else f", cost ratio {pair['cost_ratio']:.2f}"))
+    head = f"Bottom- vs top-heavy, {which} ({pair['bottom']} vs {pair['top']}, {costs})"
+    if pair["n_pairs"] == 0:
+        return f"{head}: they share no seed, no paired comparison."
+    if pair["delta"] == 0:
+        verdict = "no difference"
+    else:
+        better_bottom = (pair["delta"] > 0) == a.higher_is_better
+        verdict = "**bottom-heavy** is better" if better_bottom else "**top-heavy** is better"
+        if not (math.isfinite(pair["ci_low"]) and (pair["ci_low"] > 0 or pair["ci_high"] < 0)):
+            verdict += " (the interval includes 0: undecided)"
+    return (f"{head}: {verdict}; Δ {pair['delta']:+.4f} ({_ci(pair['ci_low'], pair['ci_high'])}"
+            f", paired over {pair['n_pairs']} seeds).")
 
 
 def chance_level(df: pd.DataFrame, num_classes: int | None = None) -> float:

@@ -24,7 +24,8 @@ costs = pd.to_numeric(df.loc[df["state"] == "COMPLETE", axis], errors="coerce").
 low, high = float(costs.min()), float(costs.max())
 if high > low:
     value = st.slider(f"Budget ({unit})", min_value=low, max_value=high,
-                      value=float(costs.median()), step=(high - low) / 200, format="%.4g",
+                      value=float(costs.median()), step=(high - low) / 200,
+                      format="%.0f" if high >= 1000 else "%.3g",
                       key=f"budget_{axis}", help="Networks costing at most this count")
 else:
     value = high
@@ -54,11 +55,16 @@ if best:
     rows.append(_row("best network", best["name"], best["family"], best["mean"],
                      best["ci_low"], best["ci_high"], best["n_seeds"], best["cost"]))
 if fam:
-    rows.append(_row("best family", fam["best"], fam["family"], fam["mean"], fam["ci_low"],
-                     fam["ci_high"], fam["n_units"], fam["best_cost"]))
-if bt:
-    rows.append(_row("bottom − top-heavy", f"{bt['bottom']} − {bt['top']}", "", bt["delta"],
-                     bt["ci_low"], bt["ci_high"], bt["n_pairs"], bt["bottom_cost"]))
+    rows.append(_row("best family", f"{fam['n_networks']} networks, best {fam['best']}",
+                     fam["family"], fam["mean"], fam["ci_low"], fam["ci_high"], fam["n_units"],
+                     math.nan))
+for what, pair in (("bottom − top-heavy", bt),
+                   ("bottom − top-heavy, matched cost", None if bt and bt["matched"]
+                    else answer.matched)):
+    if pair:
+        rows.append(_row(what, f"{pair['bottom']} − {pair['top']}", "", pair["delta"],
+                         pair["ci_low"], pair["ci_high"], pair["n_pairs"],
+                         max(pair["bottom_cost"], pair["top_cost"])))
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="budget_answer",
              column_config={**common.number_columns(mean=ctx.metric),
                             "n": st.column_config.NumberColumn("seeds / units"),

@@ -74,6 +74,23 @@ def test_bottom_vs_top_pairs_the_best_of_each_over_shared_seeds(grid: pd.DataFra
     assert any(s.startswith("Bottom- vs top-heavy") for s in answer.sentences)
 
 
+def test_matched_cost_pairs_the_most_expensive_equal_cost_pair(grid: pd.DataFrame) -> None:
+    budget = 15e9  # the best bottom-heavy (MC2) and top-heavy (rMC3) differ by 14% here
+    answer = analysis.at_budget(grid, macs=budget)
+    assert answer.bottom_vs_top is not None and not answer.bottom_vs_top["matched"]
+    m = answer.matched
+    assert m is not None and m["matched"]
+    assert abs(m["bottom_cost"] / m["top_cost"] - 1) <= 0.05
+    nets = answer.within
+    pairs = [(min(b, t), b, t) for b in nets.loc[nets["family"] == "bottom-heavy", "cost"]
+             for t in nets.loc[nets["family"] == "top-heavy", "cost"] if abs(b / t - 1) <= 0.05]
+    assert min(m["bottom_cost"], m["top_cost"]) == max(pairs)[0]
+    assert any(s.startswith("Bottom- vs top-heavy, at matched cost") for s in answer.sentences)
+    alone = analysis.at_budget(grid[grid["label"].isin(["mc2", "rmc3"])], macs=budget)
+    assert alone.matched is None
+    assert any("cost the same" in s for s in alone.sentences)
+
+
 def test_pareto_flags_exactly_the_non_dominated_networks(grid: pd.DataFrame) -> None:
     nets = analysis.at_budget(grid, macs=1e12).networks
     for _, row in nets.iterrows():

@@ -41,12 +41,19 @@ def _assert_page_answers_like_at_budget(at, db: Path, study: str, mmacs: float) 
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Best network"] == best["name"]
     assert metrics["Best family"] == expected.best_family["family"]
-    if expected.bottom_vs_top is not None:
-        bt = expected.bottom_vs_top
-        assert table.loc["bottom − top-heavy", "mean"] == pytest.approx(bt["delta"])
-        assert table.loc["bottom − top-heavy", "ci_low"] == pytest.approx(bt["ci_low"])
-    else:
-        assert "bottom − top-heavy" not in table.index
+    family = table.loc["best family"]
+    assert family["family"] == expected.best_family["family"]
+    assert family["mean"] == pytest.approx(expected.best_family["mean"])
+    pairs = {"bottom − top-heavy": expected.bottom_vs_top,
+             "bottom − top-heavy, matched cost": None if expected.bottom_vs_top is None
+             or expected.bottom_vs_top["matched"] else expected.matched}
+    for what, pair in pairs.items():
+        if pair is None:
+            assert what not in table.index
+        else:
+            assert table.loc[what, "network"] == f"{pair['bottom']} − {pair['top']}"
+            assert table.loc[what, "mean"] == pytest.approx(pair["delta"])
+            assert table.loc[what, "ci_low"] == pytest.approx(pair["ci_low"])
 
 
 def test_budget_is_the_front_door_and_answers_like_at_budget(app, demo_db: Path) -> None:
@@ -56,7 +63,8 @@ def test_budget_is_the_front_door_and_answers_like_at_budget(app, demo_db: Path)
     assert _plots(at) == 1
     slider = at.slider(key="budget_macs")
     _assert_page_answers_like_at_budget(at, demo_db, "bottom_vs_top", slider.value)
-    for mmacs in (slider.min + 0.5 * (slider.max - slider.min), slider.max):
+    assert "bottom − top-heavy, matched cost" in _answer_table(at).index  # at the median cost
+    for mmacs in (slider.min + 0.6 * (slider.max - slider.min), slider.max):
         at.slider(key="budget_macs").set_value(mmacs).run()
         _ok(at)
         _assert_page_answers_like_at_budget(at, demo_db, "bottom_vs_top",
