@@ -25,21 +25,35 @@ BLOCK_FIELDS = ("kind", "t_kernel", "t_stride", "s_stride", "inflate", "width") 
 
 
 def choice_table(df: pd.DataFrame, metric: str = "val/acc1", *,
-                 fields: tuple[str, ...] = ("kind", "t_kernel")) -> pd.DataFrame:
+                 fields: tuple[str, ...] = ("kind",)) -> pd.DataFrame:
     """One row per network: ``name, family``, the per-position ``fields`` that vary between
     networks (``stem.kind``, ``stage2.block1.t_kernel``, ...), ``mmacs``, ``params`` and the
-    mean ``metric`` over seeds (column named ``metric``)."""
+    mean ``metric`` over seeds (column named ``metric``).
+
+    A stage whose blocks hold the same value in every network is one column (``stage2.kind``),
+    so a grid of per-stage placements reads as stages, a per-block search as blocks.
+    """
     nets = network_table(df, metric)
     if nets.empty:
         return pd.DataFrame(columns=["arch_id", "name", "family", "mmacs", "params", metric])
     cols = [c for f in fields for c in spec_columns(df, f)]
-    specs = df.groupby("arch_id", sort=False)[cols].first()
-    varying = [c for c in cols if specs[c].astype(str).nunique() > 1]
+    specs = df.groupby("arch_id", sort=False)[cols].first().astype(str)
+    varying: dict[str, pd.Series] = {}
+    for field in fields:
+        by_place: dict[str, list[str]] = {}
+        for col in spec_columns(df, field):
+            by_place.setdefault(col.split(".")[0], []).append(col)
+        for place, group in by_place.items():
+            same = all(specs[c].equals(specs[group[0]]) for c in group)
+            parts = {f"{place}.{field}": specs[group[0]]} if same and len(group) > 1 else \
+                {c: specs[c] for c in group}
+            varying.update({k: v for k, v in parts.items() if v.nunique() > 1})
     out = nets.set_index("arch_id")[["name", "family", "macs", "params", "mean"]].join(
-        specs[varying])
+        pd.DataFrame(varying))
     out["mmacs"] = out.pop("macs") / 1e6
     out = out.rename(columns={"mean": metric})
-    return out.reset_index()[["arch_id", "name", "family", *varying, "mmacs", "params", metric]]
+    return out.reset_index()[["arch_id", "name", "family", *varying, "mmacs", "params",
+                              metric]]
 
 
 @dataclass

@@ -269,9 +269,10 @@ def position_effects(db: str, study: str, metric: str, level: str = "block") -> 
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
-def choice_table(db: str, study: str, metric: str) -> pd.DataFrame:
+def choice_table(db: str, study: str, metric: str,
+                 fields: tuple[str, ...] = ("kind",)) -> pd.DataFrame:
     """``analysis.choice_table`` (one row per network) of one study."""
-    return analysis.choice_table(trials(db, study), metric)
+    return analysis.choice_table(trials(db, study), metric, fields=fields)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import streamlit as st
 
 from analysis import insight_figures as figs
-from analysis.networks import cross_study, network_diff
+from analysis.networks import BLOCK_FIELDS, cross_study, network_diff
 from dashboard import common
 
 ctx = common.context()
@@ -16,9 +17,14 @@ table = common.choice_table(ctx.db, ctx.study, ctx.metric)
 
 st.title("Compare networks")
 st.subheader("Every network's choices")
+fields = st.multiselect("Choices", ["kind", "t_kernel", "inflate"], default=["kind"],
+                        key="parcoords_fields")
 st.caption("One line per network through the choices that differ between networks, its cost and "
-           f"its mean {ctx.metric} over seeds; drag along an axis to filter.")
-common.plot(figs.parcoords_figure(table, ctx.metric), key="parcoords")
+           f"its mean {ctx.metric} over seeds; drag along an axis to filter. A stage whose "
+           "blocks always agree is one axis.")
+common.plot(figs.parcoords_figure(
+    common.choice_table(ctx.db, ctx.study, ctx.metric, tuple(fields) or ("kind",)), ctx.metric),
+    key="parcoords")
 
 st.subheader("Two networks, block by block")
 ids = table["arch_id"].tolist()  # best first
@@ -45,10 +51,19 @@ if a is not None and b is not None:
         st.markdown(f"A and B share no completed seed: no paired difference. "
                     f"{diff.n_differing} of {len(diff.blocks)} layers differ.")
     blocks = diff.blocks.assign(differs=diff.blocks["differs"].map({True: "≠", False: ""}))
-    st.dataframe(blocks, hide_index=True, width="stretch", key="diff_blocks",
-                 column_order=["layer", "differs", "changed",
-                               *[c for c in blocks if c.startswith(("a.", "b."))]])
-    st.caption("≠ marks the layers where the two networks differ; *changed* names the fields.")
+    pairs = [c for f in BLOCK_FIELDS for c in (f"a.{f}", f"b.{f}") if c in blocks]
+    blocks = blocks[["layer", "differs", *pairs, "changed"]]
+
+    def _mark(row: pd.Series) -> list[str]:
+        """Shade the A and B cells of a field that differs in this layer."""
+        changed = set(str(row["changed"]).split(", "))
+        return ["background-color: #fff3bf" if c[2:] in changed and c[:2] in ("a.", "b.")
+                else "" for c in row.index]
+
+    st.dataframe(blocks.style.apply(_mark, axis=1), hide_index=True, width="stretch",
+                 key="diff_blocks")
+    st.caption("≠ marks the layers where the two networks differ, shaded cells the fields; "
+               "a.* is network A, b.* network B.")
 
 st.subheader("One network in every study")
 pick = st.selectbox("Network", ids, key="cross_arch", format_func=lambda i: label[i])

@@ -43,7 +43,7 @@ effects = common.position_effects(ctx.db, ctx.study, ctx.metric, level)
 common.plot(figs.position_heatmap(effects), key="position_heatmap")
 st.caption(f"Each cell: the share of the variance of {ctx.metric} across networks (mean over "
            "seeds) that this choice at this position explains — one-way ANOVA, ω² (0 when it "
-           "explains no more than chance would), with a 95% percentile bootstrap interval over "
+           "explains no more than chance would), with a 95% BCa bootstrap interval over "
            "networks and the networks it rests on. Temporal extent and inflation are explained "
            "only among the networks where the position is temporal (a 2D layer has neither). "
            "Marginal, not causal: other positions vary too.")

@@ -22,11 +22,15 @@ def _arch(df: pd.DataFrame, label: str) -> str:
 
 
 def test_choice_table_keeps_the_choices_that_vary(grid: pd.DataFrame) -> None:
-    table = analysis.choice_table(grid)
+    table = analysis.choice_table(grid, fields=("kind", "inflate"))
     assert len(table) == grid["arch_id"].nunique()
-    assert "stage1.block1.kind" in table and "val/acc1" in table and "mmacs" in table
-    assert "stage1.block1.t_stride" not in table  # never varies in this grid
+    # the grid places kinds per stage: a stage's two blocks are one column
+    assert "stage1.kind" in table and "stage1.block1.kind" not in table
+    assert "val/acc1" in table and "mmacs" in table
+    assert not any(c.endswith("inflate") for c in table)  # never varies in this grid
     assert table["mmacs"].max() == pytest.approx(grid["macs"].max() / 1e6)
+    mc3 = table.set_index("name").loc["mc3"]
+    assert (mc3["stem.kind"], mc3["stage1.kind"], mc3["stage2.kind"]) == ("3d", "3d", "2d")
 
 
 def test_diff_marks_the_differing_blocks_and_pairs_the_seeds(demo_db: Path,

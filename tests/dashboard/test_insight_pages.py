@@ -99,6 +99,8 @@ def test_compare_page(app, demo_db: Path) -> None:
     _ok(at)
     assert at.title[0].value == "Compare networks"
     assert _plots(at) == 1  # parallel coordinates
+    at.multiselect(key="parcoords_fields").set_value(["kind", "t_kernel"]).run()
+    _ok(at)
     assert any("A − B" in m.value for m in at.markdown)
     blocks = next(d.value for d in at.dataframe if "differs" in d.value.columns)
     assert (blocks["differs"] == "≠").any()
