@@ -263,6 +263,7 @@ def fidelity_figure(table: pd.DataFrame, *, x: str = "epoch") -> go.Figure:
                                  hovertemplate=f"{x} %{{x}}: %{{y:.3f}} "
                                                "(%{customdata} networks)<extra></extra>"))
     fig.update_yaxes(range=[-1.05, 1.05])
+    fig.update_xaxes(tickvals=sorted(table[x].unique().tolist()))  # whole epochs / clip lengths
     fig.update_layout(**LAYOUT, height=380, xaxis_title=x, yaxis_title="rank correlation",
                       title=f"Ranking at each {x.replace('_', ' ')} vs the final ranking (95% CI)")
     return fig
