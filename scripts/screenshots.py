@@ -25,7 +25,7 @@ from dashboard.launch import free_port, make_driver, start_app, stop_app, wait_r
 
 # (file name, url path, plots to wait for, window height)
 PAGES: tuple[tuple[str, str, int, int], ...] = (
-    ("budget", "", 1, 1500),
+    ("budget", "", 1, 1800),
     ("overview", "overview", 1, 1750),
     ("pareto", "pareto", 1, 1150),
     ("placement", "placement", 2, 1700),

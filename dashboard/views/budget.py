@@ -55,7 +55,8 @@ if best:
     rows.append(_row("best network", best["name"], best["family"], best["mean"],
                      best["ci_low"], best["ci_high"], best["n_seeds"], best["cost"]))
 if fam:
-    rows.append(_row("best family", f"{fam['n_networks']} networks, best {fam['best']}",
+    nets = "1 network" if fam["n_networks"] == 1 else f"{fam['n_networks']} networks"
+    rows.append(_row("best family", f"{nets}, best {fam['best']}",
                      fam["family"], fam["mean"], fam["ci_low"], fam["ci_high"], fam["n_units"],
                      math.nan))
 for what, pair in (("bottom − top-heavy", bt),
