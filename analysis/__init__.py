@@ -8,6 +8,9 @@ Example::
     df = load_trials("studies.db", study="bottom_vs_top")
     compare(df, by="family", metric="val/acc1")
     pareto_front(df, objectives=(("val/acc1", "max"), ("macs", "min")))
+    at_budget(df, macs=15e6).sentences      # what to pick under 15 MMACs
+    importance(df, metric="val/acc1")       # Optuna's PED-ANOVA / fANOVA per searched choice
+    position_effects(df, metric="val/acc1")  # where it matters: variance explained per position
 """
 
 from analysis.budget import (
