@@ -195,6 +195,10 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
             trials[col] = pd.array(trials[col].tolist(), dtype=dtype) if dtype != "float" \
                 else pd.to_numeric(trials[col], errors="coerce").astype(float)
         trials = _with_hardware(trials)
+        # the parameters a search sampled (JSON), for analysis.importance
+        params = _read_sql(select(TrialRow.id.label("trial_id"), TrialRow.params_json)
+                           .where(_in_clause(TrialRow.study_id, ids)), engine)
+        trials = trials.merge(params, on="trial_id", how="left")
         for col in ("started_at", "finished_at"):
             trials[col] = pd.to_datetime(trials[col], format="ISO8601")
         trials["duration_s"] = (trials["finished_at"] - trials["started_at"]).dt.total_seconds()

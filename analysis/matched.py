@@ -30,7 +30,7 @@ def credible_front(summary: pd.DataFrame, metric: str, cost: str = metrics.GMACS
                         complete_only=False)
 
 
-def at_budget(summary: pd.DataFrame, budget: float, metric: str, *, cost: str = metrics.GMACS,
+def best_at_budget(summary: pd.DataFrame, budget: float, metric: str, *, cost: str = metrics.GMACS,
               by: str = "family", mode: str | None = None) -> pd.DataFrame:
     """Per group of ``by``, the best arm (mean over seeds, in the metric's direction) whose
     ``cost`` is within ``budget``: groups compared at matched cost. Groups with no arm that

@@ -10,8 +10,9 @@ driver writes; large ones (benchmarks) use ORM bulk inserts into the same tables
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, insert, select
 
-from analysis.placement import describe, estimate_layer_macs
+from analysis.placement import TEMPORAL_STEM_KINDS, describe, estimate_layer_macs
 from arch_space.presets import preset
-from arch_space.spec import ArchSpec, BlockSpec, StageSpec, StemSpec
+from arch_space.spec import TEMPORAL_KINDS, ArchSpec, BlockSpec, StageSpec, StemSpec
 from search.schema import (
     ArchRow,
     EpochMetricRow,
@@ -50,18 +51,23 @@ PAPER_PRESETS = ("r2d", "mc2", "mc3", "mc4", "mc5", "rmc2", "rmc3", "rmc4", "rmc
 
 
 def make_spec(kinds: Sequence[str], *, t_kernel: int = 3, clip_len: int = 8,
-              crop_size: int = 112, num_classes: int = 10) -> ArchSpec:
-    """A ResNet-18-shaped spec from ``N_LAYERS`` kinds (stem first); "2d" blocks get t=1."""
+              crop_size: int = 112, num_classes: int = 10,
+              t_kernels: Sequence[int] | None = None) -> ArchSpec:
+    """A ResNet-18-shaped spec from ``N_LAYERS`` kinds (stem first); "2d" blocks get t=1.
+
+    ``t_kernels`` gives each layer its own temporal extent (else every one gets ``t_kernel``).
+    """
     if len(kinds) != N_LAYERS:
         raise ValueError(f"need {N_LAYERS} kinds (stem + {N_LAYERS - 1} blocks), got {len(kinds)}")
+    extents = list(t_kernels) if t_kernels is not None else [t_kernel] * N_LAYERS
     stem_kind = kinds[0] if kinds[0] in ("2d", "3d", "2plus1d") else "3d"
-    stem = StemSpec(kind=stem_kind, t_kernel=1 if stem_kind == "2d" else t_kernel)
+    stem = StemSpec(kind=stem_kind, t_kernel=1 if stem_kind == "2d" else extents[0])
     stages, i = [], 1
     for s, (width, depth) in enumerate(zip(WIDTHS, DEPTHS, strict=True)):
         blocks = []
         for b in range(depth):
             kind = kinds[i]
-            blocks.append(BlockSpec(kind=kind, t_kernel=1 if kind == "2d" else t_kernel,
+            blocks.append(BlockSpec(kind=kind, t_kernel=1 if kind == "2d" else extents[i],
                                     s_stride=2 if s > 0 and b == 0 else 1))
             i += 1
         stages.append(StageSpec(width=width, blocks=tuple(blocks)))
@@ -84,6 +90,7 @@ class SyntheticTrial:
     # trial columns of the protocol (schema 0003): data_seed, plateaued, train_val_gap,
     # chance_acc, majority_acc; left null when absent, as on an old database
     protocol: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # what a search sampled (params_json)
 
 
 def _true_accuracy(kinds: Sequence[str]) -> float:
@@ -98,14 +105,17 @@ def _true_accuracy(kinds: Sequence[str]) -> float:
 def simulate(spec: ArchSpec, kinds: Sequence[str], seed: int, rng: np.random.Generator, *,
              label: str | None = None, n_epochs: int = 6, state: TrialState = TrialState.COMPLETE,
              seed_offset: float = 0.0, family: str | None = None, plateaued: bool = True,
-             tau: float = 2.0, epoch_time_s: float = 30.0) -> SyntheticTrial:
+             tau: float = 2.0, epoch_time_s: float = 30.0,
+             true_accuracy: float | None = None) -> SyntheticTrial:
     """Made-up training of one (spec, seed): a saturating curve around the placement's accuracy
-    (the val loss falls as the accuracy rises), with the protocol facts the driver records.
+    (``true_accuracy``, else the module's made-up model of ``kinds``; the val loss falls as the
+    accuracy rises), with the protocol facts the driver records.
 
     ``tau`` is the curve's time constant in epochs (larger: slower learning); epoch times scatter
     around ``epoch_time_s`` by 1/30 of it.
     """
-    final = _true_accuracy(kinds) + seed_offset + rng.normal(0, 0.006)
+    truth = _true_accuracy(kinds) if true_accuracy is None else true_accuracy
+    final = truth + seed_offset + rng.normal(0, 0.006)
     last = n_epochs if state is not TrialState.PRUNED else max(1, n_epochs // 3)
     if state is TrialState.FAILED:
         last = max(1, n_epochs // 2)
@@ -168,12 +178,32 @@ def bottom_vs_top_trials(seeds: Sequence[int] = (0, 1, 2), n_epochs: int = 6,
     return trials
 
 
+def _search_params(spec: ArchSpec) -> dict[str, Any]:
+    """The parameters a per-block search would have sampled for ``spec`` (extents only where
+    the layer is temporal, as ``SearchSpace.sample`` suggests them)."""
+    params: dict[str, Any] = {"stem.kind": spec.stem.kind}
+    if spec.stem.kind in TEMPORAL_STEM_KINDS:
+        params["stem.t_kernel"] = spec.stem.t_kernel
+    for path, block in spec.block_paths():
+        params[f"{path}.kind"] = block.kind
+        if block.kind in TEMPORAL_KINDS:
+            params[f"{path}.t_kernel"] = block.t_kernel
+    return params
+
+
 def random_trials(n_archs: int, seeds: Sequence[int] = (0,), n_epochs: int = 6,
                   rng_seed: int = 1,
                   kinds: Sequence[str] = ("2d", "3d", "2plus1d", "p3d_b", "p3d_c"),
-                  pruned_frac: float = 0.1) -> list[SyntheticTrial]:
+                  pruned_frac: float = 0.1, *, t_kernels: Sequence[int] = (3,),
+                  truth: Callable[[ArchSpec], float] | None = None) -> list[SyntheticTrial]:
     """A random placement search: a kind per block (stem: 2d/3d/2plus1d), uniformly, without
-    repeats; some trials PRUNED."""
+    repeats; some trials PRUNED. Each trial records the parameters a search would have sampled.
+
+    Args:
+        t_kernels: temporal extents to draw per layer (one value: every layer gets it).
+        truth: the true accuracy of a spec (default: the module's made-up model), e.g. one that
+            depends on a single position, to test that an analysis finds that position.
+    """
     stem_kinds = [k for k in ("2d", "3d", "2plus1d") if k in kinds] or ["3d"]
     possible = len(stem_kinds) * len(kinds) ** (N_LAYERS - 1)
     if n_archs > possible:
@@ -183,17 +213,26 @@ def random_trials(n_archs: int, seeds: Sequence[int] = (0,), n_epochs: int = 6,
     offsets = {s: rng.normal(0, 0.012) for s in seeds}
     trials: list[SyntheticTrial] = []
     seen: set[tuple[str, ...]] = set()
-    while len(seen) < n_archs:
+    seen_specs: set[str] = set()
+    while len(seen_specs) < n_archs:
         choice = (str(rng.choice(stem_kinds)),
                   *(str(k) for k in rng.choice(kinds, size=N_LAYERS - 1)))
-        if choice in seen:
+        extents = ([int(t) for t in rng.choice(t_kernels, size=N_LAYERS)]
+                   if len(t_kernels) > 1 else None)  # draws only when there is a choice
+        if choice in seen and extents is None:
             continue
         seen.add(choice)
-        spec = make_spec(choice)
+        spec = make_spec(choice, t_kernel=t_kernels[0], t_kernels=extents)
+        if spec.arch_id in seen_specs:
+            continue
+        seen_specs.add(spec.arch_id)
         for seed in seeds:
             state = TrialState.PRUNED if rng.random() < pruned_frac else TrialState.COMPLETE
-            trials.append(simulate(spec, choice, seed, rng, n_epochs=n_epochs, state=state,
-                                   seed_offset=offsets[seed]))
+            trial = simulate(spec, choice, seed, rng, n_epochs=n_epochs, state=state,
+                             seed_offset=offsets[seed],
+                             true_accuracy=truth(spec) if truth is not None else None)
+            trial.params = _search_params(spec)
+            trials.append(trial)
     return trials
 
 
@@ -211,7 +250,7 @@ def write_trials(engine: Engine, study: str, trials: Sequence[SyntheticTrial], *
                 costs[arch_id] = _cost(t.spec)
                 upsert_arch(s, arch_id, t.spec.to_json(), **costs[arch_id])
             trial = start_trial(s, study_id, arch_id=arch_id, seed=t.seed, label=t.label,
-                                family=t.family)
+                                family=t.family, params=t.params)
             for epoch, metrics in enumerate(t.epochs, start=1):
                 record_epoch(s, trial.id, epoch, metrics)
             finish_trial(s, trial.id, t.state, results=t.results, error=t.error)
@@ -248,7 +287,7 @@ def bulk_write_trials(engine: Engine, study: str, trials: Sequence[SyntheticTria
         first_id = (s.scalar(select(TrialRow.id).order_by(TrialRow.id.desc()).limit(1)) or 0) + 1
         s.execute(insert(TrialRow), [
             {"id": first_id + i, "study_id": study_id, "number": i, "arch_id": t.spec.arch_id,
-             "seed": t.seed, "label": t.label, "family": t.family, "params_json": "{}",
+             "seed": t.seed, "label": t.label, "family": t.family, "params_json": json.dumps(t.params),
              "state": t.state, "attempt": 1, "started_at": now, "finished_at": now,
              "resources_json": "{}", **t.protocol}
             for i, t in enumerate(trials)])

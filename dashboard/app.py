@@ -22,9 +22,12 @@ from dashboard import common  # noqa: E402
 st.set_page_config(page_title="vidarch", page_icon=":material/movie:", layout="wide")
 
 PAGES = [
-    st.Page("views/overview.py", title="Overview", icon=":material/flag:", default=True),
+    st.Page("views/budget.py", title="Budget", icon=":material/savings:", default=True),
+    st.Page("views/overview.py", title="Overview", icon=":material/flag:"),
     st.Page("views/pareto.py", title="Pareto front", icon=":material/scatter_plot:"),
     st.Page("views/placement.py", title="Placement", icon=":material/grid_on:"),
+    st.Page("views/importance.py", title="Importance", icon=":material/insights:"),
+    st.Page("views/compare.py", title="Compare networks", icon=":material/compare_arrows:"),
     st.Page("views/curves.py", title="Learning curves", icon=":material/show_chart:"),
     st.Page("views/trial.py", title="Trial detail", icon=":material/search:"),
     st.Page("views/table.py", title="Trial table", icon=":material/table:"),

@@ -257,3 +257,57 @@ def number_columns(**labels: str) -> dict[str, Any]:
         "p_wilcoxon": ("p Wilcoxon", "%.3g"), "p_welch": ("p Welch", "%.3g"),
     }
     return {key: nc(labels.get(key, label), format=fmt) for key, (label, fmt) in formats.items()}
+
+
+# --- budget, importance, comparison, fidelity (cached wrappers over analysis) ----------------
+
+
+@st.cache_data(ttl=TTL_S, max_entries=64, show_spinner=False)
+def budget_answer(db: str, study: str, metric: str, axis: str,
+                  budget: float) -> analysis.BudgetAnswer:
+    """``analysis.at_budget`` of one study at one budget (``axis`` = macs, params, latency_ms)."""
+    return analysis.at_budget(trials(db, study), metric=metric, **{axis: budget})
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def chance(db: str, study: str) -> float:
+    """The study's chance accuracy: stored per trial, else 1 / the data's or the spec's classes."""
+    df = trials(db, study)
+    data = config(db, study).get("data")
+    classes = data.get("num_classes") if isinstance(data, dict) else None
+    if not classes and len(df):
+        classes = analysis.load_arch(engine(db), str(df["arch_id"].iloc[0]))[0].num_classes
+    return analysis.chance_level(df, int(classes) if classes else None)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Asking Optuna's importance evaluators…")
+def importance(db: str, study: str, metric: str, evaluator: str = "ped_anova") -> pd.DataFrame:
+    """``analysis.importance`` (PED-ANOVA and fANOVA) of one study."""
+    return analysis.importance(trials(db, study), metric, evaluator=evaluator)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Bootstrapping the per-position view…")
+def position_effects(db: str, study: str, metric: str, level: str = "block") -> pd.DataFrame:
+    """``analysis.position_effects`` of one study."""
+    return analysis.position_effects(trials(db, study), metric, level=level)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def choice_table(db: str, study: str, metric: str,
+                 fields: tuple[str, ...] = ("kind",)) -> pd.DataFrame:
+    """``analysis.choice_table`` (one row per network) of one study."""
+    return analysis.choice_table(trials(db, study), metric, fields=fields)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def studies_of_arch(db: str, arch_id: str) -> list[str]:
+    """The studies that ran one network."""
+    return analysis.studies_of_arch(engine(db), arch_id)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Checking early rankings…")
+def fidelity(db: str, study: str, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``analysis.fidelity`` (per epoch) and ``analysis.clip_fidelity`` of one study."""
+    df = trials(db, study)
+    return (analysis.fidelity(curves(db, study, names=(metric,)), df, metric),
+            analysis.clip_fidelity(df, metric))

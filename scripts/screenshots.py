@@ -25,10 +25,13 @@ from dashboard.launch import free_port, make_driver, start_app, stop_app, wait_r
 
 # (file name, url path, plots to wait for, window height)
 PAGES: tuple[tuple[str, str, int, int], ...] = (
-    ("overview", "", 1, 1750),
+    ("budget", "", 1, 1800),
+    ("overview", "overview", 1, 1750),
     ("pareto", "pareto", 1, 1150),
     ("placement", "placement", 2, 1700),
-    ("curves", "curves", 1, 1050),
+    ("importance", "importance", 2, 1700),
+    ("compare", "compare", 1, 1900),
+    ("curves", "curves", 2, 1500),
     ("trial", "trial", 2, 1500),
     ("table", "table", 0, 1000),
 )

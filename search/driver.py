@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import Engine
 
+from arch_space.naming import placement_name
 from search import metrics
 from search.cluster import start_ray
 from search.config import RunConfig
@@ -343,7 +344,7 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
         ok, reason = space.is_feasible(spec)
         seeds = [s for s in design.seeds if (spec.arch_id, s) not in used]
         config = _trial_config(spec, cost, seed=seeds[0] if seeds else design.seeds[0],
-                               label=f"arch-{spec.arch_id[:8]}", family="search",
+                               label=placement_name(spec), family="search",
                                band_ratio=study.scheduler.band_ratio, resume=resume,
                                pinned_data_seed=cfg.data.data_seed, params=params)
         if not ok:

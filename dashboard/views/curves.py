@@ -6,6 +6,8 @@ import streamlit as st
 
 import analysis
 from analysis import figures as figs
+from analysis import insight_figures as insight_figs
+from analysis.fidelity import fidelity_lines
 from dashboard import common
 
 ctx = common.context()
@@ -35,3 +37,18 @@ else:
     common.plot(figs.curves_figure(summary, by=by, metric=metric, chance=chance), key="curves")
     st.caption("Lines: mean over trials of the group at each epoch; bands: 95% Student-t "
                "interval over those trials; dashed: chance accuracy.")
+
+st.subheader("Does an early epoch predict the final ranking?")
+early, by_clip = common.fidelity(ctx.db, ctx.study, ctx.metric)
+grace = common.config(ctx.db, ctx.study).get("study", {}).get("scheduler", {})
+grace = grace.get("grace_epochs") if grace.get("kind") == "asha" else None
+st.markdown(" ".join(fidelity_lines(early, grace_epochs=grace)))
+common.plot(insight_figs.fidelity_figure(early), key="fidelity")
+st.caption(f"Rank correlation between each network's {ctx.metric} at an epoch and its final "
+           "one (networks = archs, mean over their COMPLETE seeds), with 95% BCa bootstrap "
+           "intervals over networks: high values mean stopping early (ASHA) keeps the right "
+           "networks. Pruned trials never finish, so the check speaks for those that did.")
+if len(by_clip):
+    common.plot(insight_figs.fidelity_figure(by_clip, x="clip_len"), key="clip_fidelity")
+    st.caption(f"The same check between each shorter clip length and {by_clip['final_clip_len'].iloc[0]} "
+               "frames (the same placement at both lengths).")

@@ -81,7 +81,7 @@ levels = analysis.budget_levels(summary)
 if levels:
     budget = st.select_slider("MAC budget per clip", levels, value=levels[len(levels) // 2],
                               format_func=fmt_macs, key="overview_budget")
-    st.dataframe(analysis.at_budget(summary, budget, ctx.metric, mode=ctx.mode),
+    st.dataframe(analysis.best_at_budget(summary, budget, ctx.metric, mode=ctx.mode),
                  hide_index=True, width="stretch",
                  column_config={**common.number_columns(mean=ctx.metric),
                                 "n": st.column_config.NumberColumn("seeds"),

@@ -158,6 +158,6 @@ def test_matched_cost_replaces_accuracy_per_gmac() -> None:
                                   complete_only=False)
     assert "guess" in set(plain["label"])
     assert analysis.budget_levels(summary) == [0.1, 1.0, 2.0]
-    at = analysis.at_budget(summary, 1.0, "val/acc1", by="family")
+    at = analysis.best_at_budget(summary, 1.0, "val/acc1", by="family")
     assert list(at["family"]) == ["slow", "guess"]  # "memo" costs 2 GMACs: over budget
-    assert analysis.at_budget(summary, 0.05, "val/acc1").empty
+    assert analysis.best_at_budget(summary, 0.05, "val/acc1").empty

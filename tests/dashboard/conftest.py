@@ -34,3 +34,20 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Callable[[str | Path, str | None], A
         return at
 
     return run
+
+
+@pytest.fixture(scope="session")
+def smoke_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real study=smoke run (Ray, torch, fvcore) through ``python -m search.run``."""
+    import os
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("smoke")
+    db = work / "studies.db"
+    subprocess.run(
+        [sys.executable, "-m", "search.run", "study=smoke", f"storage=sqlite:///{db}",
+         f"hardware.checkpoint_dir={work / 'ray'}", "hardware.num_cpus=2"],
+        cwd=work, check=True, capture_output=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(APP.parents[1]), "RAY_AUTH_MODE": "disabled"})
+    return db

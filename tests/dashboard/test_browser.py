@@ -59,7 +59,39 @@ def test_overview_answers_in_chromium(served: str, browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(served)
+    browser.get(f"{served}/overview")
     WebDriverWait(browser, WAIT_S).until(
         lambda d: "Bottom-heavy vs top-heavy" in d.find_element(By.TAG_NAME, "body").text)
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+
+
+def test_budget_page_is_the_front_door_in_chromium(served: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(served)
+    wait = WebDriverWait(browser, WAIT_S)
+    plot = wait.until(ec.presence_of_element_located(
+        (By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot')))
+    wait.until(lambda d: plot.find_elements(By.CSS_SELECTOR, ".scatterlayer .point"))
+    assert "What to pick under a budget" in browser.find_element(By.TAG_NAME, "h1").text
+    assert plot.find_elements(By.CSS_SELECTOR, ".annotation-text")  # named points, budget line
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+
+
+@pytest.mark.parametrize(("path", "title"), [
+    ("overview", "Study"), ("pareto", "Pareto front"), ("placement", "Placement"),
+    ("importance", "Which choice matters"), ("compare", "Compare networks"),
+    ("curves", "Learning curves"), ("trial", "Trial detail"), ("table", "Trials")])
+def test_every_page_renders_in_chromium_without_an_error_box(served: str, browser, path: str,
+                                                             title: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{served}/{path}")
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: title in " ".join(h.text for h in d.find_elements(By.TAG_NAME, "h1"))
+        and not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')

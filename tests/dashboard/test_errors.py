@@ -12,8 +12,8 @@ from analysis.synthetic import bottom_vs_top_trials, write_trials
 from search.schema import TrialState
 from search.store import open_engine
 
-PAGES = [None, "views/pareto.py", "views/placement.py", "views/curves.py", "views/trial.py",
-         "views/table.py"]
+PAGES = [None, "views/overview.py", "views/pareto.py", "views/placement.py", "views/curves.py",
+         "views/trial.py", "views/table.py", "views/importance.py", "views/compare.py"]
 
 
 def _says(at, *needles: str) -> None:
@@ -48,8 +48,9 @@ def test_empty_vidarch_database(app, tmp_path: Path) -> None:
     _says(app(path), "without any study", "python -m search.run")
 
 
-@pytest.mark.parametrize("page", [None, "views/pareto.py", "views/placement.py",
-                                  "views/curves.py"])
+@pytest.mark.parametrize("page", [None, "views/overview.py", "views/pareto.py",
+                                  "views/placement.py", "views/curves.py",
+                                  "views/importance.py", "views/compare.py"])
 def test_study_without_completed_trials(app, tmp_path: Path, page: str | None) -> None:
     path = tmp_path / "running.db"
     engine = open_engine(f"sqlite:///{path}", create=True)
@@ -61,7 +62,7 @@ def test_study_without_completed_trials(app, tmp_path: Path, page: str | None) -
     engine.dispose()
     at = app(path, page)
     _says(at, "no completed trial", "python -m search.run study=bottom_vs_top")
-    if page is None:  # the overview still shows where the study stands
+    if page == "views/overview.py":  # the overview still shows where the study stands
         assert {m.label: m.value for m in at.metric}["Pruned"] == "1"
 
 

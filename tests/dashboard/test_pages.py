@@ -17,7 +17,7 @@ def _plots(at) -> int:
 
 
 def test_overview(app, demo_db: Path) -> None:
-    at = app(demo_db)
+    at = app(demo_db, "views/overview.py")
     _ok(at)
     assert at.title[0].value == "Study · bottom_vs_top"
     assert at.sidebar.selectbox(key="study").value == "bottom_vs_top"
@@ -29,7 +29,7 @@ def test_overview(app, demo_db: Path) -> None:
 
 
 def test_overview_other_study_and_metric(app, demo_db: Path) -> None:
-    at = app(demo_db)
+    at = app(demo_db, "views/overview.py")
     at.sidebar.selectbox(key="study").set_value("random_placement").run()
     _ok(at)
     assert at.title[0].value == "Study · random_placement"
@@ -61,11 +61,11 @@ def test_curves(app, demo_db: Path) -> None:
     at = app(demo_db, "views/curves.py")
     _ok(at)
     assert at.title[0].value == "Learning curves"
-    assert _plots(at) == 1
+    assert _plots(at) == 2  # curves, early-vs-final ranking
     at.selectbox(key="curves_by").set_value("label").run()
     at.selectbox(key="curves_metric").set_value("train/loss").run()
     _ok(at)
-    assert _plots(at) == 1
+    assert _plots(at) == 2
 
 
 def test_trial_detail_side_by_side(app, demo_db: Path) -> None:
@@ -103,10 +103,10 @@ def test_every_page_on_a_tiny_study(app, tmp_path: Path) -> None:
     engine = open_engine(f"sqlite:///{path}", create=True)
     write_trials(engine, "tiny", bottom_vs_top_trials(seeds=(0,))[:2])  # one seed, two archs
     engine.dispose()
-    at = app(path)
+    at = app(path, "views/overview.py")
     _ok(at)
     assert any("Only one seed" in i.value for i in at.info)
-    for page in ("views/pareto.py", "views/placement.py", "views/curves.py", "views/trial.py",
-                 "views/table.py"):
+    for page in ("views/budget.py", "views/pareto.py", "views/placement.py", "views/curves.py",
+                 "views/trial.py", "views/table.py", "views/importance.py", "views/compare.py"):
         at.switch_page(page).run()
         _ok(at)

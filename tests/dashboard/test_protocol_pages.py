@@ -27,7 +27,7 @@ def _chance_lines(fig: dict) -> list[float]:
 
 
 def test_val_loss_answer_names_the_lowest_loss_family(app, demo_db: Path) -> None:
-    at = app(demo_db)
+    at = app(demo_db, "views/overview.py")
     at.sidebar.selectbox(key="metric").set_value("val/loss").run()
     _ok(at)
     df = analysis.load_trials(demo_db, "bottom_vs_top")
@@ -58,7 +58,7 @@ def test_constant_metrics_are_not_offered(app, tmp_path: Path) -> None:
 
 
 def test_overview_shows_baselines_flags_contrasts_and_matched_cost(app, demo_db: Path) -> None:
-    at = app(demo_db)
+    at = app(demo_db, "views/overview.py")
     _ok(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Chance accuracy"] == "0.100" and metrics["Majority-class accuracy"] == "0.125"

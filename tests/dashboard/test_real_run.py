@@ -12,8 +12,8 @@ import pytest
 import analysis
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = [None, "views/pareto.py", "views/placement.py", "views/curves.py", "views/trial.py",
-         "views/table.py"]
+PAGES = [None, "views/overview.py", "views/pareto.py", "views/placement.py", "views/curves.py",
+         "views/trial.py", "views/table.py", "views/importance.py", "views/compare.py"]
 
 
 @pytest.mark.slow
