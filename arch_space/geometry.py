@@ -83,8 +83,11 @@ def t_stride_by_kind(kind: str, s_stride: int, frames: int | None = None) -> int
     return s_stride
 
 
-def walk(spec: ArchSpec, size: Size | None = None) -> list[LayerShape]:
+def walk(spec: ArchSpec, size: Size | None = None) -> tuple[LayerShape, ...]:
     """The stem and every block of ``spec``, bottom to top, at input ``size``.
+
+    At the spec's own clip (the default) this is ``spec.layer_shapes``, walked once per spec
+    (when it is validated); any other size is walked anew.
 
     Args:
         spec: the architecture.
@@ -93,7 +96,13 @@ def walk(spec: ArchSpec, size: Size | None = None) -> list[LayerShape]:
     Raises:
         SpecError: naming the layer when a stride hits a 1-frame or 1-pixel feature map.
     """
-    size = size or (spec.clip_len, spec.crop_size, spec.crop_size)
+    if size is None or tuple(size) == (spec.clip_len, spec.crop_size, spec.crop_size):
+        return spec.layer_shapes
+    return walk_at(spec, tuple(size))
+
+
+def walk_at(spec: ArchSpec, size: Size) -> tuple[LayerShape, ...]:
+    """``walk`` at input ``size``, computed (not cached)."""
     stem = spec.stem
     kind, t_valid = stem_conv(stem.kind)
     out = stem_size(stem, size)
@@ -126,4 +135,4 @@ def walk(spec: ArchSpec, size: Size | None = None) -> list[LayerShape]:
                                      block.t_kernel, block.t_stride, block.s_stride, 3, False,
                                      size, out))
             c_in = planes * expansion
-    return layers
+    return tuple(layers)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from arch_space.errors import SpecError
 
@@ -34,8 +34,7 @@ WHOLE_CLIP_STEM = "r2d"
 MIXES: Mapping[str, tuple[str, ...]] = {"p3d_mix": ("2plus1d", "p3d_b", "p3d_c")}
 
 
-@dataclass(frozen=True)
-class ConvArgs:
+class ConvArgs(NamedTuple):
     """What one use of a kind is built from (the ``ConvKind`` constructor's arguments)."""
 
     c_in: int  # input channels
@@ -47,8 +46,7 @@ class ConvArgs:
     s_kernel: int = 3  # spatial kernel k (3 in blocks, 7 in stems)
 
 
-@dataclass(frozen=True)
-class ConvStep:
+class ConvStep(NamedTuple):
     """One conv a kind makes, named as its submodule (``stage2.block1.conv1.<name>``)."""
 
     name: str  # submodule name ("conv", "spatial", "temporal")
@@ -59,8 +57,7 @@ class ConvStep:
     after: str | None = None  # the step whose output it reads; None: the kind's input
 
 
-@dataclass(frozen=True)
-class KindLayout:
+class KindLayout(NamedTuple):
     """The convs of one use of a kind; the last step's output is the kind's output."""
 
     steps: tuple[ConvStep, ...]  # in forward order
@@ -168,7 +165,11 @@ def stem_conv(stem_kind: str) -> tuple[str, bool]:
 
 # --- live views -------------------------------------------------------------------------------
 class View:
-    """A value derived from the table, recomputed when a kind is (un)registered."""
+    """A value derived from the table, recomputed when a kind is (un)registered.
+
+    Like ``dict.keys()``, a view stays current: modules keep the names they always had
+    (``spec.BLOCK_KINDS``), and a kind registered after their import is in them.
+    """
 
     def __init__(self, derive: Callable[[], Any]) -> None:
         self._derive = derive
@@ -193,7 +194,7 @@ class View:
 
 
 class TupleView(View, Sequence[str]):
-    """A live tuple of names."""
+    """A live tuple (``derive`` returns a tuple): indexing, ``index``, ``==`` with sequences."""
 
     def __getitem__(self, index: Any) -> Any:
         return self._value()[index]
@@ -208,13 +209,13 @@ class TupleView(View, Sequence[str]):
 
 
 class SetView(View, Set[str]):
-    """A live frozenset of names."""
+    """A live frozenset (``derive`` returns one): membership, set comparisons."""
 
 
-class MapView(View, Mapping[str, str]):
-    """A live mapping name -> value."""
+class MapView(View, Mapping[str, Any]):
+    """A live mapping (``derive`` returns a dict), e.g. kind name -> its stem."""
 
-    def __getitem__(self, key: str) -> str:
+    def __getitem__(self, key: str) -> Any:
         return self._value()[key]
 
 

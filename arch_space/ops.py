@@ -1,4 +1,4 @@
-"""Conv kinds: the per-block choices of the search space, one class each, one registry line each.
+"""Conv kinds: the per-block choices of the search space, one torch class each.
 
 Every kind has the same constructor shape and maps ``(B, C_in, T, H, W)`` to
 ``(B, C_out, ceil(T / t_stride), ceil(H / s_stride), ceil(W / s_stride))`` (odd kernels, "same"

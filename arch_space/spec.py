@@ -17,13 +17,16 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arch_space.errors import SpecError as SpecError  # re-exported: the layer's error
 from arch_space.kinds import BLOCK_KINDS as BLOCK_KINDS  # re-exported: live views of kinds.py
 from arch_space.kinds import KIND_ALIASES as KIND_ALIASES
 from arch_space.kinds import STEM_KINDS, TEMPORAL_KINDS, WHOLE_CLIP_STEM, find_kind, get_kind
 from arch_space.kinds import normalise_kind as normalise_kind
+
+if TYPE_CHECKING:
+    from arch_space.geometry import LayerShape
 
 # The kind vocabulary (BLOCK_KINDS, TEMPORAL_KINDS, KIND_ALIASES, STEM_KINDS) is a live view of
 # the one table of conv-kind facts in ``kinds.py``; the torch classes register there too.
@@ -224,8 +227,7 @@ class ArchSpec:
         _check_int(self.clip_len, "clip_len")
         _check_int(self.crop_size, "crop_size")
         _check_int(self.in_channels, "in_channels")
-        sizes = self.feature_sizes()  # raises when a stride would shrink a size below 1
-        del sizes
+        _ = self.layer_shapes  # walks the spec (once); raises when a stride empties a map
 
     # --- geometry -----------------------------------------------------------------------------
     def block_paths(self) -> Iterator[tuple[str, BlockSpec]]:
@@ -244,15 +246,19 @@ class ArchSpec:
         """Channels entering the classifier."""
         return self.out_width(len(self.stages) - 1)
 
+    @functools.cached_property
+    def layer_shapes(self) -> tuple[LayerShape, ...]:
+        """Channels, strides and (T, H, W) of the stem and every block at the spec's clip: the
+        one walk of the spec (``geometry.walk``) that the builder and the cost estimates share,
+        made once per spec (the spec is frozen; validation makes it)."""
+        from arch_space.geometry import walk_at  # geometry reads specs: imported on use
+
+        return walk_at(self, (self.clip_len, self.crop_size, self.crop_size))
+
     def feature_sizes(self) -> dict[str, tuple[int, int, int]]:
-        """Output (T, H, W) of the stem and of every block at ``clip_len x crop_size^2``.
-
-        Read from ``geometry.walk``, the one walk of the spec that the builder and the cost
-        estimates share, so it needs no torch.
-        """
-        from arch_space.geometry import walk  # geometry reads specs: imported on use
-
-        return {layer.path: layer.size_out for layer in walk(self)}
+        """Output (T, H, W) of the stem and of every block at ``clip_len x crop_size^2``,
+        from ``layer_shapes`` (no torch)."""
+        return {layer.path: layer.size_out for layer in self.layer_shapes}
 
     # --- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from arch_space import presets
-from arch_space.kinds import UNIFORM_FAMILY as UNIFORM_FAMILY  # re-exported (a live view)
+from arch_space.kinds import UNIFORM_FAMILY  # kind -> family: a live view of the kinds table
 from arch_space.spec import BLOCK_KINDS, KIND_ALIASES, ArchSpec, SpecError
 from search.config import (
     CLIP_SAMPLINGS,
