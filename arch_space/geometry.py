@@ -101,30 +101,30 @@ def walk(spec: ArchSpec, size: Size | None = None) -> tuple[LayerShape, ...]:
     return walk_at(spec, tuple(size))
 
 
-def walk_at(spec: ArchSpec, size: Size) -> tuple[LayerShape, ...]:
-    """``walk`` at input ``size``, computed (not cached)."""
+def walk_at(spec: ArchSpec, clip: Size) -> tuple[LayerShape, ...]:
+    """``walk`` at input ``clip`` (T, H, W), computed (not cached)."""
     stem = spec.stem
     kind, t_valid = stem_conv(stem.kind)
-    out = stem_size(stem, size)
+    out = stem_size(stem, clip)
     if min(out) < 1:
-        raise SpecError(f"stem: reduces the {size[0]}x{size[1]}x{size[2]} clip to nothing")
+        raise SpecError(f"stem: reduces the {clip[0]}x{clip[1]}x{clip[2]} clip to nothing")
     layers = [LayerShape("stem", kind, spec.in_channels, stem.width, stem.width,
                          (stem.mid_width,), stem.t_kernel, stem.t_stride, stem.s_stride,
-                         stem.s_kernel, t_valid, size, out)]
+                         stem.s_kernel, t_valid, clip, out)]
     expansion = BOTTLENECK_EXPANSION if spec.block_type == "bottleneck" else 1
     c_in = stem.width
     for i, stage in enumerate(spec.stages):
         planes = stage.width
         for j, block in enumerate(stage.blocks):
             path = f"stage{i + 1}.block{j + 1}"
-            t, h, w = size = out
+            size_in = t, h, w = out
             # A stride on a size-1 axis means the clip is too small for this placement.
             if block.t_stride != 1 and t <= 1:
                 raise SpecError(f"{path}.t_stride: strides a 1-frame feature map; clip_len "
-                                f"{layers[0].size_in[0]} is too short")
+                                f"{clip[0]} is too short")
             if block.s_stride != 1 and min(h, w) <= 1:
                 raise SpecError(f"{path}.s_stride: strides a 1-pixel feature map; crop_size "
-                                f"{min(layers[0].size_in[1:])} is too small")
+                                f"{min(clip[1:])} is too small")
             out = (strided(t, block.t_stride), strided(h, block.s_stride),
                    strided(w, block.s_stride))
             # the inputs of its kind convs: a bottleneck's one conv sees `planes`; a basic
@@ -133,6 +133,6 @@ def walk_at(spec: ArchSpec, size: Size) -> tuple[LayerShape, ...]:
             mids = block_mid_widths(spec, block, c_in, planes, conv_ins)
             layers.append(LayerShape(path, block.kind, c_in, planes, planes * expansion, mids,
                                      block.t_kernel, block.t_stride, block.s_stride, 3, False,
-                                     size, out))
+                                     size_in, out))
             c_in = planes * expansion
     return tuple(layers)

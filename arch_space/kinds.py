@@ -119,6 +119,9 @@ def unregister_kind(name: str) -> None:
     users = [k for k, f in _FACTS.items() if f.stem == facts.name and k != facts.name]
     if users:
         raise ValueError(f"kind {name!r}: is the stem of {users}; unregister those first")
+    mixes = [m for m, cycle in MIXES.items() if facts.name in cycle]
+    if mixes:
+        raise ValueError(f"kind {name!r}: is cycled in the mixes {mixes}")
     del _FACTS[facts.name], _CLASSES[facts.name]
     for alias in facts.aliases:
         del _ALIASES[alias]
