@@ -63,12 +63,13 @@ from analysis.loading import (
 from analysis.matched import credible_front
 from analysis.placement import FAMILIES
 from analysis.stats import arch_summary, compare, completed
+from arch_space import kinds
 from search.schema import StudyRow, TrialRow
 
 FIG_DIR = "findings"  # PNG and CSV files, beside findings.md
 FIG_WIDTH = 900  # px of the exported PNGs
 DEFAULT_BROWSER = "/usr/bin/chromium"  # Debian's chromium, for kaleido when nothing else is found
-KIND_ORDER = ("2d", "3d", "2plus1d", "p3d_a", "r2plus1d", "p3d_b", "p3d_c", "p3d_mix")
+KIND_ORDER = kinds.KIND_ORDER  # kinds, each with its aliases, then mixes (a live view)
 STATES = ("COMPLETE", "PRUNED", "FAILED", "RUNNING")
 # compare's tests against the best arm: chosen after seeing the data, so not reported here
 AFTER_THE_FACT = ("delta", "n_pairs", "p_paired_t", "p_wilcoxon", "p_welch", "reference")

@@ -14,20 +14,23 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from arch_space import kinds
 from arch_space.estimate import estimate_per_layer
+from arch_space.kinds import FACTORIZED_KINDS as FACTORIZED_KINDS  # re-exported (live views)
+from arch_space.kinds import TEMPORAL_STEM_KINDS as TEMPORAL_STEM_KINDS
 from arch_space.spec import ArchSpec, BlockSpec, StageSpec, StemSpec
 
-# Placement families, in the order figures and tables show them.
-FAMILIES: tuple[str, ...] = ("2D", "bottom-heavy", "top-heavy", "uniform 3D", "uniform (2+1)D",
-                             "mixed")
-# Kinds that factorize space and time (R(2+1)D, P3D-A/B/C): one "(2+1)D" family for uniformity.
-FACTORIZED_KINDS: frozenset[str] = frozenset({"2plus1d", "p3d_b", "p3d_c"})
-# Stem kinds that convolve over time with a sliding kernel; R2D's stem collapses time at once
-# (the paper counts R2D as a 2D network), so it is not a temporal placement.
-TEMPORAL_STEM_KINDS: frozenset[str] = frozenset({"3d", "2plus1d"})
+# Placement families, in the order figures and tables show them: no temporal layer, bottom- or
+# top-heavy runs, the uniform families of the kinds table (``KindFacts.family``), then mixed.
+# A live view: a registered kind's family appears here. TEMPORAL_STEM_KINDS leaves R2D's stem
+# out: it collapses time at once (the paper counts R2D as a 2D network).
+FAMILIES: Sequence[str] = kinds.TupleView(lambda: (
+    kinds.TWO_D_FAMILY, "bottom-heavy", "top-heavy",
+    *(f for f in kinds.KIND_FAMILIES if f != kinds.TWO_D_FAMILY), "mixed"))
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,9 @@ def family_of(temporal: list[bool], block_kinds: list[str]) -> str:
     """Family label from which layers (stem first, then blocks) are temporal.
 
     - ``2D``: no layer mixes frames (R2D's stem collapses time at once and counts as 2D);
-    - ``uniform 3D`` / ``uniform (2+1)D``: every layer, stem included, is temporal, and the
-      blocks are all full 3D or all factorized ((2+1)D, P3D-B/C); a 3D/factorized mix is
-      ``mixed``;
+    - ``uniform 3D`` / ``uniform (2+1)D`` / any kind's ``KindFacts.family``: every layer, stem
+      included, is temporal, and the blocks' kinds all have that family (all full 3D, or all
+      factorized: (2+1)D, P3D-B/C); a 3D/factorized mix is ``mixed``;
     - ``bottom-heavy``: the temporal layers are a run starting at the stem (MCx: 3D up to some
       stage, 2D above);
     - ``top-heavy``: a run ending at the last block (rMCx: 2D up to some stage, 3D above; rMC2,
@@ -157,13 +160,11 @@ def family_of(temporal: list[bool], block_kinds: list[str]) -> str:
     """
     n_t = sum(temporal)
     if n_t == 0:
-        return "2D"
+        return kinds.TWO_D_FAMILY
     if all(temporal):
-        kinds = set(block_kinds)
-        if kinds == {"3d"}:
-            return "uniform 3D"
-        if kinds <= FACTORIZED_KINDS:
-            return "uniform (2+1)D"
+        families = {kinds.get_kind(kind).family for kind in block_kinds}
+        if len(families) == 1 and kinds.TWO_D_FAMILY not in families:
+            return families.pop()
         return "mixed"
     if all(temporal[:n_t]):
         return "bottom-heavy"

@@ -1,14 +1,15 @@
 """vidarch's architecture space: specs, conv kinds, the builder, presets, inflation and cost.
 
-``arch_space.spec``, ``arch_space.presets`` and ``arch_space.space`` need no torch; the names
-that do (``build_network``, ``measure_cost``, inflation) are loaded on first use, so analysis and
-the dashboard can read specs without importing torch.
+``arch_space.spec``, ``arch_space.kinds``, ``arch_space.presets`` and ``arch_space.space`` need
+no torch; the names that do (``build_network``, ``measure_cost``, inflation) are loaded on first
+use, so analysis and the dashboard can read specs without importing torch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from arch_space.kinds import KindFacts, register_kind, unregister_kind
 from arch_space.presets import (
     bottom_heavy,
     list_presets,
@@ -34,9 +35,9 @@ _LAZY = {
 }
 
 __all__ = [
-    "ArchSpec", "BlockSpec", "SpecError", "StageSpec", "StemSpec", "bottom_heavy",
-    "list_presets", "only_stage", "per_stage", "preset", "register_preset", "top_heavy",
-    "uniform", *_LAZY,
+    "ArchSpec", "BlockSpec", "KindFacts", "SpecError", "StageSpec", "StemSpec", "bottom_heavy",
+    "list_presets", "only_stage", "per_stage", "preset", "register_kind", "register_preset",
+    "top_heavy", "uniform", "unregister_kind", *_LAZY,
 ]
 
 

@@ -2,55 +2,52 @@
 
 A video ResNet read top to bottom: blocks (basic, bottleneck) → stem → ``VideoResNet``.
 Module names follow spec paths (``stem``, ``stage2.block1.conv1``, ``fc``), so cost tables,
-state dicts and search-space parameter names all speak the same language.
+state dicts and search-space parameter names all speak the same language. Channels, mid widths,
+strides and shortcuts of every layer come from ``geometry.walk``, the walk the cost estimates and
+``spec.feature_sizes`` read too.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
+from arch_space.geometry import LayerShape, walk
 from arch_space.ops import ConvKind, get_conv_kind
-from arch_space.spec import (
-    BOTTLENECK_EXPANSION,
-    ArchSpec,
-    BlockSpec,
-    StemSpec,
-    block_mid_widths,
-)
+from arch_space.spec import ArchSpec
 
 
-def _make_kind(block: BlockSpec, c_in: int, c_out: int, mid: int, t_stride: int, s_stride: int,
-               t_pad_mode: str) -> ConvKind:
-    return get_conv_kind(block.kind)(c_in, c_out, mid_channels=mid, t_kernel=block.t_kernel,
-                                     t_stride=t_stride, s_stride=s_stride,
-                                     t_pad_mode=t_pad_mode)
+def _make_kind(layer: LayerShape, c_in: int, mid: int, strided: bool, t_pad_mode: str
+               ) -> ConvKind:
+    """One kind conv of a block, to ``layer.planes``; strided as the block, or not at all."""
+    t_stride, s_stride = (layer.t_stride, layer.s_stride) if strided else (1, 1)
+    return get_conv_kind(layer.kind)(c_in, layer.planes, mid_channels=mid,
+                                     t_kernel=layer.t_kernel, t_stride=t_stride,
+                                     s_stride=s_stride, t_pad_mode=t_pad_mode)
 
 
-def _shortcut(c_in: int, c_out: int, block: BlockSpec) -> nn.Module | None:
+def _shortcut(layer: LayerShape) -> nn.Module | None:
     """1x1x1 projection when shape changes; its stride is the block's, whatever the kind."""
-    if block.t_stride == 1 and block.s_stride == 1 and c_in == c_out:
+    if not layer.projection:
         return None
-    stride = ConvKind.shortcut_stride(block.t_stride, block.s_stride)
+    stride = ConvKind.shortcut_stride(layer.t_stride, layer.s_stride)
     # (B, C_in, T, H, W) -> (B, C_out, T/t_stride, H/s_stride, W/s_stride)
-    return nn.Sequential(nn.Conv3d(c_in, c_out, kernel_size=1, stride=stride, bias=False),
-                         nn.BatchNorm3d(c_out))
+    return nn.Sequential(nn.Conv3d(layer.c_in, layer.c_out, kernel_size=1, stride=stride,
+                                   bias=False),
+                         nn.BatchNorm3d(layer.c_out))
 
 
 class BasicBlock(nn.Module):
     """ResNet basic block: kind conv (strided) → BN → ReLU → kind conv → BN, plus shortcut."""
 
-    expansion = 1
-
-    def __init__(self, spec: ArchSpec, block: BlockSpec, inplanes: int, planes: int) -> None:
+    def __init__(self, layer: LayerShape, t_pad_mode: str) -> None:
         super().__init__()
-        mid1, mid2 = block_mid_widths(spec, block, inplanes, planes, (inplanes, planes))
-        self.conv1 = _make_kind(block, inplanes, planes, mid1, block.t_stride, block.s_stride,
-                                spec.t_pad_mode)
+        planes = layer.planes
+        self.conv1 = _make_kind(layer, layer.c_in, layer.mids[0], True, t_pad_mode)
         self.bn1 = nn.BatchNorm3d(planes)
-        self.conv2 = _make_kind(block, planes, planes, mid2, 1, 1, spec.t_pad_mode)
+        self.conv2 = _make_kind(layer, planes, layer.mids[1], False, t_pad_mode)
         self.bn2 = nn.BatchNorm3d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(inplanes, planes, block)
+        self.downsample = _shortcut(layer)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -62,20 +59,17 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """ResNet bottleneck: 1x1x1 → kind conv (strided) → 1x1x1 (×4 width), plus shortcut."""
 
-    expansion = BOTTLENECK_EXPANSION
-
-    def __init__(self, spec: ArchSpec, block: BlockSpec, inplanes: int, planes: int) -> None:
+    def __init__(self, layer: LayerShape, t_pad_mode: str) -> None:
         super().__init__()
-        (mid,) = block_mid_widths(spec, block, inplanes, planes, (planes,))
-        self.conv1 = nn.Conv3d(inplanes, planes, kernel_size=1, bias=False)
+        planes = layer.planes
+        self.conv1 = nn.Conv3d(layer.c_in, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
-        self.conv2 = _make_kind(block, planes, planes, mid, block.t_stride, block.s_stride,
-                                spec.t_pad_mode)
+        self.conv2 = _make_kind(layer, planes, layer.mids[0], True, t_pad_mode)
         self.bn2 = nn.BatchNorm3d(planes)
-        self.conv3 = nn.Conv3d(planes, planes * self.expansion, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm3d(planes * self.expansion)
+        self.conv3 = nn.Conv3d(planes, layer.c_out, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm3d(layer.c_out)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(inplanes, planes * self.expansion, block)
+        self.downsample = _shortcut(layer)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -92,16 +86,14 @@ class Stem(nn.Module):
     "r2d": a clip_len×7×7 kernel without temporal padding, collapsing time to 1 at once.
     """
 
-    def __init__(self, stem: StemSpec, in_channels: int, t_pad_mode: str) -> None:
+    def __init__(self, layer: LayerShape, t_pad_mode: str) -> None:
         super().__init__()
-        kind = {"r2d": "3d"}.get(stem.kind, stem.kind)
-        pad_mode = "valid" if stem.kind == "r2d" else t_pad_mode
         # (B, 3, T, H, W) -> (B, width, T/t_stride, H/s_stride, W/s_stride); r2d: T -> 1
-        self.conv = get_conv_kind(kind)(in_channels, stem.width, mid_channels=stem.mid_width,
-                                        t_kernel=stem.t_kernel, t_stride=stem.t_stride,
-                                        s_stride=stem.s_stride, s_kernel=stem.s_kernel,
-                                        t_pad_mode=pad_mode)
-        self.bn = nn.BatchNorm3d(stem.width)
+        self.conv = get_conv_kind(layer.kind)(
+            layer.c_in, layer.c_out, mid_channels=layer.mids[0], t_kernel=layer.t_kernel,
+            t_stride=layer.t_stride, s_stride=layer.s_stride, s_kernel=layer.s_kernel,
+            t_pad_mode="valid" if layer.t_valid else t_pad_mode)
+        self.bn = nn.BatchNorm3d(layer.c_out)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -128,16 +120,13 @@ class VideoResNet(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.stem = Stem(spec.stem, spec.in_channels, spec.t_pad_mode)
+        stem, *layers = walk(spec)
+        self.stem = Stem(stem, spec.t_pad_mode)
         block_cls = Bottleneck if spec.block_type == "bottleneck" else BasicBlock
-        inplanes = spec.stem.width
         self.stage_names: list[str] = []
         for i, stage in enumerate(spec.stages):
-            blocks = []
-            for block in stage.blocks:
-                blocks.append(block_cls(spec, block, inplanes, stage.width))
-                inplanes = stage.width * block_cls.expansion
-            self.add_module(f"stage{i + 1}", Stage(blocks))
+            blocks, layers = layers[:len(stage.blocks)], layers[len(stage.blocks):]
+            self.add_module(f"stage{i + 1}", Stage([block_cls(b, spec.t_pad_mode) for b in blocks]))
             self.stage_names.append(f"stage{i + 1}")
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(spec.feature_dim, spec.num_classes)

@@ -1,9 +1,11 @@
 """What a network costs, from its spec alone: conv + linear MACs and parameters, no torch.
 
-``conv_shapes`` lists every conv ``build_network(spec)`` makes, with its output size, mirroring
-``builder.py`` and ``ops.py`` conv by conv; ``estimate_macs`` / ``estimate_params`` /
-``estimate_per_layer`` sum it. They equal ``arch_space.cost.measure_cost`` (fvcore) exactly —
-tests check it — so search-space constraints and analysis use them without building a network.
+``conv_shapes`` lists every conv ``build_network(spec)`` makes, with its output size: it takes
+each layer from ``geometry.walk`` (the one walk of the spec) and expands its kind convs by the
+kind's cost rule (``KindFacts.layout`` in ``kinds.py``, mirroring ``ops.py``);
+``estimate_macs`` / ``estimate_params`` / ``estimate_per_layer`` sum it. They equal
+``arch_space.cost.measure_cost`` (fvcore) exactly — tests check it — so search-space constraints
+and analysis use them without building a network.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from arch_space.spec import BOTTLENECK_EXPANSION, ArchSpec, SpecError, block_mid_widths
+from arch_space.errors import SpecError
+from arch_space.geometry import LayerShape, Size, conv_size, strided, walk
+from arch_space.kinds import ConvArgs, get_kind
+from arch_space.spec import ArchSpec
 
 
 @dataclass(frozen=True)
@@ -37,42 +42,31 @@ class ConvShape:
         return self.c_in * self.c_out * math.prod(self.kernel)
 
 
-def _out(size: tuple[int, int, int], kernel: tuple[int, int, int], stride: tuple[int, int, int],
-         valid_t: bool = False) -> tuple[int, int, int]:
-    """Output size of a conv with "same" padding (k // 2), or no temporal padding if valid_t."""
-    t = (size[0] - kernel[0]) // stride[0] + 1 if valid_t else (size[0] - 1) // stride[0] + 1
-    return t, (size[1] - 1) // stride[1] + 1, (size[2] - 1) // stride[2] + 1
+def kind_convs(layer: LayerShape, name: str, args: ConvArgs, size: Size
+               ) -> tuple[list[ConvShape], list[int], Size]:
+    """The convs of one use of ``layer.kind`` at input ``size``, by the kind's cost rule.
 
+    Returns:
+        ``(convs, widths of the kind's inner batch-norms, output size)``.
 
-def _kind_convs(kind: str, layer: str, name: str, c_in: int, c_out: int, mid: int,
-                t_kernel: int, t_stride: int, s_stride: int, s_kernel: int,
-                size: tuple[int, int, int], valid_t: bool = False
-                ) -> tuple[list[ConvShape], list[int], tuple[int, int, int]]:
-    """Convs of one conv kind (mirrors ``ops.py``): (convs, widths of its inner BNs, out size)."""
-    spatial_k = (1, s_kernel, s_kernel)
-    temporal_k = (t_kernel, 1, 1)
-    if kind == "2d":
-        out = _out(size, spatial_k, (t_stride, s_stride, s_stride))
-        return [ConvShape(layer, f"{name}.conv", c_in, c_out, spatial_k, out)], [], out
-    if kind == "3d":
-        kernel = (t_kernel, s_kernel, s_kernel)
-        out = _out(size, kernel, (t_stride, s_stride, s_stride), valid_t)
-        return [ConvShape(layer, f"{name}.conv", c_in, c_out, kernel, out)], [], out
-    if kind == "2plus1d":
-        mid_size = _out(size, spatial_k, (1, s_stride, s_stride))
-        out = _out(mid_size, temporal_k, (t_stride, 1, 1))
-        return [ConvShape(layer, f"{name}.spatial", c_in, mid, spatial_k, mid_size),
-                ConvShape(layer, f"{name}.temporal", mid, c_out, temporal_k, out)], [mid], out
-    if kind == "p3d_b":
-        out = _out(size, spatial_k, (t_stride, s_stride, s_stride))
-        return [ConvShape(layer, f"{name}.spatial", c_in, c_out, spatial_k, out),
-                ConvShape(layer, f"{name}.temporal", c_in, c_out, temporal_k, out)], [], out
-    if kind == "p3d_c":
-        mid_size = _out(size, spatial_k, (1, s_stride, s_stride))
-        out = _out(mid_size, temporal_k, (t_stride, 1, 1))
-        return [ConvShape(layer, f"{name}.spatial", c_in, c_out, spatial_k, mid_size),
-                ConvShape(layer, f"{name}.temporal", c_out, c_out, temporal_k, out)], [c_out], out
-    raise SpecError(f"{layer}.kind: no cost model for conv kind {kind!r}")
+    Raises:
+        SpecError: naming the layer when the kind's convs do not map ``T, H, W`` to
+            ``ceil(T / t_stride), ceil(H / s_stride), ...`` (its shortcut would disagree).
+    """
+    layout = get_kind(layer.kind, f"{layer.path}.kind").layout(args)
+    outs: dict[str | None, Size] = {None: size}
+    convs = []
+    for step in layout.steps:
+        out = conv_size(outs[step.after], step.kernel, step.stride, layer.t_valid)
+        outs[step.name] = out
+        convs.append(ConvShape(layer.path, f"{name}.{step.name}", step.c_in, step.c_out,
+                               step.kernel, out))
+    expected = (strided(size[0], args.t_stride), strided(size[1], args.s_stride),
+                strided(size[2], args.s_stride))
+    if not layer.t_valid and out != expected:
+        raise SpecError(f"{layer.path}.kind: conv kind {layer.kind!r} maps {size} to {out}, not "
+                        f"{expected}: its shortcut would disagree")
+    return convs, list(layout.norms), out
 
 
 def spec_at(spec: ArchSpec, clip: tuple[int, int, int] | None) -> ArchSpec:
@@ -98,56 +92,39 @@ def conv_shapes(spec: ArchSpec, clip: tuple[int, int, int] | None = None
         of each batch-norm (for parameter counts).
     """
     spec = spec_at(spec, clip)
-    size = clip or (spec.clip_len, spec.crop_size, spec.crop_size)
-    convs: list[ConvShape] = []
-    norms: list[tuple[str, int]] = []
-    stem = spec.stem
-    kind = {"r2d": "3d"}.get(stem.kind, stem.kind)
-    stem_convs, stem_bns, size = _kind_convs(
-        kind, "stem", "stem.conv", spec.in_channels, stem.width, stem.mid_width, stem.t_kernel,
-        stem.t_stride, stem.s_stride, stem.s_kernel, size, valid_t=stem.kind == "r2d")
-    _require_size(size, "stem")
-    convs += stem_convs
-    norms += [("stem", c) for c in [*stem_bns, stem.width]]
-    inplanes = stem.width
+    stem, *blocks = walk(spec, clip)
+    args = ConvArgs(stem.c_in, stem.c_out, stem.mids[0], stem.t_kernel, stem.t_stride,
+                    stem.s_stride, stem.s_kernel)
+    convs, bns, _ = kind_convs(stem, "stem.conv", args, stem.size_in)
+    norms = [("stem", c) for c in [*bns, stem.c_out]]
     bottleneck = spec.block_type == "bottleneck"
-    for i, stage in enumerate(spec.stages):
-        planes = stage.width
-        for j, block in enumerate(stage.blocks):
-            path = f"stage{i + 1}.block{j + 1}"
-            block_in = size
-            c_out = planes * (BOTTLENECK_EXPANSION if bottleneck else 1)
-            if bottleneck:
-                (mid,) = block_mid_widths(spec, block, inplanes, planes, (planes,))
-                convs.append(ConvShape(path, f"{path}.conv1", inplanes, planes, (1, 1, 1), size))
-                body, bns, size = _kind_convs(block.kind, path, f"{path}.conv2", planes, planes,
-                                              mid, block.t_kernel, block.t_stride,
-                                              block.s_stride, 3, size)
-                convs += body
-                convs.append(ConvShape(path, f"{path}.conv3", planes, c_out, (1, 1, 1), size))
-                norms += [(path, c) for c in [planes, *bns, planes, c_out]]
-            else:
-                mid1, mid2 = block_mid_widths(spec, block, inplanes, planes, (inplanes, planes))
-                body1, bns1, size = _kind_convs(block.kind, path, f"{path}.conv1", inplanes,
-                                                planes, mid1, block.t_kernel, block.t_stride,
-                                                block.s_stride, 3, size)
-                body2, bns2, size = _kind_convs(block.kind, path, f"{path}.conv2", planes, planes,
-                                                mid2, block.t_kernel, 1, 1, 3, size)
-                convs += body1 + body2
-                norms += [(path, c) for c in [*bns1, planes, *bns2, planes]]
-            if block.t_stride != 1 or block.s_stride != 1 or inplanes != c_out:
-                stride = (block.t_stride, block.s_stride, block.s_stride)
-                convs.append(ConvShape(path, f"{path}.downsample.0", inplanes, c_out, (1, 1, 1),
-                                       _out(block_in, (1, 1, 1), stride)))
-                norms.append((path, c_out))
-            _require_size(size, path)
-            inplanes = c_out
+    for layer in blocks:
+        path, planes, size = layer.path, layer.planes, layer.size_in
+        if bottleneck:  # 1x1x1 -> kind conv (strided) -> 1x1x1, as builder.Bottleneck
+            convs.append(ConvShape(path, f"{path}.conv1", layer.c_in, planes, (1, 1, 1), size))
+            body, bns, size = _block_kind(layer, "conv2", planes, layer.mids[0], True, size)
+            convs += body
+            convs.append(ConvShape(path, f"{path}.conv3", planes, layer.c_out, (1, 1, 1), size))
+            norms += [(path, c) for c in [planes, *bns, planes, layer.c_out]]
+        else:  # kind conv (strided) -> kind conv, as builder.BasicBlock
+            body1, bns1, size = _block_kind(layer, "conv1", layer.c_in, layer.mids[0], True, size)
+            body2, bns2, size = _block_kind(layer, "conv2", planes, layer.mids[1], False, size)
+            convs += body1 + body2
+            norms += [(path, c) for c in [*bns1, planes, *bns2, planes]]
+        if layer.projection:
+            stride = (layer.t_stride, layer.s_stride, layer.s_stride)
+            convs.append(ConvShape(path, f"{path}.downsample.0", layer.c_in, layer.c_out,
+                                   (1, 1, 1), conv_size(layer.size_in, (1, 1, 1), stride)))
+            norms.append((path, layer.c_out))
     return convs, norms
 
 
-def _require_size(size: tuple[int, int, int], path: str) -> None:
-    if min(size) < 1:
-        raise SpecError(f"{path}: the input clip is too small; the feature map vanishes")
+def _block_kind(layer: LayerShape, name: str, c_in: int, mid: int, strided: bool, size: Size
+                ) -> tuple[list[ConvShape], list[int], Size]:
+    """One kind conv of a block (to ``layer.planes``), strided as the block or not at all."""
+    t_stride, s_stride = (layer.t_stride, layer.s_stride) if strided else (1, 1)
+    return kind_convs(layer, f"{layer.path}.{name}",
+                      ConvArgs(c_in, layer.planes, mid, layer.t_kernel, t_stride, s_stride), size)
 
 
 def estimate_macs(spec: ArchSpec, clip: tuple[int, int, int] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Conv kinds: the per-block choices of the search space, one class each, one registry line each.
+"""Conv kinds: the per-block choices of the search space, one torch class each.
 
 Every kind has the same constructor shape and maps ``(B, C_in, T, H, W)`` to
 ``(B, C_out, ceil(T / t_stride), ceil(H / s_stride), ceil(W / s_stride))`` (odd kernels, "same"
@@ -6,17 +6,22 @@ padding), so the block's shortcut — a 1x1x1 conv with stride ``(t_stride, s_st
 always agrees with the main path whatever the kind. Every kind can also take its weights from a
 2D conv (I3D-style inflation, Carreira & Zisserman 2017) via ``inflate_from_2d``.
 
-To add a kind: write one ``ConvKind`` subclass and add one line to ``CONV_KINDS``; the
-registry-parametrized tests then cover its shapes, backward pass, strides and inflation.
+The kinds are registered, with their torch-free facts, in ``arch_space.kinds`` (one
+``register_kind(facts, "arch_space.ops:Class")`` line each); ``CONV_KINDS`` is the live view of
+that registry by name. To add a kind: one ``ConvKind`` subclass here, its cost rule and one
+``register_kind`` line there; the registry-parametrized tests then cover its shapes, backward
+pass, strides, inflation and cost.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from arch_space import kinds
 
 # Padding of t > 1 kernels along time: "zeros" (torchvision / VMZ), "replicate" (edge frames
 # repeated: makes inflation exact at the clip's ends), "valid" (none: R2D's whole-clip stem).
@@ -56,7 +61,7 @@ def _identity_bn_(bn: nn.BatchNorm3d) -> None:
 
 
 class ConvKind(nn.Module):
-    """Base of every conv kind. Subclasses set ``name`` and build their convs in ``__init__``.
+    """Base of every conv kind. Subclasses build their convs in ``build``.
 
     Args:
         c_in: input channels.
@@ -69,9 +74,6 @@ class ConvKind(nn.Module):
         s_kernel: spatial kernel k (3 in blocks, 7 in stems).
         t_pad_mode: one of ``PAD_MODES``.
     """
-
-    name: ClassVar[str]
-    factorized: ClassVar[bool] = False  # uses mid_channels
 
     def __init__(self, c_in: int, c_out: int, *, mid_channels: int, t_kernel: int,
                  t_stride: int, s_stride: int, s_kernel: int = 3,
@@ -104,7 +106,6 @@ class ConvKind(nn.Module):
 class Conv2D(ConvKind):
     """2D conv in a video net: kernel 1×k×k, each frame alone (temporal stride subsamples)."""
 
-    name = "2d"
 
     def build(self) -> None:
         # (B, C_in, T, H, W) -> (B, C_out, ceil(T/t_stride), ceil(H/s_stride), ceil(W/s_stride))
@@ -123,7 +124,6 @@ class Conv2D(ConvKind):
 class Conv3D(ConvKind):
     """Full 3D conv (C3D / R3D / I3D): kernel t×k×k."""
 
-    name = "3d"
 
     def build(self) -> None:
         # (B, C_in, T, H, W) -> (B, C_out, T', ceil(H/s_stride), ceil(W/s_stride))
@@ -145,9 +145,6 @@ class Conv3D(ConvKind):
 
 class Conv2Plus1D(ConvKind):
     """Factorized sequential (2+1)D = P3D-A: spatial 1×k×k → BN → ReLU → temporal t×1×1."""
-
-    name = "2plus1d"
-    factorized = True
 
     def build(self) -> None:
         # (B, C_in, T, H, W) -> (B, M, T, H/s, W/s): space first, at full frame rate
@@ -190,7 +187,6 @@ class Conv2Plus1D(ConvKind):
 class P3DParallel(ConvKind):
     """P3D-B, parallel: S(x) + T(x), a spatial 1×k×k and a temporal t×1×1 conv side by side."""
 
-    name = "p3d_b"
 
     def build(self) -> None:
         # Both branches: (B, C_in, T, H, W) -> (B, C_out, T/t_stride, H/s, W/s)
@@ -213,7 +209,6 @@ class P3DParallel(ConvKind):
 class P3DHybrid(ConvKind):
     """P3D-C, hybrid: S(x) + T(S(x)), with BN → ReLU before the temporal conv."""
 
-    name = "p3d_c"
 
     def build(self) -> None:
         # (B, C_in, T, H, W) -> (B, C_out, T, H/s, W/s)
@@ -238,19 +233,18 @@ class P3DHybrid(ConvKind):
         return True
 
 
-# The registry: one line per kind. Names must match arch_space.spec.BLOCK_KINDS.
-CONV_KINDS: dict[str, type[ConvKind]] = {
-    Conv2D.name: Conv2D,
-    Conv3D.name: Conv3D,
-    Conv2Plus1D.name: Conv2Plus1D,
-    P3DParallel.name: P3DParallel,
-    P3DHybrid.name: P3DHybrid,
-}
+# Every registered kind's class, by name: a live view of ``arch_space.kinds``.
+CONV_KINDS: Mapping[str, type[ConvKind]] = kinds.MapView(
+    lambda: {name: get_conv_kind(name) for name in kinds.BLOCK_KINDS})
 
 
 def get_conv_kind(name: str) -> type[ConvKind]:
-    """Look up a conv kind class by its registry name."""
-    try:
-        return CONV_KINDS[name]
-    except KeyError:
-        raise KeyError(f"unknown conv kind {name!r}; registered: {sorted(CONV_KINDS)}") from None
+    """The ``ConvKind`` class registered for a kind (a name or an alias).
+
+    Raises:
+        SpecError: for an unknown kind; TypeError when its registered class is no ``ConvKind``.
+    """
+    cls = kinds.conv_class(name)
+    if not (isinstance(cls, type) and issubclass(cls, ConvKind)):
+        raise TypeError(f"kind {name!r}: registered class {cls!r} is not a ConvKind")
+    return cls

@@ -16,21 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from arch_space.spec import (
-    TEMPORAL_KINDS,
-    VMZ_STEM_MID,
-    ArchSpec,
-    BlockSpec,
-    StageSpec,
-    StemSpec,
-)
+from arch_space.geometry import t_stride_by_kind
+from arch_space.kinds import MIXES, TEMPORAL_STEM_KINDS, find_kind, get_kind
+from arch_space.kinds import STEM_FOR_KIND as STEM_FOR_KIND  # re-exported (a live view)
+from arch_space.spec import VMZ_STEM_MID, ArchSpec, BlockSpec, StageSpec, StemSpec
 
 RESNET18_DEPTHS = (2, 2, 2, 2)
 RESNET34_DEPTHS = (3, 4, 6, 3)
 RESNET_WIDTHS = (64, 128, 256, 512)
-# The stem each uniform kind gets: factorized blocks get the factorized (2+1)D stem.
-STEM_FOR_KIND = {"2d": "2d", "3d": "3d", "2plus1d": "2plus1d", "p3d_b": "2plus1d",
-                 "p3d_c": "2plus1d"}
 
 _PRESETS: dict[str, Callable[..., ArchSpec]] = {}
 
@@ -94,18 +87,19 @@ def per_stage(stage_kinds: Sequence[str | Sequence[str]], stem_kind: str = "3d",
             raise ValueError(f"stage{i + 1}: {len(block_kinds)} kinds for {depth} blocks")
         blocks = []
         for j, kind in enumerate(block_kinds):
-            first_of_later_stage = i > 0 and j == 0
-            temporal = BlockSpec(kind=kind).kind in TEMPORAL_KINDS
+            facts = get_kind(kind, f"stage{i + 1}.block{j + 1}.kind")
+            s_stride = 2 if i > 0 and j == 0 else 1  # later stages halve space in block 1
             blocks.append(BlockSpec(
                 kind=kind,
-                t_kernel=t_kernel if temporal else 1,
-                t_stride=2 if first_of_later_stage and temporal and temporal_downsample else 1,
-                s_stride=2 if first_of_later_stage else 1,
+                t_kernel=t_kernel if facts.temporal else 1,
+                t_stride=t_stride_by_kind(kind, s_stride) if j == 0 and temporal_downsample else 1,
+                s_stride=s_stride,
             ))
         stages.append(StageSpec(width=width, blocks=tuple(blocks)))
+    stem_facts = find_kind(stem_kind)
     stem = StemSpec(kind=stem_kind, width=stem_width or widths[0],
-                    t_kernel=3 if stem_kind in ("3d", "2plus1d") else 1,
-                    mid_width=stem_mid_width if stem_kind == "2plus1d" else None)
+                    t_kernel=3 if stem_kind in TEMPORAL_STEM_KINDS else 1,
+                    mid_width=stem_mid_width if stem_facts and stem_facts.uses_mid else None)
     return ArchSpec(stem=stem, stages=tuple(stages), block_type=block_type, mid_rule=mid_rule,
                     t_pad_mode=t_pad_mode, num_classes=num_classes, clip_len=clip_len,
                     crop_size=crop_size)
@@ -114,7 +108,7 @@ def per_stage(stage_kinds: Sequence[str | Sequence[str]], stem_kind: str = "3d",
 def uniform(kind: str = "3d", *, stem_kind: str | None = None, **kwargs) -> ArchSpec:
     """Every block of one kind (R3D, R(2+1)D, f-R2D style); the stem follows the kind."""
     n = len(kwargs.get("widths", RESNET_WIDTHS))
-    return per_stage([kind] * n, stem_kind or STEM_FOR_KIND.get(kind, "3d"), **kwargs)
+    return per_stage([kind] * n, stem_kind or get_kind(kind).stem, **kwargs)
 
 
 def bottom_heavy(n_stages: int, kind: str = "3d", **kwargs) -> ArchSpec:
@@ -125,7 +119,7 @@ def bottom_heavy(n_stages: int, kind: str = "3d", **kwargs) -> ArchSpec:
     n = len(kwargs.get("widths", RESNET_WIDTHS))
     _check_count(n_stages, n)
     kinds = [kind] * n_stages + ["2d"] * (n - n_stages)
-    return per_stage(kinds, kwargs.pop("stem_kind", STEM_FOR_KIND.get(kind, "3d")), **kwargs)
+    return per_stage(kinds, kwargs.pop("stem_kind", None) or get_kind(kind).stem, **kwargs)
 
 
 def top_heavy(n_stages: int, kind: str = "3d", **kwargs) -> ArchSpec:
@@ -214,7 +208,7 @@ def p3d_mix(**kwargs) -> ArchSpec:
 
     Takes ``per_stage``'s keyword arguments (widths, depths, ...).
     """
-    cycle = ("2plus1d", "p3d_b", "p3d_c")
+    cycle = MIXES["p3d_mix"]
     kinds, k = [], 0
     for depth in kwargs.get("depths", RESNET18_DEPTHS):
         kinds.append([cycle[(k + j) % 3] for j in range(depth)])

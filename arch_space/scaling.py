@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable
 
 from arch_space.estimate import estimate_macs, estimate_params
+from arch_space.kinds import find_kind
 from arch_space.spec import ArchSpec, StageSpec, StemSpec
 
 Cost = Callable[[ArchSpec], int]
@@ -34,7 +35,8 @@ def _stem(stem: StemSpec, width: int, factor: float = 1.0) -> StemSpec:
     Other stems have no mid conv; their inert ``mid_width`` is scaled by ``factor`` as it always
     was, so scaled specs stored before keep their arch_ids.
     """
-    if stem.kind == "2plus1d":
+    facts = find_kind(stem.kind)
+    if facts is not None and facts.uses_mid:
         return dataclasses.replace(stem, width=width, mid_width=None)
     inert = stem.mid_width if factor == 1.0 else max(1, round(stem.mid_width * factor))
     return dataclasses.replace(stem, width=width, mid_width=inert)

@@ -17,19 +17,21 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# Conv kinds a block may use. The registry of their torch implementations lives in ``ops.py``;
-# this list is the torch-free vocabulary, and a test checks the two agree.
-BLOCK_KINDS: tuple[str, ...] = ("2d", "3d", "2plus1d", "p3d_b", "p3d_c")
-# Kinds that model time inside the kernel (t_kernel > 1 is meaningful).
-TEMPORAL_KINDS: frozenset[str] = frozenset({"3d", "2plus1d", "p3d_b", "p3d_c"})
-# Aliases accepted on input and normalised away, so one network has one arch_id.
-KIND_ALIASES: Mapping[str, str] = {"p3d_a": "2plus1d", "r2plus1d": "2plus1d", "p3d-a": "2plus1d",
-                                   "p3d-b": "p3d_b", "p3d-c": "p3d_c"}
-# Stem kinds: 3D (3x7x7), 2D (1x7x7), (2+1)D (1x7x7 to mid, then tx1x1), and R2D's, whose
-# temporal kernel spans the whole clip and collapses time at once (Tran et al. 2018, Sec. 3.1).
-STEM_KINDS: tuple[str, ...] = ("2d", "3d", "2plus1d", "r2d")
+from arch_space.errors import SpecError as SpecError  # re-exported: the layer's error
+from arch_space.kinds import BLOCK_KINDS as BLOCK_KINDS  # re-exported: live views of kinds.py
+from arch_space.kinds import KIND_ALIASES as KIND_ALIASES
+from arch_space.kinds import STEM_KINDS, TEMPORAL_KINDS, WHOLE_CLIP_STEM, find_kind, get_kind
+from arch_space.kinds import normalise_kind as normalise_kind
+
+if TYPE_CHECKING:
+    from arch_space.geometry import LayerShape
+
+# The kind vocabulary (BLOCK_KINDS, TEMPORAL_KINDS, KIND_ALIASES, STEM_KINDS) is a live view of
+# the one table of conv-kind facts in ``kinds.py``; the torch classes register there too.
+# Stem kinds (STEM_KINDS): 3D (3x7x7), 2D (1x7x7), (2+1)D (1x7x7 to mid, then tx1x1), and R2D's,
+# whose temporal kernel spans the whole clip and collapses time at once (Tran et al. 2018, 3.1).
 BLOCK_TYPES: tuple[str, ...] = ("basic", "bottleneck")
 # (2+1)D intermediate-width rules: "paper" = per conv, Tran et al. 2018 eq. (1);
 # "torchvision" = once per block from (inplanes, planes), used by both convs of the block.
@@ -63,7 +65,8 @@ def stem_mid_width(stem: StemSpec, in_channels: int = 3) -> int:
     E.g. 20 for an 8-channel stem (t=3, 7x7, RGB), where VMZ's constant 45 would cost more than
     the 3D stem it replaces. Stems without a mid conv get the inert ``UNUSED_STEM_MID``.
     """
-    if stem.kind != "2plus1d" or not all(isinstance(v, int) and v > 0 for v in
+    facts = find_kind(stem.kind)
+    if facts is None or not facts.uses_mid or not all(isinstance(v, int) and v > 0 for v in
                                          (stem.t_kernel, stem.s_kernel, stem.width, in_channels)):
         return UNUSED_STEM_MID  # (invalid values are reported by validate, naming the field)
     return max(1, mid_width(stem.t_kernel, stem.s_kernel, in_channels, stem.width))
@@ -81,10 +84,6 @@ def block_mid_widths(spec: ArchSpec, block: BlockSpec, inplanes: int, planes: in
     return tuple(mid_width(block.t_kernel, 3, c_in, planes) for c_in in conv_ins)
 
 
-class SpecError(ValueError):
-    """A spec (or a search-space point) is invalid; the message starts with the offending path."""
-
-
 def _require(cond: bool, path: str, reason: str) -> None:
     if not cond:
         raise SpecError(f"{path}: {reason}")
@@ -94,11 +93,6 @@ def _check_int(value: Any, path: str, minimum: int = 1) -> None:
     _require(isinstance(value, int) and not isinstance(value, bool), path,
              f"must be an integer, got {value!r}")
     _require(value >= minimum, path, f"must be >= {minimum}, got {value}")
-
-
-def normalise_kind(kind: str) -> str:
-    """Map a kind alias (``p3d_a``) to its canonical name (``2plus1d``)."""
-    return KIND_ALIASES.get(kind, kind)
 
 
 @dataclass(frozen=True)
@@ -125,7 +119,7 @@ class StemSpec:
             _check_int(getattr(self, name), f"{path}.{name}")
         if self.mid_width is not None:  # None: resolved by the ArchSpec it belongs to
             _check_int(self.mid_width, f"{path}.mid_width")
-        if self.kind != "r2d":
+        if self.kind != WHOLE_CLIP_STEM:
             _require(self.t_kernel % 2 == 1, f"{path}.t_kernel",
                      f"must be odd, got {self.t_kernel}")
         _require(self.s_kernel % 2 == 1, f"{path}.s_kernel", f"must be odd, got {self.s_kernel}")
@@ -146,13 +140,13 @@ class BlockSpec:
         kind = normalise_kind(self.kind) if isinstance(self.kind, str) else self.kind
         object.__setattr__(self, "kind", kind)
         # A 2D conv has no temporal extent: normalise so one network has one arch_id.
-        if kind == "2d" and isinstance(self.t_kernel, int) and not isinstance(self.t_kernel, bool):
+        facts = find_kind(kind)
+        if facts is not None and not facts.temporal and isinstance(self.t_kernel, int) and not isinstance(self.t_kernel, bool):
             object.__setattr__(self, "t_kernel", 1)
 
     def validate(self, path: str) -> None:
         """Raise ``SpecError`` naming the field if the block is invalid."""
-        _require(self.kind in BLOCK_KINDS, f"{path}.kind",
-                 f"unknown conv kind {self.kind!r}; choose one of {list(BLOCK_KINDS)}")
+        get_kind(self.kind, f"{path}.kind")  # raises naming the path for an unknown kind
         _check_int(self.t_kernel, f"{path}.t_kernel")
         _require(self.t_kernel % 2 == 1, f"{path}.t_kernel",
                  f"temporal extent must be odd, got {self.t_kernel}")
@@ -206,7 +200,7 @@ class ArchSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
-        if isinstance(self.stem, StemSpec) and self.stem.kind == "r2d":
+        if isinstance(self.stem, StemSpec) and self.stem.kind == WHOLE_CLIP_STEM:
             # R2D's stem spans the whole clip (Tran et al. 2018): fix its extent to clip_len.
             object.__setattr__(self, "stem", dataclasses.replace(self.stem, t_kernel=self.clip_len))
         if isinstance(self.stem, StemSpec) and self.stem.mid_width is None:
@@ -233,8 +227,7 @@ class ArchSpec:
         _check_int(self.clip_len, "clip_len")
         _check_int(self.crop_size, "crop_size")
         _check_int(self.in_channels, "in_channels")
-        sizes = self.feature_sizes()  # raises when a stride would shrink a size below 1
-        del sizes
+        _ = self.layer_shapes  # walks the spec (once); raises when a stride empties a map
 
     # --- geometry -----------------------------------------------------------------------------
     def block_paths(self) -> Iterator[tuple[str, BlockSpec]]:
@@ -253,32 +246,19 @@ class ArchSpec:
         """Channels entering the classifier."""
         return self.out_width(len(self.stages) - 1)
 
+    @functools.cached_property
+    def layer_shapes(self) -> tuple[LayerShape, ...]:
+        """Channels, strides and (T, H, W) of the stem and every block at the spec's clip: the
+        one walk of the spec (``geometry.walk``) that the builder and the cost estimates share,
+        made once per spec (the spec is frozen; validation makes it)."""
+        from arch_space.geometry import walk_at  # geometry reads specs: imported on use
+
+        return walk_at(self, (self.clip_len, self.crop_size, self.crop_size))
+
     def feature_sizes(self) -> dict[str, tuple[int, int, int]]:
-        """Output (T, H, W) of the stem and of every block at ``clip_len x crop_size^2``.
-
-        Mirrors the convolution arithmetic of the builder (padding k//2, except the R2D stem,
-        which has no temporal padding), so it needs no torch.
-        """
-        def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
-            return (size + 2 * pad - kernel) // stride + 1
-
-        stem = self.stem
-        t_pad = 0 if stem.kind == "r2d" else stem.t_kernel // 2
-        t = conv_out(self.clip_len, stem.t_kernel, stem.t_stride, t_pad)
-        h = conv_out(self.crop_size, stem.s_kernel, stem.s_stride, stem.s_kernel // 2)
-        _require(t >= 1 and h >= 1, "stem",
-                 f"reduces the {self.clip_len}x{self.crop_size}x{self.crop_size} clip to nothing")
-        sizes = {"stem": (t, h, h)}
-        for path, block in self.block_paths():
-            # A stride on a size-1 axis means the clip is too small for this placement.
-            _require(block.t_stride == 1 or t > 1, f"{path}.t_stride",
-                     f"strides a 1-frame feature map; clip_len {self.clip_len} is too short")
-            _require(block.s_stride == 1 or h > 1, f"{path}.s_stride",
-                     f"strides a 1-pixel feature map; crop_size {self.crop_size} is too small")
-            t = conv_out(t, block.t_kernel, block.t_stride, block.t_kernel // 2)
-            h = conv_out(h, 3, block.s_stride, 1)
-            sizes[path] = (t, h, h)
-        return sizes
+        """Output (T, H, W) of the stem and of every block at ``clip_len x crop_size^2``,
+        from ``layer_shapes`` (no torch)."""
+        return {layer.path: layer.size_out for layer in self.layer_shapes}
 
     # --- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from arch_space import presets
+from arch_space.kinds import UNIFORM_FAMILY  # kind -> family: a live view of the kinds table
 from arch_space.spec import BLOCK_KINDS, KIND_ALIASES, ArchSpec, SpecError
 from search.config import (
     CLIP_SAMPLINGS,
@@ -33,9 +34,6 @@ from search.protocol import protocol_problem
 # Above this many points a space is checked for feasibility by sampling, not enumeration.
 FEASIBILITY_ENUMERATE_LIMIT = 5_000
 FEASIBILITY_SAMPLES = 2_000
-# Family names of the placement study: the vocabulary of analysis.placement.FAMILIES.
-UNIFORM_FAMILY = {"2d": "2D", "3d": "uniform 3D", "2plus1d": "uniform (2+1)D",
-                  "p3d_b": "uniform (2+1)D", "p3d_c": "uniform (2+1)D"}
 
 
 class StudyError(ValueError):
@@ -199,7 +197,7 @@ def _placement_cells(cfg: RunConfig) -> list[Cell]:
     for value in study.uniform:
         kind = _kind(value, "study.uniform")
         label = {"2d": "f_r2d", "3d": "r3d", "2plus1d": "r2plus1d"}.get(kind, f"all_{kind}")
-        cells.append(Cell(label, UNIFORM_FAMILY.get(kind, f"uniform {kind}"),
+        cells.append(Cell(label, UNIFORM_FAMILY[kind],
                           _call("study.uniform", presets.uniform, kind, **kw)))
     for n in study.bottom_heavy:
         # 0 = a temporal stem only (MC2); n_stages would be the uniform network itself
