@@ -238,22 +238,44 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = compose(overrides)
-        run_cfg = to_run_config(cfg)
-        if print_cfg:  # the effective config: calibrated defaults filled in
+        if print_cfg:  # the effective config (its variants listed): calibrated defaults filled in
             from omegaconf import OmegaConf
 
-            print(OmegaConf.to_yaml(snapshot(run_cfg)))
+            print(OmegaConf.to_yaml(snapshot(to_run_config(cfg))))
             return 0
-        design = build_design(run_cfg)
+        # (config, design): the study, or one per variant (search.variants), all checked first
+        studies = [(run_cfg, build_design(run_cfg)) for run_cfg in studies_of(cfg)]
     except (ConfigError, StudyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if dry_run:  # the arms, torch-free: nothing is started or stored
         from search.design_table import format_design
 
-        print(format_design(design, run_cfg.study.name))
+        print("\n\n".join(format_design(design, run_cfg.study.name)
+                           for run_cfg, design in studies))
         return 0
+    status = 0
+    for run_cfg, design in studies:
+        code = run_one(run_cfg, design)
+        if code in (2, 130):
+            return code  # bad input or interrupted: the next studies do not start
+        status = max(status, code)
+    return status
 
+
+def studies_of(cfg: Any) -> list[Any]:
+    """The typed configs a composed config runs: itself, or one per ``study.variants`` entry."""
+    from search.variants import VariantError, expand
+
+    try:
+        points = expand(cfg)
+    except VariantError as exc:
+        raise ConfigError(str(exc)) from None
+    return [to_run_config(point) for _, point in points] or [to_run_config(cfg)]
+
+
+def run_one(run_cfg: Any, design: Any) -> int:
+    """Run (or resume) one study whose design is built; return its exit status."""
     from search.store import (
         StoreError,
         get_or_create_study,

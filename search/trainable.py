@@ -36,6 +36,7 @@ class TrialContext:
     num_threads: int  # torch intra-op threads (= CPUs reserved per trial)
     device: str  # "auto", "cpu" or "cuda"
     pretrain_epochs: int = 3  # inflation study: epochs of 2D pretraining on frames
+    pretrain_shuffle: bool = False  # inflation's compute control: pretrain on shuffled labels
     hooks: dict[str, Any] = field(default_factory=dict)  # testing hooks (FaultHooks fields)
 
 
@@ -196,13 +197,15 @@ def _inflated_model(spec: Any, context: TrialContext, seed: int) -> Any:
     from search.pretrain import as_2d
 
     state_2d = _pretrained_2d(as_2d(spec).to_json(), seed, context.pretrain_epochs,
-                              context.num_threads)
+                              context.num_threads, context.pretrain_shuffle)
     return build_inflated(spec, state_2d)
 
 
 @functools.lru_cache(maxsize=4)
-def _pretrained_2d(spec_2d_json: str, seed: int, epochs: int, num_threads: int) -> Any:
-    """2D weights for a spec (cached per worker: every kind of a seed shares its 2D twin)."""
+def _pretrained_2d(spec_2d_json: str, seed: int, epochs: int, num_threads: int,
+                   shuffle: bool = False) -> Any:
+    """2D weights for a spec (cached per worker: every kind of a seed shares its 2D twin);
+    ``shuffle``: the compute control, pretrained on shuffled labels."""
     import dataclasses
 
     from arch_space.spec import ArchSpec
@@ -210,7 +213,7 @@ def _pretrained_2d(spec_2d_json: str, seed: int, epochs: int, num_threads: int) 
 
     # as_2d of the 2D twin is the twin itself, so it is a valid argument for pretrain_2d.
     cfg = dataclasses.replace(PRETRAIN_CONFIG, epochs=epochs, num_threads=num_threads)
-    return pretrain_2d(ArchSpec.from_json(spec_2d_json), seed=seed, cfg=cfg)
+    return pretrain_2d(ArchSpec.from_json(spec_2d_json), seed=seed, cfg=cfg, shuffle_labels=shuffle)
 
 
 def worker_env() -> dict[str, str]:
