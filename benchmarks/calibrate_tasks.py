@@ -203,8 +203,8 @@ def main() -> None:
 
 
 def _summary(rows: list[dict], tasks: list[str], placements: list[str]) -> None:
-    print("\n| task | placement | val/acc1 mean ± std | per seed | chance | s/trial |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n| task | placement | val/acc1 mean ± std | per seed | chance | s/trial | s/epoch |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for task in tasks:
         for placement in placements:
             sel = [r for r in rows if r["task"] == task and r["placement"] == placement]
@@ -214,9 +214,11 @@ def _summary(rows: list[dict], tasks: list[str], placements: list[str]) -> None:
             accs = [r["val_acc1"] for r in sel]
             std = statistics.stdev(accs) if len(accs) > 1 else 0.0
             secs = statistics.mean(r["total_s"] for r in sel)
+            epoch = [r["epoch_s"] for r in sel if "epoch_s" in r]
+            per_epoch = f"{statistics.mean(epoch):.1f}" if epoch else "–"
             per_seed = " ".join(f"{a:.3f}" for a in accs)
             print(f"| {task} | {placement} | {statistics.mean(accs):.3f} ± {std:.3f} | "
-                  f"{per_seed} | {sel[0]['chance']:.3f} | {secs:.0f} |")
+                  f"{per_seed} | {sel[0]['chance']:.3f} | {secs:.0f} | {per_epoch} |")
 
 
 if __name__ == "__main__":

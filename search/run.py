@@ -46,7 +46,8 @@ USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...
 Any field can be overridden with a dotted key, e.g. train.epochs=4 study.seeds=[0,1]
 hardware.cpus_per_trial=2. --cfg prints the composed config and exits; --dry-run prints the
 study's arms (widths, MACs, params, matched-compute scale) and exits, before Ray or any training.
-Rerunning the same command resumes the study."""
+A study that lists study.variants runs one study per variant, named <study.name>.<label>
+(e.g. placement_crossover.scale4). Rerunning the same command resumes the study."""
 
 
 class ConfigError(ValueError):

@@ -96,8 +96,8 @@ def test_blocks_hold_each_studys_arms_and_cis(studies_db: Path, tmp_path: Path) 
     kinds = _block(text, "conv_kinds")
     assert all(f"| {k} |" in kinds for k in ("2d", "3d", "p3d_a", "p3d_b", "p3d_c", "p3d_mix"))
     extent = _block(text, "temporal_extent")
-    # (clip_len, t_kernel): the redesigned cross -- T at t = 3, t at T = 16
-    assert all(cell in extent for cell in ("| 10 | 3 |", "| 32 | 3 |", "| 16 | 1 |", "| 16 | 7 |"))
+    # (clip_len, t_kernel): the redesigned cross -- T at t = 5, t at T = 12
+    assert all(cell in extent for cell in ("| 10 | 5 |", "| 16 | 5 |", "| 12 | 1 |", "| 12 | 7 |"))
     assert "findings/temporal_extent_lines.png" in extent
     infl = _block(text, "inflation")
     assert "| 3d | inflated |" in infl and "| 3d | scratch |" in infl  # the preset: 3D only

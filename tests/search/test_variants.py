@@ -138,13 +138,13 @@ def test_conv_kinds_cycle_repeats_within_stages_and_rotates() -> None:
 def test_temporal_extent_is_a_cross_with_the_gap_fixed() -> None:
     (cfg,) = _studies("study=temporal_extent")
     cells = {c.label: c for c in build_design(cfg).cells}
-    assert set(cells) == {"3d_t3_T10", "3d_t3_T16", "3d_t3_T32", "2d_t1_T16", "3d_t5_T16",
-                          "3d_t7_T16"}
+    assert set(cells) == {"3d_t5_T10", "3d_t5_T12", "3d_t5_T16", "2d_t1_T12", "3d_t3_T12",
+                          "3d_t7_T12"}
     assert cfg.data.event_gap == 6
-    assert cells["3d_t3_T32"].data == {"clip_len": 32}
+    assert cells["3d_t5_T16"].data == {"clip_len": 16}
     # the input-length arms are one network (clip aside): the same parameters
     params = {label: estimate_params(c.spec) for label, c in cells.items()}
-    assert params["3d_t3_T10"] == params["3d_t3_T16"] == params["3d_t3_T32"]
+    assert params["3d_t5_T10"] == params["3d_t5_T12"] == params["3d_t5_T16"]
     # without kernel_clip_len the design is the full grid, as before
     (grid,) = _studies("study=temporal_extent", "study.kernel_clip_len=null")
     assert len(build_design(grid).cells) == 3 * 4
@@ -165,7 +165,7 @@ def test_make_study_default_stays_small() -> None:
 
 
 @pytest.mark.slow
-def test_variants_run_as_studies_and_resume(tmp_path: Path, capsys) -> None:
+def test_variants_run_as_studies_and_resume(tmp_path: Path) -> None:
     db = tmp_path / "variants.db"
     argv = ["study=smoke", "study.seeds=[0]", f"storage=sqlite:///{db}",
             "study.variants=[{data:{n_train:16}},{label:more,data:{n_train:32}}]",
@@ -177,7 +177,38 @@ def test_variants_run_as_studies_and_resume(tmp_path: Path, capsys) -> None:
         assert rows.fetchall() == [("smoke.more", 2, 2), ("smoke.n_train16", 2, 2)]
         configs = dict(con.execute("SELECT name, config_json FROM studies"))
     assert '"n_train": 32' in configs["smoke.more"]
-    capsys.readouterr()
     assert main(argv) == 0  # resumes: nothing left to run in either study
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT COUNT(*) FROM trials").fetchone() == (4,)
+
+
+@pytest.mark.slow
+def test_shuffled_control_reaches_pretraining_through_the_driver(tmp_path: Path) -> None:
+    """inflation with study.pretrain_shuffle: the control arm is stored as 3d_shuffled, family
+    shuffled, its study's config says so, and it starts from other weights than the truly
+    pretrained arm (tests/search/test_pretrain.py: shuffled pretraining learns no digits)."""
+    db = tmp_path / "infl.db"
+    base = ["study=inflation", "study.seeds=[0]", f"storage=sqlite:///{db}",
+            "study.pretrain_epochs=1", "study.net.widths=[4,8,8,8]",
+            "study.net.temporal_downsample=false",
+            "data.size=16", "data.clip_len=4", "data.n_train=32", "data.n_val=32",
+            "data.object_size=3", "data.target_size=8", "train.epochs=1", "train.batch_size=8",
+            "train.warmup_epochs=0", f"hardware.checkpoint_dir={tmp_path / 'ray'}",
+            "progress_interval_s=60",
+            "study.variants=[{label:labels},{label:control,study:{pretrain_shuffle:true,"
+            "contrasts:['shuffled - scratch']}}]"]
+    assert main(base) == 0
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT s.name, t.label, t.family, r.value FROM trials t JOIN studies "
+                           "s ON s.id = t.study_id JOIN results r ON r.trial_id = t.id WHERE "
+                           "r.name = 'train/loss' AND t.state = 'COMPLETE'").fetchall()
+        configs = dict(con.execute("SELECT name, config_json FROM studies"))
+    loss = {(study, label, family): value for study, label, family, value in rows}
+    assert set(loss) == {("inflation.labels", "3d_inflated", "inflated"),
+                         ("inflation.labels", "3d_scratch", "scratch"),
+                         ("inflation.control", "3d_shuffled", "shuffled"),
+                         ("inflation.control", "3d_scratch", "scratch")}
+    assert '"pretrain_shuffle": true' in configs["inflation.control"]
+    assert '"pretrain_shuffle": false' in configs["inflation.labels"]
+    assert (loss[("inflation.labels", "3d_inflated", "inflated")]
+            != loss[("inflation.control", "3d_shuffled", "shuffled")])
