@@ -203,15 +203,18 @@ def r2plus1d(**head) -> ArchSpec:
     return uniform("2plus1d", mid_rule="paper", stem_mid_width=VMZ_STEM_MID, **head)
 
 
-def p3d_mix(**kwargs) -> ArchSpec:
+P3D_CYCLE: tuple[str, ...] = MIXES["p3d_mix"]  # P3D-A, B, C (arch_space.kinds owns it)
+
+
+def p3d_mix(cycle: Sequence[str] = P3D_CYCLE, **kwargs) -> ArchSpec:
     """P3D-A → B → C cycling over the blocks, bottom to top (Qiu et al. 2017), (2+1)D stem.
 
-    Takes ``per_stage``'s keyword arguments (widths, depths, ...).
+    Takes ``per_stage``'s keyword arguments (widths, depths, ...); ``cycle`` gives another
+    order (a rotation such as B → C → A moves each kind to other blocks).
     """
-    cycle = MIXES["p3d_mix"]
     kinds, k = [], 0
     for depth in kwargs.get("depths", RESNET18_DEPTHS):
-        kinds.append([cycle[(k + j) % 3] for j in range(depth)])
+        kinds.append([cycle[(k + j) % len(cycle)] for j in range(depth)])
         k += depth
     return per_stage(kinds, kwargs.pop("stem_kind", "2plus1d"), **kwargs)
 

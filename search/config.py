@@ -64,8 +64,12 @@ class StudyConfig:
     # temporal_extent: every t_kernel x clip_len (t=1 is the 2D control)
     t_kernels: list[int] = field(default_factory=list)
     clip_lens: list[int] = field(default_factory=list)
+    # set: a cross instead of the grid -- clip_lens at net.t_kernel, t_kernels at this length
+    kernel_clip_len: int | None = None
     # inflation: each kind inflated from a 2D net pretrained on frames, and from scratch
     pretrain_epochs: int = 3  # epochs of 2D pretraining on single frames
+    # the compute control: the same 2D pretraining on shuffled image labels, then inflated
+    pretrain_shuffle: bool = False
     # space (free search): a SearchSpace mapping (see arch_space.space) and a budget
     space: dict[str, Any] = field(default_factory=dict)
     max_macs: str | None = None  # e.g. "40M": MAC budget at the data clip (overrides the space)
@@ -80,6 +84,9 @@ class StudyConfig:
     # "metric:max" | "metric:min" for metrics whose name says no direction (search.metrics)
     directions: list[str] = field(default_factory=list)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    # one study per point of a knob (search.variants): partial data/train/study configs, each
+    # run as the study "<name>.<label>"; empty: the study itself
+    variants: list[dict[str, Any]] = field(default_factory=list)
 
 
 DATA_SOURCES: tuple[str, ...] = ("synthetic", "folder", "csv", "json")
@@ -105,7 +112,7 @@ class DataConfig:
     """
 
     source: str = "synthetic"  # "synthetic", "folder" (UCF101/HMDB51 trees), "csv" (Kinetics), "json" (SSv2)
-    task: str = "motion"  # synthetic: "appearance", "motion", "rotation" or "long_order"
+    task: str = "motion"  # synthetic: one of search.tasks.TASKS
     clip_len: int | None = None  # frames per clip (T); real video default 16
     size: int | None = None  # synthetic: frame height = width
     num_classes: int | None = None  # classes; real video: null = the dataset's (or len(classes))
@@ -120,6 +127,9 @@ class DataConfig:
     noise: float | None = None  # pixel noise std
     event_len: int | None = None  # long_order: frames an event is visible
     slot_jitter: int | None = None  # long_order: onset jitter in frames
+    scale: float | None = None  # zoom of the small moving digits: object_size and speed x scale
+    n_directions: int | None = None  # appearance_motion: directions (labels digit x direction)
+    event_gap: int | None = None  # long_order: frames between onsets (0: spread over the clip)
     data_seed: int | None = None  # null: each seed draws its own clips; N: every seed the same (search.protocol)
     # --- real video (source folder / csv / json); paths: absolute, or relative to the cwd ---
     root: str | None = None  # folder of the videos (folder: root/<class>/<video>)

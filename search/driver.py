@@ -259,8 +259,8 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         data=asdict(cfg.data), train=asdict(cfg.train),
         epochs=int(cfg.train.epochs or 1),
         num_threads=max(1, int(hw.cpus_per_trial)), device=hw.device,
-        pretrain_epochs=study.pretrain_epochs, hooks=asdict(cfg.testing),
-        checkpoint_root=root, study=study.name)
+        pretrain_epochs=study.pretrain_epochs, pretrain_shuffle=study.pretrain_shuffle,
+        hooks=asdict(cfg.testing), checkpoint_root=root, study=study.name)
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
     writer = GuardedWriter(engine, study_id, costs.by_arch,
                            resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,

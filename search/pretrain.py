@@ -9,6 +9,10 @@ digits from scikit-learn among clutter), so the whole route runs offline on a CP
     model = build_inflated(spec, sd_2d)                  # arch_space.inflate
     train(model, train_set, val_set, cfg, seed=0)        # fine-tune on video
 
+The compute control (``shuffle_labels=True``): the same images, steps and schedule with the image
+labels permuted, so an inflated network gets the pretraining compute without the information
+(Zhang et al. 2017's random labels); inflated minus control is the effect of what was learned.
+
 A torchvision 2D ResNet checkpoint works too: ``load_2d_state_dict(path)`` and
 ``layout="torchvision"``. ``python -m search.pretrain`` runs pretrain -> inflate -> fine-tune
 against the same network from scratch and prints both accuracies.
@@ -29,6 +33,7 @@ from search.train import TrainConfig, TrainResult, train
 
 # Pretraining on single frames: more images per second than clips, so more epochs.
 PRETRAIN_CONFIG = TrainConfig(epochs=6, batch_size=64, lr=3e-3, warmup_epochs=0.5)
+SHUFFLE_SEED = 7919  # offsets the seed of the label permutation from the image set's
 
 
 def as_2d(spec: ArchSpec, *, num_classes: int = 10) -> ArchSpec:
@@ -54,9 +59,17 @@ def image_set(size: int, n_train: int, n_val: int, seed: int) -> tuple[ClipSet, 
     return make_synthetic(cfg, seed=seed)
 
 
+def shuffled_labels(images: ClipSet, seed: int) -> ClipSet:
+    """The same images with their labels permuted (deterministic in ``seed``): every class keeps
+    its count, but a label says nothing about its image."""
+    gen = torch.Generator().manual_seed(seed + SHUFFLE_SEED)
+    order = torch.randperm(len(images), generator=gen)
+    return ClipSet(images.clips, images.labels[order], images.num_classes)
+
+
 def pretrain_2d(spec: ArchSpec, *, seed: int, images: tuple[ClipSet, ClipSet] | None = None,
                 cfg: TrainConfig = PRETRAIN_CONFIG, n_images: int = 4096,
-                image_seed: int | None = None) -> dict[str, Tensor]:
+                image_seed: int | None = None, shuffle_labels: bool = False) -> dict[str, Tensor]:
     """Train ``as_2d(spec)`` on images and return its state dict (vidarch layout).
 
     Args:
@@ -66,11 +79,15 @@ def pretrain_2d(spec: ArchSpec, *, seed: int, images: tuple[ClipSet, ClipSet] | 
         cfg: training settings for the images.
         n_images: training images when ``images`` is not given.
         image_seed: draws the image set when ``images`` is not given; None: ``seed``.
+        shuffle_labels: the compute control: train on ``shuffled_labels`` of the training
+            images (same images, steps and schedule; validation keeps the true labels).
     """
     from arch_space.builder import build_network
 
     train_images, val_images = images or image_set(
         spec.crop_size, n_images, 512, seed if image_seed is None else image_seed)
+    if shuffle_labels:
+        train_images = shuffled_labels(train_images, seed)
     spec_2d = as_2d(spec, num_classes=train_images.num_classes)
     torch.manual_seed(seed)
     model = build_network(spec_2d)

@@ -58,7 +58,8 @@ USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...
 Any field can be overridden with a dotted key, e.g. train.epochs=4 study.seeds=[0,1]
 hardware.cpus_per_trial=2. --cfg prints the composed config and exits; --dry-run prints the
 study's arms (widths, MACs, params, matched-compute scale) and exits, before Ray or any training.
-Rerunning the same command resumes the study."""
+A study that lists study.variants runs one study per variant, named <study.name>.<label>
+(e.g. placement_crossover.scale4). Rerunning the same command resumes the study."""
 
 
 # Study names: a database key and the name of Tune's experiment directory.
@@ -330,22 +331,46 @@ def _main(argv: list[str] | None, sigint: Any = None) -> int:
 
     try:
         cfg, int_lists = _compose(overrides)
-        run_cfg = to_run_config(cfg, int_lists)
-        if print_cfg:  # the effective config: calibrated defaults filled in
+        if print_cfg:  # the effective config (its variants listed): calibrated defaults filled in
             from omegaconf import OmegaConf
 
-            print(OmegaConf.to_yaml(snapshot(run_cfg)))
+            print(OmegaConf.to_yaml(snapshot(to_run_config(cfg, int_lists))))
             return 0
-        design = build_design(run_cfg)
+        # (config, design): the study, or one per variant (search.variants), all checked first
+        studies = [(run_cfg, build_design(run_cfg)) for run_cfg in studies_of(cfg, int_lists)]
     except (ConfigError, StudyError) as exc:
         print(f"error: {mask(str(exc))}", file=sys.stderr)
         return 2
     if dry_run:  # the arms, torch-free: nothing is started or stored
         from search.design_table import format_design
 
-        print(format_design(design, run_cfg.study.name))
+        print("\n\n".join(format_design(design, run_cfg.study.name)
+                           for run_cfg, design in studies))
         return 0
+    status = 0
+    for run_cfg, design in studies:
+        code = run_one(run_cfg, design, sigint)
+        if code in (2, 130):
+            return code  # bad input or interrupted: the next studies do not start
+        status = max(status, code)
+    return status
 
+
+
+def studies_of(cfg: Any, int_lists: Any = None) -> list[Any]:
+    """The typed configs a composed config runs: itself, or one per ``study.variants`` entry."""
+    from search.variants import VariantError, expand
+
+    try:
+        points = expand(cfg)
+    except VariantError as exc:
+        raise ConfigError(str(exc)) from None
+    return ([to_run_config(point, int_lists) for _, point in points]
+            or [to_run_config(cfg, int_lists)])
+
+
+def run_one(run_cfg: Any, design: Any, sigint: Any = None) -> int:
+    """Run (or resume) one study whose design is built; return its exit status."""
     from search.store import StoreError
 
     current = snapshot(run_cfg)

@@ -34,6 +34,12 @@ from search.protocol import protocol_problem
 # Above this many points a space is checked for feasibility by sampling, not enumeration.
 FEASIBILITY_ENUMERATE_LIMIT = 5_000
 FEASIBILITY_SAMPLES = 2_000
+# P3D's A -> B -> C cycle over the blocks (Qiu et al. 2017) and its rotations: which kind sits
+# where changes, the mix does not (study.kinds of a conv_kinds study; family P3D_CYCLE_FAMILY).
+P3D_CYCLES = {"p3d_mix": presets.P3D_CYCLE,
+              "p3d_mix_bca": ("p3d_b", "p3d_c", "2plus1d"),
+              "p3d_mix_cab": ("p3d_c", "2plus1d", "p3d_b")}
+P3D_CYCLE_FAMILY = "P3D cycle"
 
 
 class StudyError(ValueError):
@@ -219,9 +225,10 @@ def _placement_cells(cfg: RunConfig) -> list[Cell]:
 
 
 def _kind_spec(value: str, key: str, kw: dict[str, Any]) -> tuple[str, ArchSpec]:
-    """A uniform network of one kind; ``p3d_mix`` cycles P3D-A, B, C over the blocks."""
-    if value == "p3d_mix":
-        return "p3d_mix", _call(key, presets.p3d_mix, **kw)
+    """A uniform network of one kind; ``p3d_mix`` cycles P3D-A, B, C over the blocks (its
+    rotations ``p3d_mix_bca`` and ``p3d_mix_cab`` start the cycle at B and at C)."""
+    if value in P3D_CYCLES:
+        return value, _call(key, presets.p3d_mix, P3D_CYCLES[value], **kw)
     kind = _kind(value, key)
     return value, _call(key, presets.uniform, kind, **kw)
 
@@ -231,7 +238,8 @@ def _kind_cells(cfg: RunConfig) -> list[Cell]:
     cells = []
     for value in cfg.study.kinds:
         label, spec = _kind_spec(value, "study.kinds", kw)
-        family = "2d" if label == "2d" else "p3d" if label.startswith("p3d") else label
+        family = ("2d" if label == "2d" else P3D_CYCLE_FAMILY if label in P3D_CYCLES
+                  else "p3d" if label.startswith("p3d") else label)
         cells.append(Cell(label, family, spec))
     return cells
 
@@ -242,22 +250,26 @@ def _extent_cells(cfg: RunConfig) -> list[Cell]:
     clip_lens = list(study.clip_lens) or [int(cfg.data.clip_len or 1)]
     if not study.t_kernels:
         raise StudyError("study.t_kernels: list the temporal extents to compare, e.g. [1,3,5,7]")
+    if study.kernel_clip_len is None:  # the full grid: every extent at every clip length
+        pairs = [(clip_len, t) for clip_len in clip_lens for t in study.t_kernels]
+    else:  # a cross: clip lengths at net.t_kernel, extents at kernel_clip_len
+        pairs = ([(clip_len, study.net.t_kernel) for clip_len in clip_lens]
+                 + [(study.kernel_clip_len, t) for t in study.t_kernels])
     cells: list[Cell] = []
-    for clip_len in clip_lens:
+    for clip_len, t in pairs:
         if clip_len < 1:
             raise StudyError(f"study.clip_lens: must be >= 1, got {clip_len}")
-        for t in study.t_kernels:
-            if t < 1 or t % 2 == 0:
-                raise StudyError(f"study.t_kernels: temporal extents are odd and >= 1, got {t}")
-            for value in kinds:
-                kind = "2d" if t == 1 else _kind(value, "study.kinds")
-                kw = _net_kwargs(cfg, clip_len=clip_len)
-                kw["t_kernel"] = max(t, 1)
-                spec = _call("study.t_kernels", presets.uniform, kind, **kw)
-                label = f"{kind}_t{t}_T{clip_len}"
-                if any(c.label == label for c in cells):
-                    continue  # t=1 is the same 2D network for every kind
-                cells.append(Cell(label, f"t{t}", spec, data={"clip_len": clip_len}))
+        if t < 1 or t % 2 == 0:
+            raise StudyError(f"study.t_kernels: temporal extents are odd and >= 1, got {t}")
+        for value in kinds:
+            kind = "2d" if t == 1 else _kind(value, "study.kinds")
+            kw = _net_kwargs(cfg, clip_len=clip_len)
+            kw["t_kernel"] = max(t, 1)
+            spec = _call("study.t_kernels", presets.uniform, kind, **kw)
+            label = f"{kind}_t{t}_T{clip_len}"
+            if any(c.label == label for c in cells):
+                continue  # t=1 is the same 2D network for every kind; the cross's centre
+            cells.append(Cell(label, f"t{t}", spec, data={"clip_len": clip_len}))
     return cells
 
 
@@ -272,7 +284,10 @@ def _inflation_cells(cfg: RunConfig) -> list[Cell]:
             stem=dataclasses.replace(spec.stem, inflate=True))
         scratch = spec.with_blocks(inflate=False).replace(
             stem=dataclasses.replace(spec.stem, inflate=False))
-        cells.append(Cell(f"{label}_inflated", "inflated", inflated, pretrained=True))
+        if cfg.study.pretrain_shuffle:  # the compute control: 2D twin fit to shuffled labels
+            cells.append(Cell(f"{label}_shuffled", "shuffled", inflated, pretrained=True))
+        else:
+            cells.append(Cell(f"{label}_inflated", "inflated", inflated, pretrained=True))
         cells.append(Cell(f"{label}_scratch", "scratch", scratch))
     return cells
 

@@ -202,7 +202,7 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
                   f"{counts['RUNNING']} running · this run: {outcome.completed} completed, "
                   f"{outcome.failed} failed in {fmt_duration(outcome.wall_s)}"
                   + (" · INTERRUPTED: rerun the same command to resume"
-                     if outcome.interrupted else ""))
+                     if outcome.interrupted else ""), soft_wrap=True)  # one line, as grep sees it
     console.print(f"Ranked by {metric} ({metrics.wording(mode)}). Baselines: "
                   f"{baseline_line(data['baselines'])}.")
     if data["constant"]:

@@ -38,6 +38,7 @@ class TrialContext:
     num_threads: int  # torch intra-op threads (= CPUs reserved per trial)
     device: str  # "auto", "cpu" or "cuda"
     pretrain_epochs: int = 3  # inflation study: epochs of 2D pretraining on frames
+    pretrain_shuffle: bool = False  # inflation's compute control: pretrain on shuffled labels
     hooks: dict[str, Any] = field(default_factory=dict)  # testing hooks (FaultHooks fields)
     checkpoint_root: str = ""  # Tune storage path: resume points are read only from inside it
     study: str = ""  # ... and only from this study's experiment directories
@@ -250,16 +251,17 @@ def _pretrained_2d_of(spec: Any, context: TrialContext, seed: int, data_seed: in
     from search.pretrain import as_2d
 
     return _pretrained_2d(as_2d(spec).to_json(), seed, data_seed, context.pretrain_epochs,
-                          context.num_threads)
+                          context.num_threads, context.pretrain_shuffle)
 
 
 @functools.lru_cache(maxsize=4)
 def _pretrained_2d(spec_2d_json: str, seed: int, data_seed: int, epochs: int,
-                   num_threads: int) -> Any:
+                   num_threads: int, shuffle: bool = False) -> Any:
     """2D weights for a spec (cached per worker: every kind of a seed shares its 2D twin).
 
     Keyed by all it depends on: the twin, the seed (init, image order), the data seed (which
-    images are drawn), the epochs and the threads. ``pretrain_2d`` seeds before it builds.
+    images are drawn), the epochs, the threads and ``shuffle`` (the compute control, pretrained
+    on shuffled labels). ``pretrain_2d`` seeds before it builds.
     """
     import dataclasses
 
@@ -269,7 +271,7 @@ def _pretrained_2d(spec_2d_json: str, seed: int, data_seed: int, epochs: int,
     # as_2d of the 2D twin is the twin itself, so it is a valid argument for pretrain_2d.
     cfg = dataclasses.replace(PRETRAIN_CONFIG, epochs=epochs, num_threads=num_threads)
     return pretrain_2d(ArchSpec.from_json(spec_2d_json), seed=seed, cfg=cfg,
-                       image_seed=data_seed)
+                       image_seed=data_seed, shuffle_labels=shuffle)
 
 
 def worker_env() -> dict[str, str]:

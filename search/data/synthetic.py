@@ -17,6 +17,15 @@ Four tasks share one renderer (sprites pasted on a torus, vectorized with ``scat
   time slot far apart from the others and at a random place, among moving distractors. Labels
   are the ``E!`` orders; the set of frames is the same for every order, so only a network whose
   receptive field spans the gap in time *and* space can solve it (top, long extents).
+  ``event_gap`` fixes the frames between onsets, so the clip length can vary alone.
+- ``"appearance_motion"``: which digit (``label // K``) moves in which direction (``label % K``)
+  among distractors. One frame tells the digit, never the sense of the motion: an all-2D network
+  is capped at 1/2 (``search.tasks.order_blind_ceiling``), far above chance 1/(digits x K).
+
+``scale`` zooms every task's small moving digits (``object_size`` and ``speed`` grow together):
+at scale 1 a 5 px digit moves 1 px per frame and its motion lives only in the high-resolution
+early layers; at scale 3 it is 15 px moving 3 px per frame and survives spatial downsampling,
+where top-heavy temporal modelling can see it.
 
 Measured placement effects at the CPU defaults are in docs/calibration.md (bottom-heavy wins
 motion and rotation, 2D wins appearance, all-3D wins long_order).
@@ -118,6 +127,7 @@ def _make_split(cfg: SyntheticConfig, n: int, digits: Tensor, digit_labels: Tens
 def _draw(cfg: SyntheticConfig, labels: Tensor, digits: Tensor, digit_labels: Tensor,
           gen: torch.Generator, out: Tensor) -> None:
     """Render the clips of ``labels`` into the zeroed ``out``, ``(n, 3, T, H, W)`` float32."""
+    cfg = cfg.rendered()  # scale applied to object_size and speed
     n, t_len, size = labels.shape[0], cfg.clip_len, cfg.size
     t = torch.arange(t_len, dtype=torch.float32)
     layers = []  # (sprites, ys, xs, colours, visible) per object group
@@ -149,14 +159,13 @@ def _draw(cfg: SyntheticConfig, labels: Tensor, digits: Tensor, digit_labels: Te
         drift = torch.rand(n, cfg.n_objects, generator=gen) * 2 * math.pi
         layers.append(_moving(cfg, n, cfg.n_objects, drift, cfg.target_size, digits, gen, t,
                               sprites=sprites))
+    elif cfg.task == "appearance_motion":
+        layers.append(_appearance_motion(cfg, labels, digits, digit_labels, gen, t))
     else:  # long_order
         n_events = _n_events(cfg.num_classes)
         order = torch.tensor(_orders(n_events))[labels]  # (n, E): digit shown in slot e
         sprites = _sprites(_pick_digit(order, digits, digit_labels, gen), cfg.target_size)
-        # Slot e is centred at (e + 0.5) * T / E; the onset jitters by +- slot_jitter frames.
-        centre = (torch.arange(n_events) + 0.5) * t_len / n_events - cfg.event_len / 2
-        jitter = torch.randint(-cfg.slot_jitter, cfg.slot_jitter + 1, (n, n_events), generator=gen)
-        onset = (centre.round().long() + jitter).clamp(0, t_len - cfg.event_len)  # (n, E)
+        onset = _event_onsets(cfg, n, n_events, gen)  # (n, E)
         visible = (t[None, None, :] >= onset[..., None]) & (t[None, None, :] < onset[..., None] + cfg.event_len)
         # Still, anywhere inside the frame (never cut at an edge).
         inside = size - cfg.target_size + 1
@@ -175,6 +184,62 @@ def _draw(cfg: SyntheticConfig, labels: Tensor, digits: Tensor, digit_labels: Te
         bank = cfg.noise * torch.randn(4 * t_len, 3, size, size, generator=gen)  # (F, 3, H, W)
         pick = torch.randint(bank.shape[0], (n, t_len), generator=gen)  # (n, T)
         out += bank[pick].transpose(1, 2)  # (n, T, 3, H, W) -> (n, 3, T, H, W)
+
+
+def _event_onsets(cfg: SyntheticConfig, n: int, n_events: int, gen: torch.Generator) -> Tensor:
+    """long_order: the first frame of each event, ``(n, E)``, jittered by +- ``slot_jitter``.
+
+    ``event_gap`` 0: slot e is centred at (e + 0.5) * T / E (the gap grows with T). Otherwise
+    onsets are ``event_gap`` frames apart, the events centred in the clip: the gap is fixed in
+    frames whatever the clip length.
+    """
+    t_len = cfg.clip_len
+    slots = torch.arange(n_events)
+    if cfg.event_gap:
+        span = (n_events - 1) * cfg.event_gap + cfg.event_len
+        centre = ((t_len - span) // 2 + slots * cfg.event_gap).float()
+    else:
+        centre = (slots + 0.5) * t_len / n_events - cfg.event_len / 2
+    jitter = torch.randint(-cfg.slot_jitter, cfg.slot_jitter + 1, (n, n_events), generator=gen)
+    return (centre.round().long() + jitter).clamp(0, t_len - cfg.event_len)
+
+
+def _appearance_motion(cfg: SyntheticConfig, labels: Tensor, digits: Tensor,
+                       digit_labels: Tensor, gen: torch.Generator, t: Tensor):
+    """appearance_motion: one large digit (``label // K``) moving along direction
+    ``2 * pi * (label % K) / K`` on the torus, its path centred on the clip's middle frame.
+
+    Every random draw has a shape independent of the labels, and the path is centred in time, so
+    the same seed with direction k and with its reverse k + K/2 draws the same clip played
+    backwards: the frames say which digit, never the sense of its motion.
+    """
+    n, k = labels.shape[0], cfg.n_directions
+    digit, direction = labels // k, labels % k
+    sprites = _sprites(_pick_digit(digit[:, None], digits, digit_labels, gen), cfg.target_size)
+    # Direction k + K/2 is exactly minus direction k (no rounding of sin(angle + pi)).
+    angle = 2 * math.pi * (direction % (k // 2)).float() / k  # (n,)
+    sense = torch.where(direction < k // 2, 1.0, -1.0) * cfg.speed  # (n,)
+    vy, vx = sense * torch.sin(angle), sense * torch.cos(angle)  # (n,)
+    centre = torch.rand(n, 2, generator=gen) * cfg.size  # (n, 2) position at the middle frame
+    mid = t - (t.shape[0] - 1) / 2  # (T,) frames from the middle: frame T-1-t is at -mid
+    ys = torch.floor(centre[:, :1] + vy[:, None] * mid + 0.5).long()[:, None]  # (n, 1, T)
+    xs = torch.floor(centre[:, 1:] + vx[:, None] * mid + 0.5).long()[:, None]  # (n, 1, T)
+    visible = torch.ones(n, 1, t.shape[0], dtype=torch.bool)
+    return sprites, ys, xs, _colours(n, 1, gen), visible
+
+
+def render(cfg: SyntheticConfig, labels: Tensor, seed: int, *, split: str = "train") -> ClipSet:
+    """The clips of given ``labels`` (int64 ``(N,)``), from the ``split`` handwriting; for tests
+    and analyses that need a chosen class per clip. Deterministic in ``seed``."""
+    cfg.validate()
+    gen = torch.Generator().manual_seed(seed)
+    digits, digit_labels = _digit_images()
+    mask = (torch.arange(digits.shape[0]) % 2 == 0) == (split == "train")
+    clips = torch.zeros(labels.shape[0], 3, cfg.clip_len, cfg.size, cfg.size)  # (N, 3, T, H, W)
+    for i in range(0, labels.shape[0], _CHUNK):
+        _draw(cfg, labels[i:i + _CHUNK], digits[mask], digit_labels[mask], gen,
+              out=clips[i:i + _CHUNK])
+    return ClipSet(clips, labels, cfg.num_classes)
 
 
 def _moving(cfg: SyntheticConfig, n: int, count: int, angle: Tensor, side: int, digits: Tensor,

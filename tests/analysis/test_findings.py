@@ -96,18 +96,19 @@ def test_blocks_hold_each_studys_arms_and_cis(studies_db: Path, tmp_path: Path) 
     kinds = _block(text, "conv_kinds")
     assert all(f"| {k} |" in kinds for k in ("2d", "3d", "p3d_a", "p3d_b", "p3d_c", "p3d_mix"))
     extent = _block(text, "temporal_extent")
-    assert "| 12 | 1 |" in extent and "| 16 | 7 |" in extent  # (clip_len, t_kernel)
+    # (clip_len, t_kernel): the redesigned cross -- T at t = 5, t at T = 12
+    assert all(cell in extent for cell in ("| 10 | 5 |", "| 16 | 5 |", "| 12 | 1 |", "| 12 | 7 |"))
     assert "findings/temporal_extent_lines.png" in extent
     infl = _block(text, "inflation")
-    assert "| 3d | inflated |" in infl and "| 2plus1d | scratch |" in infl
-    assert "| 3d_inflated - 3d_scratch | 3d_inflated | 3d_scratch |" in infl  # per kind
+    assert "| 3d | inflated |" in infl and "| 3d | scratch |" in infl  # the preset: 3D only
+    assert "| inflated - scratch | inflated | scratch |" in infl
     assert "33 trials (33 COMPLETE)" in btv  # 11 networks (MC2-5, rMC2-5, 2D, 3D, (2+1)D) x 3 seeds
     # the preset's batch size and epochs differ from what this database ran
     assert "`python -m search.run study=bottom_vs_top train.batch_size=8 train.epochs=3`" in btv
     overview = _block(text, "overview")
     assert all(f"| {s} |" in overview for s in SHIPPED)
     arms = (tmp_path / "findings" / "temporal_extent_arms.csv").read_text().splitlines()
-    assert arms[0].startswith("clip_len,t_kernel,group,n,n_seeds") and len(arms) == 1 + 4 * 2
+    assert arms[0].startswith("clip_len,t_kernel,group,n,n_seeds") and len(arms) == 1 + 6
 
 
 def test_rerun_is_idempotent_and_keeps_prose(studies_db: Path, tmp_path: Path) -> None:

@@ -127,7 +127,8 @@ def _design(*overrides: str):
 def test_toy_in_study_designs(toy):
     cells = {c.label: c for c in _design("study=conv_kinds", f"study.kinds=[3d,{toy}]").cells}
     assert set(cells) == {"3d", toy}
-    assert [b.kind for _, b in cells[toy].spec.block_paths()] == [toy] * 4
+    kinds = [b.kind for _, b in cells[toy].spec.block_paths()]
+    assert kinds == [toy] * len(kinds) and len(kinds) >= 4  # every block, whatever the depths
     placement = _design("study=bottom_vs_top", f"study.uniform=[2d,{toy}]",
                         f"study.temporal_kind={toy}", "study.bottom_heavy=[1]",
                         "study.top_heavy=[1]")

@@ -275,7 +275,10 @@ def test_video_study_with_the_clip_cache_and_without_torchcodec(runner, tree: Pa
     skipped = _rows(db, "SELECT value FROM epoch_metrics WHERE name = 'data/skipped'")
     assert [v for (v,) in skipped] == [1.0] * 4
     caches = sorted(p for p in cache_dir.iterdir() if p.is_dir())
-    assert len(caches) == 2  # the training videos (every frame) and the validation clips
+    # per data draw (each seed holds out its own val videos): the training videos (every
+    # frame) and the validation clips
+    draws = {d for (d,) in _rows(db, "SELECT data_seed FROM trials")}
+    assert len(draws) == 2 and len(caches) == 2 * len(draws)
     modes = {json.loads((c / "index.json").read_text())["mode"] for c in caches}
     assert modes == {"random", "center"}
     for (resources,) in _rows(db, "SELECT resources_json FROM trials"):

@@ -54,9 +54,12 @@ def test_unmatched_bottom_vs_top_spans_2x_and_matched_spans_under_10_percent():
     assert max(matched) / min(matched) <= (1 + MATCH_TOL) / (1 - MATCH_TOL)
 
 
-def test_shipped_grid_studies_match_macs_by_default_and_smoke_does_not():
-    for study in ("bottom_vs_top", "conv_kinds", "inflation", "temporal_extent"):
+def test_shipped_grid_studies_match_compute_by_default_and_smoke_does_not():
+    for study in ("bottom_vs_top", "bottom_vs_top_data", "placement_crossover"):
         assert to_run_config(compose([f"study={study}"])).study.match == "macs", study
+    # the parameter-matched studies: conv kinds, kernel extents, factorization
+    for study in ("conv_kinds", "inflation", "temporal_extent", "factorization"):
+        assert to_run_config(compose([f"study={study}"])).study.match == "params", study
     assert _design("study=smoke").matching is None
 
 
