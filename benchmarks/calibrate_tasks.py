@@ -90,7 +90,7 @@ def run_one(job: tuple[str, str, int, dict, dict]) -> dict:
 def study_jobs(study: str, sets: list[str], arms: list[str] | None, variants: list[str] | None,
                seeds: list[int], epochs: int | None) -> list[tuple]:
     """One job per (variant, arm, seed) of a study preset, with its matched spec."""
-    from search.run import compose, studies_of
+    from search.composing import compose, studies_of
     from search.studies import build_design
     from search.variants import SEPARATOR
 

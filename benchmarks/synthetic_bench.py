@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analysis.synthetic import bulk_write_trials, estimated_cost, exhaustive_trials  # noqa: E402
+from search.composing import compose, to_run_config  # noqa: E402
 from search.replay_table import (  # noqa: E402
     BenchTable,
     git_sha,
@@ -39,7 +40,7 @@ from search.replay_table import (  # noqa: E402
     study_table,
     write_table,
 )
-from search.run import compose, snapshot, to_run_config  # noqa: E402
+from search.resuming import snapshot  # noqa: E402
 from search.store import open_engine  # noqa: E402
 from search.studies import build_design  # noqa: E402
 

@@ -183,10 +183,11 @@ def choose_metric(settings: dict[str, Any]) -> tuple[str, str]:
 
 
 def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, storage: str,
-                  stream: TextIO = sys.stdout) -> dict[str, Any]:
+                  stream: TextIO | None = None) -> dict[str, Any]:
     """Print the end-of-run tables and the next command; return the summary data.
 
-    ``outcome`` is the driver's ``Outcome`` (counts, wall time, skips, interruption).
+    ``outcome`` is the driver's ``Outcome`` (counts, wall time, skips, interruption);
+    ``stream`` defaults to the ``sys.stdout`` of the moment of the call.
     """
     from rich.console import Console
     from rich.table import Table
@@ -195,7 +196,7 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
     metric, mode = choose_metric(settings)
     data = summarize(study_table(engine, study_id), metric, mode,
                      tuple(settings.get("contrasts") or ()))
-    console = Console(file=stream, width=120, force_terminal=False, highlight=False)
+    console = Console(file=stream if stream is not None else sys.stdout, width=120, force_terminal=False, highlight=False)
     counts = data["counts"]
     console.print(f"\nStudy [bold]{study_name}[/bold]: {counts['COMPLETE']} complete, "
                   f"{counts['PRUNED']} pruned, {counts['FAILED']} failed, "

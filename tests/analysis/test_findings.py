@@ -13,7 +13,7 @@ import pytest
 from analysis import findings
 from analysis.placement import estimate_layer_macs
 from analysis.synthetic import simulate
-from search.run import compose, to_run_config
+from search.composing import compose, to_run_config
 from search.schema import TrialState
 from search.store import (
     finish_trial,

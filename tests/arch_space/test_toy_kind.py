@@ -20,7 +20,7 @@ from arch_space.ops import CONV_KINDS, ConvKind, PaddedConv3d
 from arch_space.presets import bottom_heavy, per_stage, uniform
 from arch_space.space import SearchSpace
 from arch_space.spec import BLOCK_KINDS, KIND_ALIASES, TEMPORAL_KINDS, BlockSpec, SpecError
-from search.run import compose, to_run_config
+from search.composing import compose, to_run_config
 from search.studies import build_design
 
 TOY = "toy_ts"

@@ -55,10 +55,13 @@ class StudyRunner:
             raise
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
-    def start(self, *overrides: str) -> subprocess.Popen:
-        proc = subprocess.Popen(self.args(*overrides), cwd=self.cwd, env=self.env(),
+    def start(self, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start the driver; Ctrl-C reaches it as in a terminal (a test runner in the
+        background may have inherited SIGINT ignored)."""
+        proc = subprocess.Popen(self.args(*overrides), cwd=self.cwd, env=env or self.env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+                                start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.groups.append(proc.pid)
         return proc
 

@@ -148,7 +148,7 @@ def test_contrasts_in_a_free_search_are_refused(tmp_path: Path, monkeypatch, cap
 
 
 def test_declared_directions_from_the_command_line_pass() -> None:
-    from search.run import compose, to_run_config
+    from search.composing import compose, to_run_config
     from search.studies import build_design
 
     cfg = to_run_config(compose(["study=smoke", "study.objectives=[val/f1,macs]",

@@ -17,6 +17,7 @@ from search.data import cache as clip_cache
 from search.data import decoders
 from search.data.transforms import ClipTransform
 from search.data.video import ClipSampling, VideoDataset
+from tests.search.polling import query
 from tests.search.test_run_video import CLASSES, write_video
 
 needs_torchcodec = pytest.mark.skipif(decoders.torchcodec_problem() is not None,
@@ -223,7 +224,8 @@ def test_bad_decoder_settings_are_one_line(argv: list[str], expected: str, tree:
 
 
 def test_decoder_and_cache_settings_do_not_block_resuming(tree: Path) -> None:
-    from search.run import check_resumable, compose, snapshot, to_run_config
+    from search.composing import compose, to_run_config
+    from search.resuming import check_resumable, snapshot
     from search.studies import build_design
 
     def current(*extra: str) -> dict:
@@ -271,27 +273,17 @@ def test_video_study_with_the_clip_cache_and_without_torchcodec(runner, tree: Pa
     notices = [line for line in out.stderr.splitlines() if line.startswith("notice:")]
     assert notices == ["notice: data.decoder=auto: torchcodec cannot be loaded (OSError: "
                        "libnvrtc.so.13: cannot open shared object file); decoding with PyAV"]
-    assert [s for (s,) in _rows(db, "SELECT state FROM trials")] == ["COMPLETE"] * 4
-    skipped = _rows(db, "SELECT value FROM epoch_metrics WHERE name = 'data/skipped'")
+    assert [s for (s,) in query(db, "SELECT state FROM trials")] == ["COMPLETE"] * 4
+    skipped = query(db, "SELECT value FROM epoch_metrics WHERE name = 'data/skipped'")
     assert [v for (v,) in skipped] == [1.0] * 4
     caches = sorted(p for p in cache_dir.iterdir() if p.is_dir())
     # per data draw (each seed holds out its own val videos): the training videos (every
     # frame) and the validation clips
-    draws = {d for (d,) in _rows(db, "SELECT data_seed FROM trials")}
+    draws = {d for (d,) in query(db, "SELECT data_seed FROM trials")}
     assert len(draws) == 2 and len(caches) == 2 * len(draws)
     modes = {json.loads((c / "index.json").read_text())["mode"] for c in caches}
     assert modes == {"random", "center"}
-    for (resources,) in _rows(db, "SELECT resources_json FROM trials"):
+    for (resources,) in query(db, "SELECT resources_json FROM trials"):
         record = json.loads(resources)
         assert record["device"] == "cpu" and record["node_id"] and record["hostname"]
         assert record["torch_version"] == torch.__version__ and record["cpus"] == 1
-
-
-def _rows(db: Path, sql: str) -> list[tuple]:
-    import sqlite3
-
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()

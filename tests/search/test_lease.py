@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from search.lease import LEASES, Holder, StudyLease
 from search.schema import utcnow
 from search.store import open_engine
 from tests.search.conftest import REPO
+from tests.search.polling import query, wait_until
 
 SMOKE_CELLS = 4  # study=smoke: 2 networks x 2 seeds
 HELD = re.compile(r"study 'smoke' is being run by another driver \(host (\S+), pid (\d+), "
@@ -40,7 +40,7 @@ def db_url(request, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 's.db'}"
 
 
-def _lease_rows(engine) -> list:
+def _leasequery(engine) -> list:
     with engine.connect() as conn:
         return list(conn.execute(select(LEASES)))
 
@@ -63,7 +63,7 @@ def test_one_driver_per_study_until_it_releases(db_url: str) -> None:
     first.release()
     second.acquire()  # free again
     assert second.took_over is None
-    assert [r.holder for r in _lease_rows(engine) if r.study_name == "smoke"] == \
+    assert [r.holder for r in _leasequery(engine) if r.study_name == "smoke"] == \
         [str(second.holder)]
     engine.dispose()
 
@@ -83,7 +83,7 @@ def test_an_expired_lease_is_taken_over_and_its_holder_stops_writing(db_url: str
         stalled.check()
     assert not stalled.renew()
     stalled.release()  # deletes only its own row
-    assert [r.holder for r in _lease_rows(engine)] == [str(successor.holder)]
+    assert [r.holder for r in _leasequery(engine)] == [str(successor.holder)]
     engine.dispose()
 
 
@@ -92,14 +92,14 @@ def test_the_heartbeat_keeps_a_short_lease_alive(tmp_path: Path) -> None:
     lease = StudyLease(engine, "smoke", ttl_s=0.8)
     lease.acquire()
     lease.start_heartbeat()
-    first_expiry = _lease_rows(engine)[0].expires_at
+    first_expiry = _leasequery(engine)[0].expires_at
     time.sleep(2.0)  # 2.5 TTLs
     with pytest.raises(LeaseHeld):
         StudyLease(engine, "smoke", ttl_s=30).acquire()
-    assert _lease_rows(engine)[0].expires_at > first_expiry
+    assert _leasequery(engine)[0].expires_at > first_expiry
     lease.check()
     lease.release()
-    assert _lease_rows(engine) == []
+    assert _leasequery(engine) == []
     engine.dispose()
 
 
@@ -132,7 +132,7 @@ def test_the_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path
                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
     assert dead.returncode == 0, dead.stderr
     engine = open_engine(url, create=True)
-    assert Holder.parse(_lease_rows(engine)[0].holder).pid == int(dead.stdout)
+    assert Holder.parse(_leasequery(engine)[0].holder).pid == int(dead.stdout)
     lease = StudyLease(engine, "smoke")
     lease.acquire()  # its expiry is 10 minutes away, but its holder is gone
     assert lease.took_over is not None and f"pid {int(dead.stdout)}," in lease.took_over
@@ -160,7 +160,7 @@ def test_drivers_racing_for_one_lease_let_exactly_one_in(db_url: str) -> None:
     for t in threads:
         t.join(timeout=60)
     assert sorted(outcome) == ["held"] * 7 + ["won"]
-    assert len(_lease_rows(engines[0])) == 1
+    assert len(_leasequery(engines[0])) == 1
     for e in engines:
         e.dispose()
 
@@ -168,40 +168,24 @@ def test_drivers_racing_for_one_lease_let_exactly_one_in(db_url: str) -> None:
 # --- two real drivers (slow) ------------------------------------------------------------------
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except sqlite3.OperationalError:
-            pass
-        time.sleep(0.3)
-    return False
 
 
 def _training(db: Path) -> bool:
     """A trial is mid-way: RUNNING with an epoch stored."""
-    return bool(_rows(db, "SELECT 1 FROM trials t JOIN epoch_metrics e ON e.trial_id = t.id "
+    return bool(query(db, "SELECT 1 FROM trials t JOIN epoch_metrics e ON e.trial_id = t.id "
                           "WHERE t.state = 'RUNNING'"))
 
 
 def _assert_trained_once(db: Path, epochs: int, *, attempts: int = 1) -> None:
-    rows = _rows(db, "SELECT arch_id, seed, state, attempt FROM trials")
+    rows = query(db, "SELECT arch_id, seed, state, attempt FROM trials")
     assert len(rows) == SMOKE_CELLS and len({(a, s) for a, s, *_ in rows}) == SMOKE_CELLS
     assert {r[2] for r in rows} == {"COMPLETE"}, rows
     assert max(r[3] for r in rows) <= attempts, rows
-    assert _rows(db, "SELECT count(*) FROM epoch_metrics WHERE name = 'val/acc1'")[0][0] == \
+    assert query(db, "SELECT count(*) FROM epoch_metrics WHERE name = 'val/acc1'")[0][0] == \
         SMOKE_CELLS * epochs
-    assert _rows(db, "SELECT count(*) FROM study_leases") == [(0,)]  # released at exit
+    assert query(db, "SELECT count(*) FROM study_leases") == [(0,)]  # released at exit
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -234,12 +218,12 @@ def test_two_drivers_started_together_train_each_cell_once(runner) -> None:
 def test_a_driver_started_while_another_trains_exits_2_and_changes_nothing(runner) -> None:
     slower = ("train.epochs=2", "testing.epoch_sleep_s=3", "hardware.num_cpus=1")  # >= 24 s
     first = runner.start(*slower)
-    assert _wait_for(lambda: _training(runner.db), 150), "no trial started training"
+    assert wait_until(lambda: _training(runner.db), 150), "no trial started training"
     second = runner.run(*slower, timeout=120)
     assert second.returncode == 2, second.stderr[-2000:]
     lines = _error_lines(second.stderr)
     assert len(lines) == 1 and f"pid {first.pid}," in lines[0], second.stderr
-    errors = [e for (e,) in _rows(runner.db, "SELECT error FROM trials") if e]
+    errors = [e for (e,) in query(runner.db, "SELECT error FROM trials") if e]
     assert errors == [], errors  # the first driver's live trials were not marked interrupted
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-2000:]
@@ -253,17 +237,17 @@ def test_a_stalled_driver_loses_its_lease_to_a_new_one_and_stops(runner, monkeyp
     monkeypatch.setenv("VIDARCH_LEASE_TTL_S", "3")
     epochs = ("train.epochs=3", "testing.epoch_sleep_s=1")
     old = runner.start(*epochs)
-    assert _wait_for(lambda: _training(runner.db), 150), "no trial started training"
+    assert wait_until(lambda: _training(runner.db), 150), "no trial started training"
     os.kill(old.pid, signal.SIGSTOP)
     try:
         time.sleep(4)  # past the TTL: the lease is stale though its holder still exists
         new = runner.start(*epochs)
 
         def new_holds_it() -> bool:
-            rows = _rows(runner.db, "SELECT holder FROM study_leases")
+            rows = query(runner.db, "SELECT holder FROM study_leases")
             return bool(rows) and Holder.parse(rows[0][0]).pid == new.pid
 
-        assert _wait_for(new_holds_it, 150), "the new driver did not take the lease over"
+        assert wait_until(new_holds_it, 150), "the new driver did not take the lease over"
     finally:
         os.kill(old.pid, signal.SIGCONT)
     _, old_err = old.communicate(timeout=180)

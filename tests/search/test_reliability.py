@@ -23,14 +23,18 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import OperationalError
 
+from search.composing import _compose, to_run_config
 from search.dberrors import CONFLICT, STORAGE, TRANSIENT, DatabaseUnavailable, classify
 from search.lease import LEASES
 from search.retry import transaction
-from search.run import _compose, main, to_run_config
+from search.run import main
 from search.schema import utcnow
 from search.store import get_or_create_study, open_engine
 from tests.conftest import private_postgres
 from tests.search.conftest import REPO
+from tests.search.polling import query, wait_until
+
+ANY = (Exception,)  # while waiting: the database is being created, or the server is down
 
 SMOKE_CELLS = 4
 
@@ -255,24 +259,8 @@ def test_a_bad_range_is_one_line_naming_the_key(override: str, expected: str, tm
 # --- a running study (slow) -------------------------------------------------------------------
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except Exception:  # the database is being created, or the server is down
-            pass
-        time.sleep(0.3)
-    return False
 
 
 def _group_gone(pgid: int, timeout: float = 20) -> bool:
@@ -287,7 +275,7 @@ def _group_gone(pgid: int, timeout: float = 20) -> bool:
                 continue
         return out
 
-    return _wait_for(lambda: not alive(), timeout)
+    return wait_until(lambda: not alive(), timeout, tolerate=ANY)
 
 
 SLOW = ("train.epochs=3", "testing.epoch_sleep_s=1")
@@ -300,7 +288,7 @@ def test_a_sqlite_lock_past_the_window_ends_the_run_and_a_shorter_one_is_survive
     monkeypatch.setenv("VIDARCH_DB_RETRY_S", "4")
     proc = runner.start(*SLOW)
     running = "SELECT 1 FROM trials WHERE state = 'RUNNING'"
-    assert _wait_for(lambda: _rows(runner.db, running), 150), "no trial started"
+    assert wait_until(lambda: query(runner.db, running), 150, tolerate=ANY), "no trial started"
     locked, ended = threading.Event(), threading.Event()
     holder = threading.Thread(target=_hold_lock, args=(runner.db, 150, locked, ended))
     holder.start()  # held until the driver has ended
@@ -316,7 +304,7 @@ def test_a_sqlite_lock_past_the_window_ends_the_run_and_a_shorter_one_is_survive
     assert _group_gone(proc.pid), "Ray was left running"
     # The lock outlived the driver, so its lease could not be deleted: it names a dead process
     # of this host, which the rerun takes over at once.
-    assert [h.split(":")[1] for (h,) in _rows(runner.db, "SELECT holder FROM study_leases")] \
+    assert [h.split(":")[1] for (h,) in query(runner.db, "SELECT holder FROM study_leases")] \
         in ([], [str(proc.pid)])
 
     monkeypatch.setenv("VIDARCH_DB_RETRY_S", "60")  # the rerun waits out a 20 s lock
@@ -324,7 +312,7 @@ def test_a_sqlite_lock_past_the_window_ends_the_run_and_a_shorter_one_is_survive
     attempt2 = "SELECT 1 FROM trials WHERE state = 'RUNNING' AND attempt = 2"
     fresh = "SELECT 1 FROM trials WHERE state = 'RUNNING' AND started_at > " \
             "(SELECT max(finished_at) FROM trials WHERE error LIKE 'interrupted%')"
-    assert _wait_for(lambda: _rows(runner.db, attempt2) or _rows(runner.db, fresh), 150)
+    assert wait_until(lambda: query(runner.db, attempt2) or query(runner.db, fresh), 150, tolerate=ANY)
     locked = threading.Event()
     holder = threading.Thread(target=_hold_lock, args=(runner.db, 20, locked))
     holder.start()
@@ -334,7 +322,7 @@ def test_a_sqlite_lock_past_the_window_ends_the_run_and_a_shorter_one_is_survive
         holder.join()
     assert again.returncode == 0, err[-3000:]
     assert _error_lines(err) == [] and "retrying" in err and "is back after" in err, err
-    rows = _rows(runner.db, "SELECT arch_id, seed, state FROM trials")
+    rows = query(runner.db, "SELECT arch_id, seed, state FROM trials")
     assert len(rows) == SMOKE_CELLS and {r[2] for r in rows} == {"COMPLETE"}
 
 
@@ -362,7 +350,7 @@ def test_postgres_restarted_mid_study_is_survived_and_a_long_outage_ends_the_run
         proc = runner.start(f"storage={url}", *SLOW)
         training = ("SELECT 1 FROM trials t JOIN epoch_metrics e ON e.trial_id = t.id "
                     "WHERE t.state = 'RUNNING'")
-        assert _wait_for(lambda: _pg(url, training), 150), "no trial started training"
+        assert wait_until(lambda: _pg(url, training), 150, tolerate=ANY), "no trial started training"
         server.stop()
         time.sleep(8)
         server.start(port=port)
@@ -377,7 +365,7 @@ def test_postgres_restarted_mid_study_is_survived_and_a_long_outage_ends_the_run
         more = ("study.seeds=[0,1,2]", "train.epochs=3", "testing.epoch_sleep_s=2")
         proc = runner.start(f"storage={url}", *more)
         seed2 = "SELECT 1 FROM trials WHERE seed = 2 AND state = 'RUNNING'"
-        assert _wait_for(lambda: _pg(url, seed2), 150), "the extension did not start"
+        assert wait_until(lambda: _pg(url, seed2), 150, tolerate=ANY), "the extension did not start"
         server.stop()
         try:
             _, err = proc.communicate(timeout=200)

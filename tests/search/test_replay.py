@@ -78,7 +78,8 @@ def test_csv_gz_round_trip(small_table: Path, tmp_path: Path) -> None:
 def test_export_from_a_database(tmp_path: Path, capsys) -> None:
     """The exporter on a study database: COMPLETE trials only, every epoch, provenance."""
     from analysis.synthetic import bulk_write_trials, exhaustive_trials
-    from search.run import compose, snapshot, to_run_config
+    from search.composing import compose, to_run_config
+    from search.resuming import snapshot
     from search.store import open_engine
     from search.studies import build_design
 
@@ -231,7 +232,8 @@ def test_bad_sources_are_one_line(tmp_path: Path, capsys) -> None:
 def _grid_design_db(path: Path) -> Path:
     """A placement study (a grid of named networks, no search space) with per-epoch rows."""
     from analysis.synthetic import bulk_write_trials, exhaustive_trials
-    from search.run import compose, snapshot, to_run_config
+    from search.composing import compose, to_run_config
+    from search.resuming import snapshot
     from search.store import open_engine
     from search.studies import build_design
 

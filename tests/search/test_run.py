@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from search.composing import compose, options, to_run_config
 from search.config import PLATEAU_KEYS, DataConfig, TrainSettings
-from search.run import compose, main, options, to_run_config
+from search.run import main
 from search.studies import build_design, mac_band
+from tests.search.polling import query, wait_until
 
 SMOKE_CELLS = 4  # 2 networks x 2 seeds
 
@@ -110,7 +112,8 @@ def test_a_database_that_is_not_vidarch_is_refused_untouched(tmp_path: Path, mon
 
 
 def test_a_changed_design_is_refused_but_more_seeds_extend_the_study(tmp_path: Path) -> None:
-    from search.run import ConfigError, check_resumable, snapshot
+    from search.composing import ConfigError
+    from search.resuming import check_resumable, snapshot
 
     stored = json.dumps(snapshot(to_run_config(compose(["study=smoke"]))))
     more_seeds = snapshot(to_run_config(compose(["study=smoke", "study.seeds=[0,1,2]"])))
@@ -135,21 +138,8 @@ def test_help_and_cfg_print_and_create_nothing(tmp_path: Path, monkeypatch, caps
 # --- end to end through Ray (slow) -------------------------------------------------------------
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 @pytest.mark.slow
@@ -163,16 +153,16 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
             raise AssertionError(f"driver ended early: {proc.communicate()}")
         try:
             # A trial mid-way: RUNNING, with an epoch and its checkpoint recorded.
-            return bool(_rows(runner.db, "SELECT 1 FROM trials t JOIN epoch_metrics e "
+            return bool(query(runner.db, "SELECT 1 FROM trials t JOIN epoch_metrics e "
                                          "ON e.trial_id = t.id WHERE t.state = 'RUNNING' "
                                          "AND t.checkpoint_path IS NOT NULL"))
         except sqlite3.OperationalError:
             return False
 
-    assert _wait_for(epoch_written, 150), "no RUNNING trial with a checkpoint appeared"
+    assert wait_until(epoch_written, 150), "no RUNNING trial with a checkpoint appeared"
     proc.kill()  # SIGKILL of the driver only
     proc.wait()
-    assert _rows(runner.db, "SELECT count(*) FROM trials WHERE state = 'RUNNING'")[0][0] >= 1
+    assert query(runner.db, "SELECT count(*) FROM trials WHERE state = 'RUNNING'")[0][0] >= 1
 
     # A reader hammers the database while the rerun writes: never "database is locked".
     from search.store import open_engine, session_scope, study_trials
@@ -205,7 +195,7 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
         "127.0.0.1 " in done.stdout and " -- --db " in done.stdout
     assert "Pareto front" in done.stdout
 
-    rows = _rows(runner.db, "SELECT arch_id, seed, state, attempt, resources_json FROM trials")
+    rows = query(runner.db, "SELECT arch_id, seed, state, attempt, resources_json FROM trials")
     assert len(rows) == SMOKE_CELLS
     assert len({(a, s) for a, s, *_ in rows}) == SMOKE_CELLS  # no duplicate cells
     assert {r[2] for r in rows} == {"COMPLETE"}
@@ -215,19 +205,19 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
         f"the interrupted cell did not resume from its checkpoint: {rows}"
     assert not any("resume_note" in json.loads(r[4]) for r in rerun), rows  # it was used
     # Every completed trial has both epochs and its final metrics; the archs are shared.
-    assert _rows(runner.db, "SELECT count(DISTINCT trial_id || '-' || epoch) FROM epoch_metrics "
+    assert query(runner.db, "SELECT count(DISTINCT trial_id || '-' || epoch) FROM epoch_metrics "
                             "WHERE name = 'val/acc1'")[0][0] == 3 * SMOKE_CELLS
-    assert _rows(runner.db, "SELECT count(*) FROM results WHERE name = 'val/acc1'")[0][0] == \
+    assert query(runner.db, "SELECT count(*) FROM results WHERE name = 'val/acc1'")[0][0] == \
         SMOKE_CELLS
-    assert _rows(runner.db, "SELECT count(*) FROM archs")[0][0] == 2
-    assert _rows(runner.db, "PRAGMA integrity_check")[0][0] == "ok"
+    assert query(runner.db, "SELECT count(*) FROM archs")[0][0] == 2
+    assert query(runner.db, "PRAGMA integrity_check")[0][0] == "ok"
     assert not (runner.cwd / "outputs").exists() and not (runner.cwd / ".hydra").exists()
 
     # Once more: nothing left to run, nothing changes.
-    before = _rows(runner.db, "SELECT count(*), sum(attempt) FROM trials")
+    before = query(runner.db, "SELECT count(*), sum(attempt) FROM trials")
     again = runner.run(*slow)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert _rows(runner.db, "SELECT count(*), sum(attempt) FROM trials") == before
+    assert query(runner.db, "SELECT count(*), sum(attempt) FROM trials") == before
 
 
 @pytest.mark.slow
@@ -235,7 +225,7 @@ def test_raising_and_nan_trials_fail_alone(runner) -> None:
     """A raising trial and a NaN trial become FAILED rows with reasons; the others complete."""
     out = runner.run("testing.fail_on_seed=1")
     assert out.returncode == 1, out.stderr[-3000:]
-    rows = _rows(runner.db, "SELECT seed, state, error FROM trials ORDER BY seed")
+    rows = query(runner.db, "SELECT seed, state, error FROM trials ORDER BY seed")
     assert len(rows) == SMOKE_CELLS
     assert [r[1] for r in rows if r[0] == 0] == ["COMPLETE", "COMPLETE"]
     assert all(r[1] == "FAILED" and "injected failure" in r[2] for r in rows if r[0] == 1)
@@ -245,7 +235,7 @@ def test_raising_and_nan_trials_fail_alone(runner) -> None:
     # Rerun: completed cells stay; the failed cells run again, now ending in NaN.
     out = runner.run("testing.nan_on_seed=1")
     assert out.returncode == 1, out.stderr[-3000:]
-    rows = _rows(runner.db, "SELECT seed, state, attempt, error FROM trials ORDER BY seed")
+    rows = query(runner.db, "SELECT seed, state, attempt, error FROM trials ORDER BY seed")
     assert len(rows) == SMOKE_CELLS
     assert all(r[1] == "COMPLETE" and r[2] == 1 for r in rows if r[0] == 0)
     assert all(r[1] == "FAILED" and r[2] == 2 and r[3].startswith("nan:")
@@ -264,16 +254,16 @@ def test_free_search_multi_objective_with_asha(runner) -> None:
               "study.scheduler.grace_epochs=1", "study.scheduler.reduction_factor=2", *TINY_DATA)
     out = runner.run(*search)
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = _rows(runner.db, "SELECT state, error, params_json FROM trials")
+    rows = query(runner.db, "SELECT state, error, params_json FROM trials")
     assert len(rows) == 5
     assert {r[0] for r in rows} <= {"COMPLETE", "PRUNED"}
     assert all("stopped early by ASHA" in r[1] for r in rows if r[0] == "PRUNED")
     assert all("stage1.block1.kind" in json.loads(r[2]) for r in rows)  # sampled per block
     front = out.stdout.split("Pareto front")[1].split("Next:")[0]
-    pruned_labels = {lbl for (lbl,) in _rows(runner.db,
+    pruned_labels = {lbl for (lbl,) in query(runner.db,
                                              "SELECT label FROM trials WHERE state='PRUNED'")}
     assert not any(lbl in front for lbl in pruned_labels)
     # A larger budget extends the same study, warm-started from the stored trials.
     more = runner.run(*[a.replace("num_samples=5", "num_samples=7") for a in search])
     assert more.returncode == 0, more.stderr[-3000:]
-    assert _rows(runner.db, "SELECT count(*) FROM trials")[0][0] == 7
+    assert query(runner.db, "SELECT count(*) FROM trials")[0][0] == 7

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,23 +16,18 @@ import pytest
 
 from search.protocol import baselines, trial_data_seed
 from tests.search.conftest import StudyRunner
+from tests.search.polling import query
 
 EPOCHS = ("train.epochs=2",)
 TIMING = ("epoch_time_s",)  # wall-clock metrics: the only ones allowed to differ
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def _curves(db: Path) -> dict[tuple[str, int], list[tuple[int, str, float]]]:
     """Per-epoch metrics of every COMPLETE cell (label, seed), timing metrics left out."""
     out: dict[tuple[str, int], list[tuple[int, str, float]]] = {}
-    for label, seed, epoch, name, value in _rows(
+    for label, seed, epoch, name, value in query(
             db, "SELECT t.label, t.seed, e.epoch, e.name, e.value FROM trials t "
                 "JOIN epoch_metrics e ON e.trial_id = t.id WHERE t.state = 'COMPLETE' "
                 "ORDER BY t.label, t.seed, e.epoch, e.name"):
@@ -44,7 +38,7 @@ def _curves(db: Path) -> dict[tuple[str, int], list[tuple[int, str, float]]]:
 
 def _trials(db: Path) -> dict[tuple[str, int], dict]:
     cols = ("state", "data_seed", "plateaued", "train_val_gap", "chance_acc", "majority_acc")
-    return {(label, seed): dict(zip(cols, rest, strict=True)) for label, seed, *rest in _rows(
+    return {(label, seed): dict(zip(cols, rest, strict=True)) for label, seed, *rest in query(
         db, f"SELECT label, seed, {', '.join(cols)} FROM trials")}
 
 
@@ -87,8 +81,8 @@ def test_each_seed_draws_its_own_clips_unless_the_study_pins_them(study_a) -> No
     """Study A's seeds drew different clips (data seeds from ``trial_data_seed``); a study that
     pins ``data.data_seed`` to seed 1's draw reproduces seed 1's trials exactly and changes
     seed 0's (same weights, other clips)."""
+    from search.composing import compose, to_run_config
     from search.data.synthetic import make_synthetic
-    from search.run import compose, to_run_config
     from search.studies import synthetic_config
 
     runner, db_a = study_a
@@ -123,20 +117,20 @@ def test_a_trial_the_plateau_stopper_ends_is_complete_and_plateaued(runner) -> N
     out = runner.run(*rule)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 complete, 0 pruned, 0 failed" in out.stdout
-    rows = _rows(runner.db, "SELECT t.id, t.state, t.error, t.plateaued, t.train_val_gap, "
+    rows = query(runner.db, "SELECT t.id, t.state, t.error, t.plateaued, t.train_val_gap, "
                             "max(e.epoch) FROM trials t JOIN epoch_metrics e "
                             "ON e.trial_id = t.id GROUP BY t.id")
     assert len(rows) == 2
     for trial_id, state, error, plateau, gap, last_epoch in rows:
         assert (state, error, plateau, last_epoch) == ("COMPLETE", None, 1, 2)
-        final = dict(_rows(runner.db, f"SELECT name, value FROM results "
+        final = dict(query(runner.db, f"SELECT name, value FROM results "
                                       f"WHERE trial_id = {trial_id}"))
         assert final["epoch"] == 2
         assert gap == final["train/acc1"] - final["val/acc1"]
 
     fixed = runner.run(*rule, "train.plateau_stop=false", "study.name=fixed")
     assert fixed.returncode == 0, fixed.stderr[-3000:]
-    rows = _rows(runner.db, "SELECT t.state, t.plateaued, max(e.epoch) FROM trials t "
+    rows = query(runner.db, "SELECT t.state, t.plateaued, max(e.epoch) FROM trials t "
                             "JOIN studies s ON s.id = t.study_id JOIN epoch_metrics e "
                             "ON e.trial_id = t.id WHERE s.name = 'fixed' GROUP BY t.id")
     assert rows == [("COMPLETE", 1, 5)] * 2

@@ -110,7 +110,7 @@ def test_error_reason_is_one_line(exc: BaseException, expected: str) -> None:
 def test_progress_line_counts_best_and_eta() -> None:
     import io
 
-    from search.driver import ProgressDisplay
+    from search.progress import ProgressDisplay
 
     stream = io.StringIO()
     writer = SimpleNamespace(stopped={"p"})
@@ -135,7 +135,7 @@ def test_progress_line_counts_best_and_eta() -> None:
 def test_progress_in_a_log_prints_changes_not_heartbeats() -> None:
     import io
 
-    from search.driver import ProgressDisplay
+    from search.progress import ProgressDisplay
 
     stream = io.StringIO()
     progress = ProgressDisplay(SimpleNamespace(stopped=set()), total=2, study="demo",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from search.run import compose, main, to_run_config
+from search.composing import compose, to_run_config
+from search.run import main
 from search.studies import StudyError, build_design
+from tests.search.polling import query
 
 CLASSES = ("jump", "run", "wave")
 
@@ -42,12 +43,6 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 # --- config (fast, no Ray) ----------------------------------------------------------------------
@@ -204,26 +199,26 @@ def test_smoke_study_on_a_folder_of_videos(runner, tree: Path) -> None:
     out = runner.run("data=folder", f"data.root={tree}", "data.crop_size=32", "data.resize=32",
                      "data.num_workers=1", f"storage=sqlite:///{db}", timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
-    states = _rows(db, "SELECT state FROM trials")
+    states = query(db, "SELECT state FROM trials")
     assert [s for (s,) in states] == ["COMPLETE"] * 4
-    specs = [json.loads(s) for (s,) in _rows(db, "SELECT spec_json FROM archs")]
+    specs = [json.loads(s) for (s,) in query(db, "SELECT spec_json FROM archs")]
     assert len(specs) == 2
     assert all((s["num_classes"], s["clip_len"], s["crop_size"]) == (3, 4, 32) for s in specs)
-    skipped = _rows(db, "SELECT value FROM epoch_metrics WHERE name = 'data/skipped'")
+    skipped = query(db, "SELECT value FROM epoch_metrics WHERE name = 'data/skipped'")
     assert len(skipped) == 4 and all(v == 1.0 for (v,) in skipped)  # one row per trial-epoch
-    config = json.loads(_rows(db, "SELECT config_json FROM studies")[0][0])
+    config = json.loads(query(db, "SELECT config_json FROM studies")[0][0])
     assert config["data"]["num_classes"] == 3 and config["data"]["root"] == str(tree)
     # No official split: each seed held out its own val videos, drawn with its data seed.
     from search.protocol import trial_data_seed
 
-    for seed, data_seed, chance, majority in _rows(
+    for seed, data_seed, chance, majority in query(
             db, "SELECT seed, data_seed, chance_acc, majority_acc FROM trials"):
         assert data_seed == trial_data_seed(None, seed)
         assert chance == pytest.approx(1 / 3) and 1 / 3 <= majority <= 1
 
 
 def test_decode_workers_do_not_block_resuming(tree: Path) -> None:
-    from search.run import check_resumable, snapshot
+    from search.resuming import check_resumable, snapshot
 
     def current(*extra: str) -> dict:
         cfg = to_run_config(compose(["study=smoke", "data=folder", f"data.root={tree}", *extra]))
@@ -232,7 +227,7 @@ def test_decode_workers_do_not_block_resuming(tree: Path) -> None:
 
     stored = json.dumps(current())
     assert check_resumable(stored, current("data.num_workers=3"), "smoke") is True
-    from search.run import ConfigError
+    from search.composing import ConfigError
 
     with pytest.raises(ConfigError, match=r"^data\.crop_size: study 'smoke' exists"):
         check_resumable(stored, current("data.crop_size=64"), "smoke")

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from search.checkpoints import inside_study, load_train_state
-from search.run import main, snapshot, to_run_config
+from search.composing import to_run_config
+from search.resuming import snapshot
+from search.run import main
 from search.store import open_engine
 from search.urls import check_storable, for_command, mask, to_url
 
@@ -57,7 +59,7 @@ def test_passwords_are_masked_in_text_and_left_out_of_commands() -> None:
 
 def test_the_stored_config_and_every_message_hide_the_password(tmp_path, monkeypatch,
                                                                capsys) -> None:
-    from search.run import compose
+    from search.composing import compose
 
     url = f"postgresql://postgres:{SECRET}@127.0.0.1:1/vidarch"  # nothing listens on port 1
     stored = snapshot(to_run_config(compose(["study=smoke", f"storage={url}"])))
@@ -114,7 +116,7 @@ def test_unsafe_study_names_are_refused_before_anything_is_written(
 
 
 def test_safe_names_pass() -> None:
-    from search.run import check_study_name
+    from search.composing import check_study_name
 
     for name in ("smoke", "bottom_vs_top-2.v1", "A" * 100):
         check_study_name(name)

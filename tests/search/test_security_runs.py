@@ -24,44 +24,23 @@ import torch
 
 from search.run import INTERRUPTED_LINE
 from tests.listening import is_loopback, listening_sockets
+from tests.search.polling import query, wait_until
 from tests.search.test_security import SECRET, Payload
 
 SLOW = ("train.epochs=2", "testing.epoch_sleep_s=2")  # trials long enough to look at
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
-def _start(runner, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``runner.start`` with Ctrl-C delivered as in a terminal (a test runner in the background
-    may have inherited SIGINT ignored)."""
-    proc = subprocess.Popen(runner.args(*overrides), cwd=runner.cwd, env=env or runner.env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    runner.groups.append(proc.pid)
-    return proc
 
 
 def _running_with_epoch(runner, proc: subprocess.Popen) -> bool:
     if proc.poll() is not None:
         raise AssertionError(f"driver ended early: {proc.communicate()}")
     try:
-        return bool(_rows(runner.db, "SELECT 1 FROM trials t JOIN epoch_metrics e ON "
+        return bool(query(runner.db, "SELECT 1 FROM trials t JOIN epoch_metrics e ON "
                                      "e.trial_id = t.id WHERE t.state = 'RUNNING'"))
     except sqlite3.OperationalError:
         return False
@@ -76,8 +55,8 @@ def test_a_running_study_listens_on_loopback_only(runner, tmp_path) -> None:
     env = runner.env()
     env.pop("RAY_AUTH_MODE")  # as a user runs it: authentication as Ray configures it
     env["HOME"] = str(tmp_path / "home")  # Ray keeps its token in ~/.ray
-    proc = _start(runner, *SLOW, "hardware.keep_checkpoints=true", env=env)
-    assert _wait_for(lambda: _running_with_epoch(runner, proc), 180), "no trial ran"
+    proc = runner.start(*SLOW, "hardware.keep_checkpoints=true", env=env)
+    assert wait_until(lambda: _running_with_epoch(runner, proc), 180), "no trial ran"
     sockets = listening_sockets(proc.pid)
     names = {name for name, _, _ in sockets}
     assert {"gcs_server", "raylet"} <= names, sockets  # the check sees Ray's servers
@@ -90,7 +69,7 @@ def test_a_running_study_listens_on_loopback_only(runner, tmp_path) -> None:
     assert (tmp_path / "home" / ".ray" / "auth_token").is_file()  # Ray's token auth was on
     # hardware.keep_checkpoints=true: the COMPLETE trials keep their last checkpoints.
     assert len({p.parent for p in _checkpoint_dirs(runner.checkpoints)}) == 4
-    assert all(path for (path,) in _rows(runner.db, "SELECT checkpoint_path FROM trials"))
+    assert all(path for (path,) in query(runner.db, "SELECT checkpoint_path FROM trials"))
 
 
 @pytest.mark.slow
@@ -98,7 +77,7 @@ def test_crafted_checkpoints_never_run_and_never_fail_a_cell(runner, tmp_path) -
     # Every cell fails before its first checkpoint, so each row can be given a crafted one.
     first = runner.run("testing.fail_on_seed=1", "testing.nan_on_seed=0")
     assert first.returncode == 1, first.stderr[-3000:]
-    rows = _rows(runner.db, "SELECT id, seed, state FROM trials ORDER BY id")
+    rows = query(runner.db, "SELECT id, seed, state FROM trials ORDER BY id")
     assert [r[2] for r in rows] == ["FAILED"] * 4
 
     marker = tmp_path / "pwned"
@@ -129,7 +108,7 @@ def test_crafted_checkpoints_never_run_and_never_fail_a_cell(runner, tmp_path) -
     assert len(refused) == 1 and refused[0].startswith("resume: 2 stored checkpoint(s) outside")
     assert "Traceback" not in second.stderr
     notes = {}
-    for trial_id, state, attempt, resources in _rows(
+    for trial_id, state, attempt, resources in query(
             runner.db, "SELECT id, state, attempt, resources_json FROM trials ORDER BY id"):
         assert (state, attempt) == ("COMPLETE", 2)  # trained from scratch, once
         notes[trial_id] = json.loads(resources)["resume_note"]
@@ -142,7 +121,7 @@ def test_crafted_checkpoints_never_run_and_never_fail_a_cell(runner, tmp_path) -
     # Nothing of a COMPLETE trial is left under the checkpoint directory (the crafted ones the
     # cells resumed from went too); what lies outside it is not touched.
     assert _checkpoint_dirs(runner.checkpoints) == []
-    assert _rows(runner.db, "SELECT count(*) FROM trials WHERE checkpoint_path IS NOT NULL") \
+    assert query(runner.db, "SELECT count(*) FROM trials WHERE checkpoint_path IS NOT NULL") \
         == [(0,)]
     assert (tmp_path / "outside" / "checkpoint_000000" / "state.pt").is_file()
 
@@ -150,22 +129,22 @@ def test_crafted_checkpoints_never_run_and_never_fail_a_cell(runner, tmp_path) -
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["start-up", "database created", "mid-trial"])
 def test_ctrl_c_at_any_moment_exits_130_with_one_line(runner, moment) -> None:
-    proc = _start(runner, *SLOW)
+    proc = runner.start(*SLOW)
     if moment == "start-up":
         time.sleep(1.5)  # composing the config, importing
     elif moment == "database created":
-        assert _wait_for(lambda: runner.db.exists() or proc.poll() is not None, 120)
+        assert wait_until(lambda: runner.db.exists() or proc.poll() is not None, 120)
     else:
-        assert _wait_for(lambda: _running_with_epoch(runner, proc), 180), "no trial ran"
+        assert wait_until(lambda: _running_with_epoch(runner, proc), 180), "no trial ran"
     os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole process group
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (moment, err[-3000:])
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("[smoke] ")]
     assert lines == [INTERRUPTED_LINE], err[-3000:]
     if runner.db.exists():
-        assert _rows(runner.db, "PRAGMA integrity_check") == [("ok",)]
-        if _rows(runner.db, "SELECT name FROM sqlite_master WHERE name = 'trials'"):
-            assert _rows(runner.db, "SELECT count(*) FROM trials WHERE state = 'RUNNING'") \
+        assert query(runner.db, "PRAGMA integrity_check") == [("ok",)]
+        if query(runner.db, "SELECT name FROM sqlite_master WHERE name = 'trials'"):
+            assert query(runner.db, "SELECT count(*) FROM trials WHERE state = 'RUNNING'") \
                 == [(0,)]
     if moment == "mid-trial":
         assert "INTERRUPTED: rerun the same command to resume" in out

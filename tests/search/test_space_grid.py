@@ -8,7 +8,8 @@ import optuna
 import pytest
 
 from arch_space.space import SearchSpace
-from search.run import compose, main, to_run_config
+from search.composing import compose, to_run_config
+from search.run import main
 from search.space_grid import space_points
 from search.studies import build_design
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from arch_space.spec import VMZ_STEM_MID
-from search.run import compose, options, to_run_config
+from search.composing import compose, options, to_run_config
 from search.studies import build_design
 
 RECORDED = json.loads((Path(__file__).with_name("study_arch_ids.json")).read_text())

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from arch_space.estimate import estimate_macs, estimate_params
+from search.composing import ConfigError, compose, options, studies_of
 from search.matching import MATCH_TOL
-from search.run import ConfigError, compose, main, options, studies_of
+from search.run import main
 from search.studies import build_design
 from search.variants import VariantError, check, family, label
 
