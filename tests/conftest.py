@@ -221,3 +221,14 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 def postgres_db(postgres_server: PostgresServer) -> str:
     """The URL of a fresh, empty database on the session's server."""
     return postgres_server.create_database()
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test (the test machines' cores are shared); restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

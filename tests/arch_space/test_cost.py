@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 
 from arch_space.cost import (
     CostReport,
@@ -33,13 +32,7 @@ TINY = (8, 16, 16)
 
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: subprocesses import from it
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the test machines' cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ exactly: odd widths, (2+1)D stems whose mid width follows the scaled width, ever
 from __future__ import annotations
 
 import pytest
-import torch
 
 from arch_space.cost import estimate_macs, estimate_params, measure_cost
 from arch_space.presets import p3d_mix, preset, uniform
@@ -15,12 +14,7 @@ TINY = dict(widths=(8, 16, 32, 64), depths=(1, 1, 1, 1), num_classes=4, clip_len
             crop_size=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_scale_to_params_meets_a_parameter_target():

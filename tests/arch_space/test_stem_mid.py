@@ -16,12 +16,7 @@ from arch_space.spec import VMZ_STEM_MID, ArchSpec, StemSpec, mid_width, stem_mi
 TINY = dict(num_classes=4, clip_len=8, crop_size=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_paper_rule_for_the_stems_own_width():

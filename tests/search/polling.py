@@ -1,4 +1,4 @@
-"""Looking at a running study from a test: its SQLite rows, and waiting for a condition."""
+"""Looking at a running study from a test: its rows (SQLite or PostgreSQL), and waiting."""
 
 from __future__ import annotations
 
@@ -15,6 +15,19 @@ def query(db: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+def pg_query(url: str, sql: str, *, connect_timeout: int | None = None) -> list[tuple]:
+    """The rows of ``sql`` on the database at the SQLAlchemy ``url`` (a fresh engine)."""
+    from sqlalchemy import create_engine, text
+
+    args = {"connect_timeout": connect_timeout} if connect_timeout is not None else {}
+    engine = create_engine(url, connect_args=args)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, *,

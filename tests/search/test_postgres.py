@@ -34,6 +34,7 @@ from search.store import (
     trial_results,
     upsert_arch,
 )
+from tests.search.polling import pg_query
 
 R3D_18_MACS = 40_696_553_472  # > 2**31: needs BIGINT
 R3D_18_PARAMS = 33_371_472
@@ -214,13 +215,6 @@ def test_load_trials_on_postgres_matches_sqlite(postgres_db: str, tmp_path: Path
 # --- end to end (slow) -----------------------------------------------------------------------
 
 
-def _pg_rows(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.slow
@@ -231,12 +225,12 @@ def test_smoke_study_on_postgres_completes_and_resumes(runner, postgres_db: str)
     assert "Pareto front" in out.stdout and "Next: " in out.stdout
     assert not runner.db.exists()  # nothing went to the default SQLite file
 
-    rows = _pg_rows(postgres_db, "SELECT arch_id, seed, state, attempt FROM trials")
+    rows = pg_query(postgres_db, "SELECT arch_id, seed, state, attempt FROM trials")
     assert len(rows) == SMOKE_CELLS and {r[2] for r in rows} == {"COMPLETE"}
     assert len({(a, s) for a, s, *_ in rows}) == SMOKE_CELLS
-    assert _pg_rows(postgres_db, "SELECT count(*) FROM results WHERE name = 'val/acc1'"
+    assert pg_query(postgres_db, "SELECT count(*) FROM results WHERE name = 'val/acc1'"
                     )[0][0] == SMOKE_CELLS
-    assert _pg_rows(postgres_db, "SELECT count(*) FROM archs")[0][0] == 2
+    assert pg_query(postgres_db, "SELECT count(*) FROM archs")[0][0] == 2
 
     from analysis import load_trials
 
@@ -244,12 +238,12 @@ def test_smoke_study_on_postgres_completes_and_resumes(runner, postgres_db: str)
     assert len(df) == SMOKE_CELLS and set(df["state"]) == {"COMPLETE"}
     assert df["val/acc1"].notna().all() and (df["macs"] > 0).all()
 
-    before = _pg_rows(postgres_db, "SELECT count(*), sum(attempt) FROM trials")
-    epochs = _pg_rows(postgres_db, "SELECT count(*) FROM epoch_metrics")
+    before = pg_query(postgres_db, "SELECT count(*), sum(attempt) FROM trials")
+    epochs = pg_query(postgres_db, "SELECT count(*) FROM epoch_metrics")
     again = runner.run(f"storage={postgres_db}")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert _pg_rows(postgres_db, "SELECT count(*), sum(attempt) FROM trials") == before
-    assert _pg_rows(postgres_db, "SELECT count(*) FROM epoch_metrics") == epochs
+    assert pg_query(postgres_db, "SELECT count(*), sum(attempt) FROM trials") == before
+    assert pg_query(postgres_db, "SELECT count(*) FROM epoch_metrics") == epochs
 
 
 # --- the fixture itself ----------------------------------------------------------------------

@@ -29,12 +29,7 @@ PRETRAIN = TrainConfig(epochs=8, batch_size=32, lr=5e-3, warmup_epochs=0.5)
 FINETUNE = TrainConfig(epochs=5, batch_size=16, lr=2e-3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_as_2d_keeps_widths_and_drops_time() -> None:

@@ -32,7 +32,7 @@ from search.schema import utcnow
 from search.store import get_or_create_study, open_engine
 from tests.conftest import private_postgres
 from tests.search.conftest import REPO
-from tests.search.polling import query, wait_until
+from tests.search.polling import pg_query, query, wait_until
 
 ANY = (Exception,)  # while waiting: the database is being created, or the server is down
 
@@ -326,15 +326,6 @@ def test_a_sqlite_lock_past_the_window_ends_the_run_and_a_shorter_one_is_survive
     assert len(rows) == SMOKE_CELLS and {r[2] for r in rows} == {"COMPLETE"}
 
 
-def _pg(url: str, sql: str) -> list[tuple]:
-    from sqlalchemy import create_engine
-
-    engine = create_engine(url, connect_args={"connect_timeout": 2})
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.slow
@@ -350,14 +341,14 @@ def test_postgres_restarted_mid_study_is_survived_and_a_long_outage_ends_the_run
         proc = runner.start(f"storage={url}", *SLOW)
         training = ("SELECT 1 FROM trials t JOIN epoch_metrics e ON e.trial_id = t.id "
                     "WHERE t.state = 'RUNNING'")
-        assert wait_until(lambda: _pg(url, training), 150, tolerate=ANY), "no trial started training"
+        assert wait_until(lambda: pg_query(url, training, connect_timeout=2), 150, tolerate=ANY), "no trial started training"
         server.stop()
         time.sleep(8)
         server.start(port=port)
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
         assert _error_lines(err) == [] and "retrying" in err and "is back after" in err, err
-        rows = _pg(url, "SELECT arch_id, seed, state, attempt FROM trials")
+        rows = pg_query(url, "SELECT arch_id, seed, state, attempt FROM trials", connect_timeout=2)
         assert len(rows) == SMOKE_CELLS and {r[2] for r in rows} == {"COMPLETE"}
         assert {r[3] for r in rows} == {1}  # no cell trained twice
 
@@ -365,7 +356,7 @@ def test_postgres_restarted_mid_study_is_survived_and_a_long_outage_ends_the_run
         more = ("study.seeds=[0,1,2]", "train.epochs=3", "testing.epoch_sleep_s=2")
         proc = runner.start(f"storage={url}", *more)
         seed2 = "SELECT 1 FROM trials WHERE seed = 2 AND state = 'RUNNING'"
-        assert wait_until(lambda: _pg(url, seed2), 150, tolerate=ANY), "the extension did not start"
+        assert wait_until(lambda: pg_query(url, seed2, connect_timeout=2), 150, tolerate=ANY), "the extension did not start"
         server.stop()
         try:
             _, err = proc.communicate(timeout=200)
@@ -380,7 +371,7 @@ def test_postgres_restarted_mid_study_is_survived_and_a_long_outage_ends_the_run
         done = runner.run(f"storage={url}", *more)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "resume:" in done.stderr
-        rows = _pg(url, "SELECT arch_id, seed, state FROM trials")
+        rows = pg_query(url, "SELECT arch_id, seed, state FROM trials", connect_timeout=2)
         assert len(rows) == 6 and {r[2] for r in rows} == {"COMPLETE"}
-        assert _pg(url, "SELECT count(*) FROM study_leases") == [(0,)]
+        assert pg_query(url, "SELECT count(*) FROM study_leases", connect_timeout=2) == [(0,)]
 

@@ -17,12 +17,7 @@ KEYS = {"train/loss", "train/acc1", "val/loss", "val/acc1", "val/acc5", "lr", "e
 TINY_NET = {"widths": (8, 16, 16, 32), "depths": (1, 1, 1, 1), "stem_width": 8}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_data(n_train: int = 64, n_val: int = 32, **kw) -> tuple[ClipSet, ClipSet]:
