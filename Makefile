@@ -30,8 +30,12 @@ lint: install
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 
+# The fast tests in JOBS processes (pytest-xdist), then the end-to-end ones one at a time (each
+# starts Ray; some time signals and leases).
+JOBS ?= 2
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow" -n $(JOBS)
+	$(PY) -m pytest -q -m slow
 
 findings: install
 	$(PY) -m analysis.findings
