@@ -26,6 +26,7 @@ from analysis.stats import completed, pareto_mask
 from arch_space.naming import runs_name
 from arch_space.spec import TEMPORAL_KINDS
 from search import metrics
+from search.seed_stats import UNBOUNDED, mean_interval
 
 # Cost axes a budget may be given on: column of load_trials → (unit label, scale to that unit).
 COST_AXES: dict[str, tuple[str, float]] = {
@@ -64,21 +65,11 @@ def network_name(label: Any, arch_id: str, spec: Mapping[str, Any] | None = None
     return str(arch_id)[:12]
 
 
-def t_interval(values: np.ndarray | pd.Series,
-               confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of ``values`` (NaN bounds below two values)."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    sem = float(x.std(ddof=1)) / math.sqrt(x.size)
-    if sem == 0.0:
-        return mean, mean, mean
-    low, high = sps.t.interval(confidence, x.size - 1, loc=mean, scale=sem)
-    return mean, float(low), float(high)
+def t_interval(values: np.ndarray | pd.Series, confidence: float = 0.95,
+               bounds: tuple[float, float] = UNBOUNDED) -> tuple[float, float, float]:
+    """Mean and Student-t interval of ``values`` (NaN bounds below two values), clipped to
+    ``bounds`` (``search.seed_stats.mean_interval``)."""
+    return mean_interval(values, confidence, bounds)
 
 
 def seed_means(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -187,7 +178,7 @@ def _family_table(df: pd.DataFrame, nets: pd.DataFrame, metric: str,
             units, unit = s.groupby("seed")["value"].mean(), "seed"
         else:
             units, unit = g["mean"], "network"
-        mean, low, high = t_interval(units, confidence)
+        mean, low, high = t_interval(units, confidence, metrics.bounds(metric))
         top = g.iloc[0]  # nets is sorted best first
         rows.append({"family": family, "n_networks": len(g), "n_units": len(units), "unit": unit,
                      "mean": mean, "ci_low": low, "ci_high": high, "best": top["name"],

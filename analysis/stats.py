@@ -21,7 +21,15 @@ from analysis.checks import FLAG_COLUMNS, add_flags, group_checks
 from analysis.loading import spec_columns
 from analysis.placement import FAMILIES
 from search import metrics
-from search.seed_stats import CI_METHOD, mean_ci, paired_contrast, pareto_mask, t_half_width
+from search.seed_stats import (
+    CI_METHOD,
+    UNBOUNDED,
+    clip_interval,
+    mean_ci,
+    paired_contrast,
+    pareto_mask,
+    t_half_width,
+)
 
 # (column, "max" | "min"), or a metric name whose direction search.metrics knows
 Objectives = Sequence[tuple[str, str] | str]
@@ -68,10 +76,12 @@ def pareto_front(df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES,
 
 
 def t_interval(mean: pd.Series, std: pd.Series, n: pd.Series,
-               confidence: float = metrics.CONFIDENCE) -> tuple[pd.Series, pd.Series]:
-    """Student-t CI of a mean per row (NaN where n < 2); cheap for thousands of groups."""
+               confidence: float = metrics.CONFIDENCE,
+               bounds: tuple[float, float] = UNBOUNDED) -> tuple[pd.Series, pd.Series]:
+    """Student-t CI of a mean per row (NaN where n < 2), clipped to ``bounds`` (the metric's
+    range, ``metrics.bounds``); cheap for thousands of groups."""
     half = t_half_width(std, n, confidence)
-    return mean - half, mean + half
+    return clip_interval(mean - half, mean + half, bounds)
 
 
 def _seed_units(group: pd.DataFrame, metric: str) -> tuple[pd.Series, str]:
@@ -121,7 +131,7 @@ def compare(df: pd.DataFrame, by: str = "family", metric: str = metrics.VAL_ACC1
         units, unit = _seed_units(g, metric)
         units_of[group] = units.to_numpy(dtype=float)
         seed_means[group] = g.groupby("seed")[metric].mean() if "seed" in g else pd.Series()
-        low, high = mean_ci(units_of[group], confidence)
+        low, high = mean_ci(units_of[group], confidence, metrics.bounds(metric))
         rows.append({
             "group": group, "n": len(g), "n_seeds": g["seed"].nunique() if "seed" in g else 1,
             "n_archs": g["arch_id"].nunique() if "arch_id" in g else len(g),
@@ -181,7 +191,8 @@ def arch_summary(df: pd.DataFrame, metric: str = metrics.VAL_ACC1,
     out = grouped[keep].first()
     stats = grouped[metric].agg(["count", "mean", "std"]).rename(columns={"count": "n"})
     out = out.join(stats)
-    out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["std"], out["n"], confidence)
+    out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["std"], out["n"], confidence,
+                                               metrics.bounds(metric))
     if "seed" in data:
         out["seeds"] = grouped["seed"].agg(lambda s: ",".join(map(str, sorted(s))))
     out = add_flags(out.join(group_checks(data, "arch_id")), metric)
@@ -233,7 +244,8 @@ def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "val
     sub = sub[np.isfinite(sub["value"].to_numpy(dtype=float))]
     out = sub.groupby([by, "epoch"])["value"].agg(["count", "mean", "std"]).reset_index()
     out = out.rename(columns={"count": "n"})
-    out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["std"], out["n"], confidence)
+    out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["std"], out["n"], confidence,
+                                               metrics.bounds(metric))
     return out
 
 

@@ -53,6 +53,16 @@ def is_accuracy(name: str) -> bool:
     return name.rsplit("/", 1)[-1].startswith("acc")
 
 
+def bounds(name: str) -> tuple[float, float]:
+    """The range a metric's values (and so their mean) can take: an interval of its mean is
+    clipped to it (an accuracy's to [0, 1], a loss's to [0, inf))."""
+    if is_accuracy(name):
+        return 0.0, 1.0
+    if is_loss(name):
+        return 0.0, math.inf
+    return -math.inf, math.inf
+
+
 def is_loss(name: str) -> bool:
     """``val/loss``, ``train/loss``, ``loss``."""
     return name.rsplit("/", 1)[-1].endswith("loss")

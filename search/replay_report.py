@@ -9,7 +9,6 @@ are t intervals over repetitions (95 %: mean ± t(0.975, n-1) · sd / sqrt(n)).
 
 from __future__ import annotations
 
-import functools
 import math
 import statistics
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any, TextIO
 
 from search.replay_sim import Bench, ReplayRun, final_front, hv_trace
 from search.replay_table import ACC as ACC_NAME
+from search.seed_stats import mean_interval
 
 TARGET = 0.95  # fraction of the exhaustive hypervolume a searcher should reach
 CURVE_POINTS = 80  # time points of the HV-over-time curves
@@ -25,21 +25,8 @@ CURVE_POINTS = 80  # time points of the HV-over-time curves
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """``(mean, low, high)`` of a t interval; low = high = mean for fewer than 2 values."""
-    if not values:
-        return math.nan, math.nan, math.nan
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, mean, mean
-    half = _t_quantile(0.5 + level / 2, len(values) - 1) * statistics.stdev(values) \
-        / math.sqrt(len(values))
-    return mean, mean - half, mean + half
-
-
-@functools.lru_cache(maxsize=64)
-def _t_quantile(q: float, dof: int) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(q, dof))
+    mean, low, high = mean_interval(values, level)
+    return (mean, mean, mean) if len(values) < 2 else (mean, low, high)
 
 
 @dataclass

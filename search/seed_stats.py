@@ -35,19 +35,43 @@ def t_half_width(std: Any, n: Any, confidence: float = CONFIDENCE) -> Any:
     return quantile * std / np.sqrt(n_arr)
 
 
-def mean_ci(units: Sequence[float] | np.ndarray,
-            confidence: float = CONFIDENCE) -> tuple[float, float]:
+Bounds = tuple[float, float]
+UNBOUNDED: Bounds = (-math.inf, math.inf)
+
+
+def mean_ci(units: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE,
+            bounds: Bounds = UNBOUNDED) -> tuple[float, float]:
     """Student-t interval of the mean of ``units`` (per-seed means); NaNs below two units.
 
-    With identical units the interval is the point itself (zero spread is what was seen).
+    With identical units the interval is the point itself (zero spread is what was seen). The
+    interval is clipped to ``bounds``, the range the mean can take (``search.metrics.bounds``:
+    [0, 1] for an accuracy), which only removes values the mean cannot have.
     """
+    return mean_interval(units, confidence, bounds)[1:]
+
+
+def mean_interval(units: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE,
+                  bounds: Bounds = UNBOUNDED) -> tuple[float, float, float]:
+    """``(mean, low, high)``: ``mean_ci`` with the mean (NaN without finite units)."""
     values = np.asarray(units, dtype=float)
     values = values[np.isfinite(values)]
-    if values.size < 2:
-        return math.nan, math.nan
+    if values.size == 0:
+        return math.nan, math.nan, math.nan
     mean = float(values.mean())
+    if values.size < 2:
+        return mean, math.nan, math.nan
     half = _quantile(values.size, confidence) * float(values.std(ddof=1)) / math.sqrt(values.size)
-    return mean - half, mean + half
+    low, high = clip_interval(mean - half, mean + half, bounds)
+    return mean, low, high
+
+
+def clip_interval(low: Any, high: Any, bounds: Bounds = UNBOUNDED) -> tuple[Any, Any]:
+    """``low`` and ``high`` (floats or arrays) clipped to ``bounds``; NaN stays NaN."""
+    lo, hi = bounds
+    if isinstance(low, float | int) and isinstance(high, float | int):
+        return (min(max(float(low), lo), hi) if math.isfinite(low) else low,
+                min(max(float(high), lo), hi) if math.isfinite(high) else high)
+    return np.clip(low, lo, hi), np.clip(high, lo, hi)
 
 
 @functools.lru_cache(maxsize=256)

@@ -114,7 +114,7 @@ def summarize(rows: list[dict[str, Any]], metric: str = metrics.VAL_ACC1, mode: 
     archs = []
     for arch_id, trials in by_arch.items():
         values = [t["results"][metric] for t in trials]
-        low, high = mean_ci(values)
+        low, high = mean_ci(values, bounds=metrics.bounds(metric))
         gap = _mean([_gap(t) for t in trials])
         above = (low > chance) if accuracy and math.isfinite(low) and math.isfinite(chance) \
             else None

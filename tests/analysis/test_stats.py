@@ -153,3 +153,21 @@ def test_no_p_value_without_spread() -> None:
     table = compare(pd.DataFrame(rows), reference="2D").set_index("group")
     assert math.isnan(table.loc["top-heavy", "p_paired_t"])
     assert math.isnan(table.loc["top-heavy", "p_welch"])
+
+
+def test_an_accuracy_interval_stays_within_zero_and_one() -> None:
+    """Seeds near 1.0 with one bad seed: the t interval's upper end passes 1.0 and is clipped;
+    the mean is unchanged, and a loss's interval keeps its upper end (bounded below only)."""
+    accs = [1.0, 1.0, 0.97, 1.0, 0.62, 1.0, 1.0, 0.99]
+    rows = [{"family": "bottom-heavy", "seed": s, "arch_id": "mc3", "state": "COMPLETE",
+             "gmacs": 1.0, "val/acc1": a, "val/loss": 0.05 + (1 - a)} for s, a in enumerate(accs)]
+    df = pd.DataFrame(rows)
+    raw_low, raw_high = mean_ci(accs)
+    assert raw_high > 1.0  # the unclipped interval: a mean above 1 cannot be
+    row = compare(df, by="family", metric="val/acc1").iloc[0]
+    assert row["ci_high"] == 1.0 and row["ci_low"] == pytest.approx(raw_low)
+    assert row["mean"] == pytest.approx(np.mean(accs))
+    summary = arch_summary(df, metric="val/acc1").iloc[0]
+    assert summary["ci_high"] == 1.0
+    loss = compare(df, by="family", metric="val/loss").iloc[0]
+    assert loss["ci_high"] == pytest.approx(mean_ci(df["val/loss"])[1]) and loss["ci_low"] >= 0
