@@ -25,8 +25,8 @@ from analysis.loading import spec_columns
 from analysis.stats import completed, pareto_mask
 from arch_space.naming import runs_name
 from arch_space.spec import TEMPORAL_KINDS
-from search import metrics
-from search.seed_stats import UNBOUNDED, mean_interval
+from search.results import metrics
+from search.results.seed_stats import UNBOUNDED, mean_interval
 
 # Cost axes a budget may be given on: column of load_trials → (unit label, scale to that unit).
 COST_AXES: dict[str, tuple[str, float]] = {
@@ -38,7 +38,7 @@ MATCHED_COST = 0.05  # two arms whose costs differ by at most 5% count as matche
 
 
 def higher_is_better(metric: str) -> bool:
-    """Whether larger values of ``metric`` are better (``search.metrics`` owns the direction)."""
+    """Whether larger values of ``metric`` are better (``search.results.metrics`` owns the direction)."""
     return metrics.direction(metric) == metrics.MAX
 
 
@@ -68,7 +68,7 @@ def network_name(label: Any, arch_id: str, spec: Mapping[str, Any] | None = None
 def t_interval(values: np.ndarray | pd.Series, confidence: float = 0.95,
                bounds: tuple[float, float] = UNBOUNDED) -> tuple[float, float, float]:
     """Mean and Student-t interval of ``values`` (NaN bounds below two values), clipped to
-    ``bounds`` (``search.seed_stats.mean_interval``)."""
+    ``bounds`` (``search.results.seed_stats.mean_interval``)."""
     return mean_interval(values, confidence, bounds)
 
 

@@ -6,7 +6,7 @@
   be indistinguishable from guessing.
 - **Flags.** An arm is *undertrained* when one of its trials did not plateau (``plateaued`` is
   False) and *memorising* when its mean final train-val accuracy gap exceeds
-  ``search.metrics.MEMORISING_GAP`` (the gap is ``train_val_gap``, else train/acc1 - val/acc1).
+  ``search.results.metrics.MEMORISING_GAP`` (the gap is ``train_val_gap``, else train/acc1 - val/acc1).
 - **Informative metrics.** A metric offered as a choice has a direction and varies over the
   COMPLETE trials (``val/acc5`` = 1.0 on a 4-class task does not).
 
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.loading import metric_names
-from search import metrics
+from search.results import metrics
 
 FLAG_COLUMNS: tuple[str, ...] = ("chance", "majority", "above_chance", "train_val_gap",
                                  "n_undertrained", "memorising", "flags")

@@ -1,7 +1,7 @@
 """A study's declared contrasts over its trials: paired differences, t intervals, Holm.
 
 A study declares its contrasts in its config before it runs (``study.contrasts``, grammar in
-``search.contrasts``: ``"A - B"`` or ``"each vs C"`` over network labels and families). Each
+``search.results.contrasts``: ``"A - B"`` or ``"each vs C"`` over network labels and families). Each
 comparison is paired over the seeds both groups completed (a group's value at a seed is the
 mean over its networks, counted only where every one of them completed), with a Student-t
 interval of the mean difference, the paired t-test's p adjusted by Holm over every comparison
@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from analysis.stats import completed
-from search import metrics
-from search.contrasts import COLUMNS, Groups, evaluate, floor_note
+from search.results import metrics
+from search.results.contrasts import COLUMNS, Groups, evaluate, floor_note
 
 
 def study_contrasts(config: Mapping[str, Any] | None) -> list[str]:
@@ -42,7 +42,7 @@ def declared_contrasts(df: pd.DataFrame, contrasts: Sequence[str],
                        confidence: float = metrics.CONFIDENCE) -> pd.DataFrame:
     """One row per comparison of the declared ``contrasts`` on ``metric`` (COMPLETE trials).
 
-    Columns (``search.contrasts.COLUMNS``): ``contrast`` (as declared), ``a``, ``b``,
+    Columns (``search.results.contrasts.COLUMNS``): ``contrast`` (as declared), ``a``, ``b``,
     ``n_pairs`` (shared seeds), ``mean_a``, ``mean_b``, ``delta`` (mean of a - b over them),
     ``ci_low``/``ci_high`` and ``ci_method`` (Student-t), ``p_t`` (paired t), ``p_holm`` (Holm
     over the study's comparisons), ``p_wilcoxon``, ``wilcoxon_floor`` (2 / 2^n),

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.placement import FAMILIES
-from search import metrics
+from search.results import metrics
 
 FAMILY_COLORS: dict[str, str] = {
     "2D": "#7f7f7f", "bottom-heavy": "#1f77b4", "top-heavy": "#d62728",

@@ -64,7 +64,7 @@ from analysis.matched import credible_front
 from analysis.placement import FAMILIES
 from analysis.stats import arch_summary, compare, completed
 from arch_space import kinds
-from search.schema import StudyRow, TrialRow
+from search.results.schema import StudyRow, TrialRow
 
 FIG_DIR = "findings"  # PNG and CSV files, beside findings.md
 FIG_WIDTH = 900  # px of the exported PNGs

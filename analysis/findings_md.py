@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.contrasts import wilcoxon_note
-from search import metrics
+from search.results import metrics
 
 METRIC = metrics.VAL_ACC1
 

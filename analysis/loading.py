@@ -22,8 +22,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from analysis.placement import arch_features, layer_costs
 from arch_space.spec import ArchSpec
-from search import urls
-from search.schema import (
+from search.results import urls
+from search.results.schema import (
     HARDWARE_KEYS,
     ArchRow,
     EpochMetricRow,
@@ -31,9 +31,9 @@ from search.schema import (
     StudyRow,
     TrialRow,
 )
-from search.store import StoreError, open_engine
+from search.results.store import StoreError, open_engine
 
-# The study protocol's trial columns (search.store.PROTOCOL_COLUMNS) and how they load.
+# The study protocol's trial columns (search.results.store.PROTOCOL_COLUMNS) and how they load.
 PROTOCOL_DTYPES: dict[str, str] = {"data_seed": "Int64", "plateaued": "boolean",
                                    "train_val_gap": "float", "chance_acc": "float",
                                    "majority_acc": "float"}
@@ -57,7 +57,7 @@ Db = str | Path | Engine
 
 def to_url(db: str | Path) -> str:
     """A SQLAlchemy URL from a URL or a file path (``studies.db`` → ``sqlite:///studies.db``);
-    the rules are ``search.urls.to_url``'s, the same as the writer's."""
+    the rules are ``search.results.urls.to_url``'s, the same as the writer's."""
     return urls.to_url(db)
 
 
@@ -170,7 +170,7 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
     the study protocol's ``data_seed`` (effective seed of the clips drawn; nullable Int64),
     ``plateaued`` (nullable boolean), ``train_val_gap``, ``chance_acc``, ``majority_acc``
     (floats), missing (NA / NaN) on rows written before they were recorded;
-    the hardware the trial ran on (``node``, ``search.schema.HARDWARE_KEYS``: ``node_ip``,
+    the hardware the trial ran on (``node``, ``search.results.schema.HARDWARE_KEYS``: ``node_ip``,
     ``hostname``, ``node_id``, ``device``, ``device_name``, ``gpu_model``, ``gpu_count``, ...);
     the flattened spec (``stem.kind``, ``stage2.block1.kind``, ``...t_kernel``, ``...inflate``);
     placement descriptors (``family``, ``n_temporal``, ``t_com``, ``t_share_bottom``,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import pareto_front
-from search import metrics
+from search.results import metrics
 
 
 def credible(summary: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from analysis.budget import network_table, paired_difference
 from analysis.loading import Db, _read_sql, opened, spec_columns, study_config
-from search.schema import StudyRow, TrialRow
+from search.results.schema import StudyRow, TrialRow
 
 BLOCK_FIELDS = ("kind", "t_kernel", "t_stride", "s_stride", "inflate", "width")  # diffed
 

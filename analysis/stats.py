@@ -1,7 +1,7 @@
 """Pareto fronts and grouped comparisons with seed statistics.
 
-Intervals are Student-t over per-seed means (``search.seed_stats``, shared with the CLI
-summary); "best" follows each metric's direction (``search.metrics``: the lowest loss, the
+Intervals are Student-t over per-seed means (``search.results.seed_stats``, shared with the CLI
+summary); "best" follows each metric's direction (``search.results.metrics``: the lowest loss, the
 highest accuracy); every table carries the protocol's checks (``analysis.checks``: chance,
 train-val gap, flags). Only COMPLETE trials count: a PRUNED trial stopped early with partial results and would look
 cheaper and worse than it is; FAILED and RUNNING trials have no final metrics.
@@ -20,8 +20,8 @@ from scipy import stats as sps
 from analysis.checks import FLAG_COLUMNS, add_flags, group_checks
 from analysis.loading import spec_columns
 from analysis.placement import FAMILIES
-from search import metrics
-from search.seed_stats import (
+from search.results import metrics
+from search.results.seed_stats import (
     CI_METHOD,
     UNBOUNDED,
     clip_interval,
@@ -31,7 +31,7 @@ from search.seed_stats import (
     t_half_width,
 )
 
-# (column, "max" | "min"), or a metric name whose direction search.metrics knows
+# (column, "max" | "min"), or a metric name whose direction search.results.metrics knows
 Objectives = Sequence[tuple[str, str] | str]
 DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = ((metrics.VAL_ACC1, metrics.MAX),
                                                    (metrics.MACS, metrics.MIN))
@@ -55,7 +55,7 @@ def pareto_front(df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES,
         df: a ``load_trials`` frame (or ``arch_summary``, with ``complete_only=False``).
         objectives: ``(column, "max" | "min")`` pairs, e.g. accuracy up, MACs down, or metric
             names (``"val/loss"``, ``"macs"``) that take their direction from
-            ``search.metrics``.
+            ``search.results.metrics``.
         complete_only: keep COMPLETE trials only (PRUNED never counts).
     """
     pairs: list[tuple[str, str]] = [(o, metrics.direction(o)) if isinstance(o, str) else o

@@ -14,7 +14,7 @@ import pandas as pd
 
 from analysis.checks import baselines
 from analysis.stats import arch_summary, compare, completed
-from search import metrics
+from search.results import metrics
 
 
 def best_per_group(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, by: str = "family", *,

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, insert, select
 from analysis.placement import TEMPORAL_STEM_KINDS, describe, estimate_layer_macs
 from arch_space.presets import preset
 from arch_space.spec import TEMPORAL_KINDS, ArchSpec, BlockSpec, StageSpec, StemSpec
-from search.schema import (
+from search.results.schema import (
     ArchRow,
     EpochMetricRow,
     ResultRow,
@@ -32,7 +32,7 @@ from search.schema import (
     ValueType,
     utcnow,
 )
-from search.store import (
+from search.results.store import (
     finish_trial,
     get_or_create_study,
     open_engine,
@@ -331,7 +331,7 @@ EPOCH_S_PER_MMAC = 0.05
 
 def exhaustive_trials(cells: Sequence[Any], seeds: Sequence[int] = (0, 1, 2), n_epochs: int = 6,
                       rng_seed: int = 0) -> list[SyntheticTrial]:
-    """Every cell of an exhaustive grid (``search.space_grid.space_cells``) x every seed,
+    """Every cell of an exhaustive grid (``search.design.space_grid.space_cells``) x every seed,
     COMPLETE, with per-epoch curves: accuracy from the placement model above, learning slower
     the more temporal layers a network has (so early epochs can mislead early stopping), epoch
     times growing with MACs (``EPOCH_BASE_S`` + ``EPOCH_S_PER_MMAC`` per million MACs)."""
@@ -384,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--random", type=int, default=60, help="archs of the random study")
     args = parser.parse_args(argv)
     make_demo_db(f"sqlite:///{args.path}", n_random=args.random).dispose()
-    from search.loopback import dashboard_command
+    from search.results.loopback import dashboard_command
 
     print(f"wrote {args.path}; view it with: {dashboard_command(f'sqlite:///{args.path}')}")
     return 0

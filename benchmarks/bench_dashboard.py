@@ -37,7 +37,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 import analysis  # noqa: E402
 from analysis.placement import arch_features  # noqa: E402
 from analysis.synthetic import bulk_write_random, make_demo_db  # noqa: E402
-from search.store import open_engine  # noqa: E402
+from search.results.store import open_engine  # noqa: E402
 
 APP = ROOT / "dashboard" / "app.py"
 REPEATS = 3  # load and first render are medians of this many cold runs (the machine is shared)

@@ -90,9 +90,9 @@ def run_one(job: tuple[str, str, int, dict, dict]) -> dict:
 def study_jobs(study: str, sets: list[str], arms: list[str] | None, variants: list[str] | None,
                seeds: list[int], epochs: int | None) -> list[tuple]:
     """One job per (variant, arm, seed) of a study preset, with its matched spec."""
-    from search.composing import compose, studies_of
-    from search.studies import build_design
-    from search.variants import SEPARATOR
+    from search.design.composing import compose, studies_of
+    from search.design.studies import build_design
+    from search.design.variants import SEPARATOR
 
     jobs = []
     for cfg in studies_of(compose([f"study={study}", *sets])):
@@ -123,7 +123,7 @@ def run_study_arm(job: tuple) -> dict:
     from arch_space.builder import build_network
     from arch_space.spec import ArchSpec
     from search.data.synthetic import make_synthetic
-    from search.studies import synthetic_config
+    from search.design.studies import synthetic_config
     from search.train import TrainConfig, train
 
     t0 = time.perf_counter()

@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analysis.synthetic import bulk_write_trials, estimated_cost, exhaustive_trials  # noqa: E402
-from search.composing import compose, to_run_config  # noqa: E402
+from search.design.composing import compose, to_run_config  # noqa: E402
+from search.design.resuming import snapshot  # noqa: E402
+from search.design.studies import build_design  # noqa: E402
 from search.replay_table import (  # noqa: E402
     BenchTable,
     git_sha,
@@ -40,9 +42,7 @@ from search.replay_table import (  # noqa: E402
     study_table,
     write_table,
 )
-from search.resuming import snapshot  # noqa: E402
-from search.store import open_engine  # noqa: E402
-from search.studies import build_design  # noqa: E402
+from search.results.store import open_engine  # noqa: E402
 
 DEFAULT_OUT = ROOT / "search" / "bench" / "bench_video_synthetic.parquet"
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 import analysis
 from analysis import NoDataError
 from analysis import figures as figs
-from search import metrics
+from search.results import metrics
 
 DEFAULT_DB = "studies.db"
 ENV_DB = "VIDARCH_DB"  # database path or URL, when no --db is given

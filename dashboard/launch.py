@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.loopback import STREAMLIT_OPTIONS
+from search.results.loopback import STREAMLIT_OPTIONS
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -37,7 +37,7 @@ def start_app(db: str, port: int, *, log: Path | None = None,
               cwd: Path | None = None) -> subprocess.Popen[bytes]:
     """``streamlit run dashboard/app.py -- --db DB`` on 127.0.0.1:``port``, usage statistics off.
 
-    The server options are passed on the command line (``search.loopback.STREAMLIT_OPTIONS``),
+    The server options are passed on the command line (``search.results.loopback.STREAMLIT_OPTIONS``),
     so the app binds loopback from any working directory ``cwd`` (default: the repo root).
     """
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), *STREAMLIT_OPTIONS,

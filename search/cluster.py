@@ -1,6 +1,6 @@
 """Ray for a study: a private one started in-process on this machine, or a cluster joined.
 
-A local Ray listens on 127.0.0.1 only (``search.loopback``); joining a cluster is explicit
+A local Ray listens on 127.0.0.1 only (``search.results.loopback``); joining a cluster is explicit
 (``hardware.address``). Authentication is left as Ray configures it (``RAY_AUTH_MODE``).
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from search.config import RunConfig
-from search.loopback import LOOPBACK, RAY_SINGLE_MACHINE_ENV
+from search.design.config import RunConfig
+from search.results.loopback import LOOPBACK, RAY_SINGLE_MACHINE_ENV
 
 # What a cluster's workers do not need of the checkout (runtime_env working_dir).
 CODE_EXCLUDES = [".venv/", ".git/", "*.db", "*.db-*", "docs/", "tests/", "benchmarks/",

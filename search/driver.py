@@ -22,14 +22,15 @@ from typing import Any, TextIO
 from sqlalchemy import Engine
 
 from arch_space.naming import placement_name
-from search import interrupts, metrics
+from search import interrupts
 from search.cluster import start_ray
-from search.config import RunConfig
+from search.design.config import RunConfig
+from search.design.protocol import trial_data_seed
+from search.design.studies import Design, mac_band
 from search.progress import ProgressDisplay
-from search.protocol import trial_data_seed
-from search.schema import ArchRow, TrialRow, TrialState
-from search.store import completed_cells, session_scope, study_trials, trial_results
-from search.studies import Design, mac_band
+from search.results import metrics
+from search.results.schema import ArchRow, TrialRow, TrialState
+from search.results.store import completed_cells, session_scope, study_trials, trial_results
 
 ACC = metrics.VAL_ACC1  # what the progress line and ASHA rank by
 
@@ -182,7 +183,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
               err: TextIO | None = None, guard: Any = None) -> Outcome:
     """Run what is left of the study and return the outcome (rows are written as trials go).
 
-    ``guard`` (a ``search.guard.StudyGuard``) fences every write with the study lease and
+    ``guard`` (a ``search.results.guard.StudyGuard``) fences every write with the study lease and
     retries transient database errors; None writes unguarded. ``err`` (progress, resume notes)
     defaults to the ``sys.stderr`` of the moment of the call.
     """

@@ -15,7 +15,7 @@ import platform
 import socket
 from typing import Any
 
-from search.schema import HARDWARE_KEYS
+from search.results.schema import HARDWARE_KEYS
 
 __all__ = ["HARDWARE_KEYS", "HARDWARE_RESULT", "describe", "describe_json"]
 

@@ -11,8 +11,8 @@ import statistics
 import time
 from typing import Any, TextIO
 
-from search import metrics
-from search.schema import TrialState
+from search.results import metrics
+from search.results.schema import TrialState
 from search.summary import fmt_duration as _fmt_duration
 
 ACC = metrics.VAL_ACC1  # the best-so-far metric (higher is better)

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from search.replay_sim import Bench, ReplayRun, final_front, hv_trace
 from search.replay_table import ACC as ACC_NAME
-from search.seed_stats import mean_interval
+from search.results.seed_stats import mean_interval
 
 TARGET = 0.95  # fraction of the exhaustive hypervolume a searcher should reach
 CURVE_POINTS = 80  # time points of the HV-over-time curves

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from search.design.studies import Design, mac_band
 from search.hypervolume import Reference, pareto_2d
 from search.replay_table import ACC, TIME, BenchTable, ReplayError, run_config
-from search.studies import Design, mac_band
 
 SAMPLER_NAMES: tuple[str, ...] = ("grid", "random", "tpe", "nsga2")
 ASHA = "asha"  # alone: random proposals with ASHA in MAC bands; "tpe+asha": TPE with it
@@ -165,7 +165,7 @@ class Bench:
     def space(self) -> Any:
         """The study's SearchSpace, rebuilt from its config (None for grid designs)."""
         if self._space is None and self.cfg.study.design == "space":
-            from search.studies import StudyError, build_space
+            from search.design.studies import StudyError, build_space
 
             try:
                 self._space = build_space(self.cfg)
@@ -176,11 +176,11 @@ class Bench:
     def cells(self) -> list[Any]:
         """The grid cells: every point of the space, or the cells of a grid design."""
         if self._cells is None:
-            from search.studies import StudyError, build_design
+            from search.design.studies import StudyError, build_design
 
             try:
                 if self.cfg.study.design == "space":
-                    from search.space_grid import space_cells
+                    from search.design.space_grid import space_cells
 
                     self._cells = space_cells(self.space())
                 else:

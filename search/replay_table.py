@@ -11,7 +11,7 @@ snapshot (which rebuilds its search space), the command, the git SHA, the date, 
 and whether it is synthetic. ``python -m search.replay export`` writes one from a results
 database; ``python -m search.replay TABLE`` replays searchers against it.
 
-Torch-free (results layer): reads the database through ``search.schema`` / ``search.store``.
+Torch-free (results layer): reads the database through ``search.results.schema`` / ``search.results.store``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,15 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from search.schema import ArchRow, EpochMetricRow, StudyRow, TrialRow, TrialState, decode_value
-from search.store import StoreError, open_engine, session_scope
+from search.results.schema import (
+    ArchRow,
+    EpochMetricRow,
+    StudyRow,
+    TrialRow,
+    TrialState,
+    decode_value,
+)
+from search.results.store import StoreError, open_engine, session_scope
 
 FORMAT = "vidarch-bench/1"
 ACC = "val/acc1"
@@ -244,8 +251,8 @@ def _positions(config: dict[str, Any], trials: list[Any]
     study = config.get("study") or {}
     if study.get("design") == "space":
         from arch_space.spec import SpecError
-        from search.space_grid import space_points
-        from search.studies import StudyError, build_space
+        from search.design.space_grid import space_points
+        from search.design.studies import StudyError, build_space
 
         try:
             for point in space_points(build_space(run_config(config))):
@@ -278,7 +285,7 @@ def run_config(snapshot: dict[str, Any]) -> Any:
     """The typed ``RunConfig`` of a stored config snapshot (keys this version lacks dropped)."""
     from omegaconf import DictConfig, OmegaConf
 
-    from search.config import (
+    from search.design.config import (
         DataConfig,
         FaultHooks,
         HardwareConfig,

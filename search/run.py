@@ -1,13 +1,13 @@
 """Entry point: ``python -m search.run study=bottom_vs_top storage=sqlite:///studies.db key=value``.
 
-The config is composed (``search.composing``: Hydra, typed by ``search.config``), the study's
+The config is composed (``search.design.composing``: Hydra, typed by ``search.design.config``), the study's
 design is built and checked, and only then is the database opened (created if missing), the
-stored study checked for resuming (``search.resuming``) and Ray started. Bad input is one line
+stored study checked for resuming (``search.design.resuming``) and Ray started. Bad input is one line
 on stderr naming the key, exit status 2, and the database untouched. Ctrl-C is owned by
 ``search.interrupts``.
 
-One driver runs a study at a time (a lease in the database, ``search.guard``); transient
-database errors are retried for a bounded time (``search.retry``). Every error is one line on
+One driver runs a study at a time (a lease in the database, ``search.results.guard``); transient
+database errors are retried for a bounded time (``search.results.retry``). Every error is one line on
 stderr; ``VIDARCH_DEBUG=1`` adds the traceback.
 
 Exit status: 0 every trial of the study completed (or was pruned); 1 some trial failed, or the
@@ -26,11 +26,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import interrupts
-from search.composing import GROUPS, ConfigError, _compose, options, studies_of, to_run_config
-from search.resuming import check_resumable, snapshot
+from search.design.composing import (
+    GROUPS,
+    ConfigError,
+    _compose,
+    options,
+    studies_of,
+    to_run_config,
+)
+from search.design.resuming import check_resumable, snapshot
 
 if TYPE_CHECKING:
-    from search.guard import StudyGuard
+    from search.results.guard import StudyGuard
 
 USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...] [--cfg] [--dry-run]
                            [--help]
@@ -88,7 +95,7 @@ def _guarded_main(argv: list[str] | None, sigint: Any) -> int:
         print(INTERRUPTED_LINE, file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: one line; the traceback with VIDARCH_DEBUG=1
-        from search.guard import report
+        from search.results.guard import report
 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         report(f"internal: {type(exc).__name__}: {first} (set VIDARCH_DEBUG=1 for the "
@@ -117,8 +124,8 @@ def _main(argv: list[str] | None, sigint: Any = None) -> int:
               f"removed)", file=sys.stderr)
         return 2
 
-    from search.studies import StudyError, build_design
-    from search.urls import mask
+    from search.design.studies import StudyError, build_design
+    from search.results.urls import mask
 
     try:
         cfg, int_lists = _compose(overrides)
@@ -127,13 +134,13 @@ def _main(argv: list[str] | None, sigint: Any = None) -> int:
 
             print(OmegaConf.to_yaml(snapshot(to_run_config(cfg, int_lists))))
             return 0
-        # (config, design): the study, or one per variant (search.variants), all checked first
+        # (config, design): the study, or one per variant (search.design.variants), all checked first
         studies = [(run_cfg, build_design(run_cfg)) for run_cfg in studies_of(cfg, int_lists)]
     except (ConfigError, StudyError) as exc:
         print(f"error: {mask(str(exc))}", file=sys.stderr)
         return 2
     if dry_run:  # the arms, torch-free: nothing is started or stored
-        from search.design_table import format_design
+        from search.design.design_table import format_design
 
         print("\n\n".join(format_design(design, run_cfg.study.name)
                            for run_cfg, design in studies))
@@ -150,7 +157,7 @@ def _main(argv: list[str] | None, sigint: Any = None) -> int:
 
 def run_one(run_cfg: Any, design: Any, sigint: Any = None) -> int:
     """Run (or resume) one study whose design is built; return its exit status."""
-    from search.store import StoreError
+    from search.results.store import StoreError
 
     current = snapshot(run_cfg)
     name = run_cfg.study.name
@@ -172,7 +179,7 @@ def run_one(run_cfg: Any, design: Any, sigint: Any = None) -> int:
         _shutdown_ray()
         return 2
 
-    from search.guard import StudyGuard, report
+    from search.results.guard import StudyGuard, report
 
     try:  # the database, and the study's lease: one driver per study
         guard = StudyGuard.open(run_cfg.storage, name)
@@ -190,10 +197,10 @@ def run_one(run_cfg: Any, design: Any, sigint: Any = None) -> int:
 def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: StudyGuard, *,
                  sigint: Any = None) -> int:
     """Open the study while holding its lease, run it, reset what is left RUNNING, summarise."""
-    from search.dberrors import LeaseLost, StoreError, find_store_error, short
     from search.driver import Outcome, run_study
-    from search.guard import report
-    from search.store import get_or_create_study, get_study, repair_running
+    from search.results.dberrors import LeaseLost, StoreError, find_store_error, short
+    from search.results.guard import report
+    from search.results.store import get_or_create_study, get_study, repair_running
     from search.summary import print_summary
 
     name = run_cfg.study.name
@@ -267,7 +274,7 @@ def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: Stud
 
 
 def _is_db_error(exc: BaseException) -> bool:
-    from search.dberrors import classify
+    from search.results.dberrors import classify
 
     return classify(exc) is not None
 

@@ -1,10 +1,10 @@
 """The end-of-run summary of ``python -m search.run``: what the study found, read from the database.
 
 Torch- and Ray-free. It ranks by the study's first objective in that metric's direction
-(``search.metrics``), shows the task's chance and majority-class baselines, gives every network
+(``search.results.metrics``), shows the task's chance and majority-class baselines, gives every network
 a Student-t interval over its seeds and flags undertrained and memorising ones, and reports the
-study's declared contrasts (``search.contrasts``) with Holm-adjusted p-values. The statistics
-are the ones ``analysis`` uses (``search.seed_stats``), not a copy.
+study's declared contrasts (``search.results.contrasts``) with Holm-adjusted p-values. The statistics
+are the ones ``analysis`` uses (``search.results.seed_stats``), not a copy.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any, TextIO
 import numpy as np
 from sqlalchemy import Engine
 
-from search import metrics
-from search.contrasts import Groups, evaluate, floor_note
-from search.loopback import dashboard_command
-from search.schema import ArchRow, StudyRow, TrialState, decode_value
-from search.seed_stats import CI_METHOD, mean_ci, pareto_mask
-from search.store import session_scope, study_trials
+from search.results import metrics
+from search.results.contrasts import Groups, evaluate, floor_note
+from search.results.loopback import dashboard_command
+from search.results.schema import ArchRow, StudyRow, TrialState, decode_value
+from search.results.seed_stats import CI_METHOD, mean_ci, pareto_mask
+from search.results.store import session_scope, study_trials
 
 
 def fmt_duration(seconds: float) -> str:
@@ -98,7 +98,7 @@ def summarize(rows: list[dict[str, Any]], metric: str = metrics.VAL_ACC1, mode: 
     ``undertrained``, ``memorising``, ``flags``), ``best`` (family -> arch, by direction),
     ``front`` (Pareto front of metric and MACs over the networks whose interval is above
     chance; every network for a metric that is not an accuracy), ``contrasts`` (rows of
-    ``search.contrasts.evaluate``), ``constant`` (every trial has the same value: the metric
+    ``search.results.contrasts.evaluate``), ``constant`` (every trial has the same value: the metric
     ranks nothing), ``failures`` and ``counts``.
     """
     mode = mode or metrics.direction(metric)

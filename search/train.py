@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search.train_config import TrainConfig as TrainConfig  # torch-free; re-exported
+from search.design.train_config import TrainConfig as TrainConfig  # torch-free; re-exported
 
 
 @dataclass

@@ -32,8 +32,8 @@ class TrialFailure(RuntimeError):
 class TrialContext:
     """Study-wide settings every trial shares (plain data, pickled once by Ray)."""
 
-    data: dict[str, Any]  # search.config.DataConfig fields
-    train: dict[str, Any]  # search.config.TrainSettings fields
+    data: dict[str, Any]  # search.design.config.DataConfig fields
+    train: dict[str, Any]  # search.design.config.TrainSettings fields
     epochs: int  # planned epochs: the maximum budget (fewer: a plateau, ASHA, or interrupted)
     num_threads: int  # torch intra-op threads (= CPUs reserved per trial)
     device: str  # "auto", "cpu" or "cuda"
@@ -57,8 +57,8 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 
     from arch_space import build_network
     from arch_space.spec import ArchSpec
-    from search.config import PLATEAU_KEYS
-    from search.protocol import baselines
+    from search.design.config import PLATEAU_KEYS
+    from search.design.protocol import baselines
     from search.train import TrainConfig, seed_everything, train
 
     torch.set_num_threads(max(1, context.num_threads))
@@ -68,7 +68,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if hooks.get("fail_on_seed") is not None and seed == hooks["fail_on_seed"]:
         raise TrialFailure(f"injected failure (testing.fail_on_seed={seed})")
     # The clips this trial draws: the study's data, the cell's overrides, and the effective
-    # data seed the driver planned (search.protocol.trial_data_seed).
+    # data seed the driver planned (search.design.protocol.trial_data_seed).
     data = {**context.data, **json.loads(config.get("data_json") or "{}"),
             "data_seed": int(config["data_seed"])}
     video = data.get("source", "synthetic") != "synthetic"
@@ -155,7 +155,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 
 def _ended_at_plateau(checkpoint: dict[str, Any], context: TrialContext) -> bool:
     """True when plateau stopping is on and the checkpoint's curve has plateaued already."""
-    from search.protocol import curve_plateaued
+    from search.design.protocol import curve_plateaued
 
     history = checkpoint.get("history") or []
     metric = context.train.get("plateau_metric")
@@ -178,7 +178,7 @@ def _synthetic_sets(items: tuple[tuple[str, Any], ...]) -> tuple[Any, Any]:
     ``data_seed``: trials of the same data share the tensors (the train loop never writes them).
     """
     from search.data.synthetic import make_synthetic
-    from search.studies import synthetic_config
+    from search.design.studies import synthetic_config
 
     data: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in items}
     return make_synthetic(synthetic_config(data), seed=int(data["data_seed"]))

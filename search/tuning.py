@@ -28,10 +28,10 @@ from ray.tune.stopper import Stopper
 from sqlalchemy import Engine
 
 from search.checkpoints import RESUME_NOTE, remove_checkpoints
+from search.design.protocol import curve_plateaued, train_val_gap
 from search.hardware import HARDWARE_RESULT
-from search.protocol import curve_plateaued, train_val_gap
-from search.schema import TrialRow, TrialState
-from search.store import (
+from search.results.schema import TrialRow, TrialState
+from search.results.store import (
     drop_epochs_after,
     epoch_curve,
     find_trial,
@@ -87,7 +87,7 @@ def final_state(result: dict[str, Any] | None, stopped_by_scheduler: bool
 
 
 class PlateauStopper(Stopper):
-    """Stops a trial once its validation curve has plateaued (``search.protocol.plateaued``).
+    """Stops a trial once its validation curve has plateaued (``search.design.protocol.plateaued``).
 
     ``settings`` are the ``train.plateau_*`` fields (``train.epochs`` is the maximum budget).
     A trial that resumes from a checkpoint re-reports only the epochs after it, so its earlier
@@ -295,7 +295,7 @@ def _local_error_text(trial: Any) -> str | None:
 
 
 class StoreCallback(Callback):
-    """The one writer: turns Tune's trial events into rows through ``search.store``.
+    """The one writer: turns Tune's trial events into rows through ``search.results.store``.
 
     ``costs`` maps arch_id to the measured cost (macs, params, activations, latency_ms,
     per_layer) the driver computed before the trial started. ``plateau`` holds the

@@ -2,7 +2,7 @@
 transient database errors.
 
 Every Tune event the writer stores is one transaction; ``GuardedWriter`` runs each through
-``StudyGuard.call`` (``search.guard``): the lease is checked first (a driver whose study was
+``StudyGuard.call`` (``search.results.guard``): the lease is checked first (a driver whose study was
 taken over stops writing), a transient error is retried with backoff, and one that outlasts the
 retry window is raised (Tune then ends the run, and ``search.run`` prints it as one line).
 Re-running an event's transaction is safe: a failed attempt was rolled back, and the writer's
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.guard import StudyGuard
+from search.results.guard import StudyGuard
 from search.tuning import StoreCallback
 
 

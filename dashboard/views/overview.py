@@ -10,7 +10,7 @@ import analysis
 from analysis import figures as figs
 from analysis.summary import fmt_macs
 from dashboard import common
-from search import metrics
+from search.results import metrics
 
 ctx = common.context(need_complete=False)
 df = common.trials(ctx.db, ctx.study)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from search.config import DECODE_DEVICES, DECODERS
+from search.design.config import DECODE_DEVICES, DECODERS
 
 __all__ = ["DECODERS", "DECODE_DEVICES", "decode_frames", "resolve_decoder"]
 _noticed: set[str] = set()  # notices already printed by this process

@@ -20,7 +20,7 @@ Four tasks share one renderer (sprites pasted on a torus, vectorized with ``scat
   ``event_gap`` fixes the frames between onsets, so the clip length can vary alone.
 - ``"appearance_motion"``: which digit (``label // K``) moves in which direction (``label % K``)
   among distractors. One frame tells the digit, never the sense of the motion: an all-2D network
-  is capped at 1/2 (``search.tasks.order_blind_ceiling``), far above chance 1/(digits x K).
+  is capped at 1/2 (``search.design.tasks.order_blind_ceiling``), far above chance 1/(digits x K).
 
 ``scale`` zooms every task's small moving digits (``object_size`` and ``speed`` grow together):
 at scale 1 a 5 px digit moves 1 px per frame and its motion lives only in the high-resolution
@@ -44,11 +44,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# The tasks' settings live torch-free in search.tasks (the config code reads them there).
-from search.tasks import TASKS as TASKS
-from search.tasks import SyntheticConfig as SyntheticConfig
-from search.tasks import default_cpu_config as default_cpu_config
-from search.tasks import long_order_events as _n_events
+# The tasks' settings live torch-free in search.design.tasks (the config code reads them there).
+from search.design.tasks import TASKS as TASKS
+from search.design.tasks import SyntheticConfig as SyntheticConfig
+from search.design.tasks import default_cpu_config as default_cpu_config
+from search.design.tasks import long_order_events as _n_events
 
 
 class ClipSet(torch.utils.data.Dataset):

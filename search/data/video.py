@@ -404,7 +404,7 @@ def video_sets(data: Mapping[str, Any]) -> tuple[VideoDataset, VideoDataset]:
             "root" if source == "folder" else "annotations")
         raise DataError(f"data.{key}: cannot read the dataset: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-    seed = int(data.get("data_seed") or 0)  # trials pass their effective seed (search.protocol)
+    seed = int(data.get("data_seed") or 0)  # trials pass their effective seed (search.design.protocol)
     train_items, val_items = train.items, val.items if val is not None else None
     if val_items is None:
         train_items, val_items = _hold_out(train_items, float(data.get("val_fraction", 0.2)), seed)

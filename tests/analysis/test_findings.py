@@ -13,9 +13,10 @@ import pytest
 from analysis import findings
 from analysis.placement import estimate_layer_macs
 from analysis.synthetic import simulate
-from search.composing import compose, to_run_config
-from search.schema import TrialState
-from search.store import (
+from search.design.composing import compose, to_run_config
+from search.design.studies import build_design
+from search.results.schema import TrialState
+from search.results.store import (
     finish_trial,
     get_or_create_study,
     open_engine,
@@ -24,7 +25,6 @@ from search.store import (
     start_trial,
     upsert_arch,
 )
-from search.studies import build_design
 
 SHIPPED = ("bottom_vs_top", "conv_kinds", "temporal_extent", "inflation")
 

@@ -16,7 +16,7 @@ import analysis
 from analysis.importance import position_ranking, searched_params
 from analysis.synthetic import random_trials, write_trials
 from arch_space.spec import TEMPORAL_KINDS, ArchSpec
-from search.store import open_engine
+from search.results.store import open_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 ONLY = "stage3.block1"  # the one position the made-up accuracy depends on

@@ -14,8 +14,8 @@ import analysis
 from analysis import NoDataError, load_curves, load_trials
 from analysis.synthetic import PAPER_PRESETS
 from arch_space.presets import preset
-from search.schema import TrialState
-from search.store import (
+from search.results.schema import TrialState
+from search.results.store import (
     finish_trial,
     get_or_create_study,
     open_engine,

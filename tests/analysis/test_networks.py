@@ -9,7 +9,7 @@ import pytest
 
 import analysis
 from analysis.synthetic import bottom_vs_top_trials, write_trials
-from search.store import open_engine
+from search.results.store import open_engine
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 import analysis
 from analysis import checks
-from search import metrics
+from search.results import metrics
 
 COVERAGE_REPS = 3000  # simulated studies per seed count: coverage known to about ±0.004
 

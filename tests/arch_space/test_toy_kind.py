@@ -20,8 +20,8 @@ from arch_space.ops import CONV_KINDS, ConvKind, PaddedConv3d
 from arch_space.presets import bottom_heavy, per_stage, uniform
 from arch_space.space import SearchSpace
 from arch_space.spec import BLOCK_KINDS, KIND_ALIASES, TEMPORAL_KINDS, BlockSpec, SpecError
-from search.composing import compose, to_run_config
-from search.studies import build_design
+from search.design.composing import compose, to_run_config
+from search.design.studies import build_design
 
 TOY = "toy_ts"
 TINY = {"widths": (8, 8, 16, 16), "depths": (1, 1, 1, 1), "num_classes": 5, "clip_len": 8,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.launch import ROOT, free_port, start_app, stop_app, wait_ready
-from search.loopback import dashboard_command
+from search.results.loopback import dashboard_command
 from tests.listening import is_loopback, listening_sockets
 
 WAIT_S = 90  # a cold start imports plotly, scipy and pandas on a busy 2-core machine

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from analysis.synthetic import bottom_vs_top_trials, write_trials
-from search.schema import TrialState
-from search.store import open_engine
+from search.results.schema import TrialState
+from search.results.store import open_engine
 
 PAGES = [None, "views/overview.py", "views/pareto.py", "views/placement.py", "views/curves.py",
          "views/trial.py", "views/table.py", "views/importance.py", "views/compare.py"]

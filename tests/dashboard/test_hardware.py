@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.synthetic import bottom_vs_top_trials, write_trials
-from search.schema import TrialRow
-from search.store import merge_resources, open_engine, session_scope
+from search.results.schema import TrialRow
+from search.results.store import merge_resources, open_engine, session_scope
 
 RECORD = {"node_ip": "10.0.0.7", "hostname": "gpu-node-3", "node_id": "ab12cd34",
           "device": "cuda:0", "device_name": "NVIDIA H200", "gpu_model": "NVIDIA H200",

@@ -97,7 +97,7 @@ def test_db_from_the_command_line() -> None:
 
 def test_every_page_on_a_tiny_study(app, tmp_path: Path) -> None:
     from analysis.synthetic import bottom_vs_top_trials, write_trials
-    from search.store import open_engine
+    from search.results.store import open_engine
 
     path = tmp_path / "tiny.db"
     engine = open_engine(f"sqlite:///{path}", create=True)

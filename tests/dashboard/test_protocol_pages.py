@@ -8,7 +8,7 @@ from pathlib import Path
 
 import analysis
 from analysis.synthetic import bottom_vs_top_trials, write_trials
-from search.store import open_engine
+from search.results.store import open_engine
 
 
 def _ok(at) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from scipy import stats as sps
 
-from search import metrics
-from search.contrasts import (
+from search.results import metrics
+from search.results.contrasts import (
     ContrastError,
     Groups,
     evaluate,
@@ -18,8 +18,8 @@ from search.contrasts import (
     floor_note,
     parse,
 )
+from search.results.seed_stats import holm, paired_contrast, wilcoxon_floor
 from search.run import main
-from search.seed_stats import holm, paired_contrast, wilcoxon_floor
 
 PLACEMENT = Groups({"f_r2d": "2D", "r3d": "uniform 3D", "mc3": "bottom-heavy",
                     "mc4": "bottom-heavy", "rmc3": "top-heavy", "rmc4": "top-heavy"})
@@ -148,8 +148,8 @@ def test_contrasts_in_a_free_search_are_refused(tmp_path: Path, monkeypatch, cap
 
 
 def test_declared_directions_from_the_command_line_pass() -> None:
-    from search.composing import compose, to_run_config
-    from search.studies import build_design
+    from search.design.composing import compose, to_run_config
+    from search.design.studies import build_design
 
     cfg = to_run_config(compose(["study=smoke", "study.objectives=[val/f1,macs]",
                                  "study.directions=[val/f1:max]"]))

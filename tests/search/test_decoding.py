@@ -224,9 +224,9 @@ def test_bad_decoder_settings_are_one_line(argv: list[str], expected: str, tree:
 
 
 def test_decoder_and_cache_settings_do_not_block_resuming(tree: Path) -> None:
-    from search.composing import compose, to_run_config
-    from search.resuming import check_resumable, snapshot
-    from search.studies import build_design
+    from search.design.composing import compose, to_run_config
+    from search.design.resuming import check_resumable, snapshot
+    from search.design.studies import build_design
 
     def current(*extra: str) -> dict:
         cfg = to_run_config(compose(["study=smoke", "data=folder", f"data.root={tree}", *extra]))

@@ -1,6 +1,6 @@
 """One driver per study: the lease in the results database, and two real drivers racing for it.
 
-The fast tests take leases directly (``search.lease.StudyLease``) on real SQLite files and, when
+The fast tests take leases directly (``search.results.lease.StudyLease``) on real SQLite files and, when
 a server is there, PostgreSQL; the slow ones start two ``python -m search.run`` processes on
 one study, together and staggered, and stop one driver (SIGSTOP) until its lease expires.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select, update
 
-from search.dberrors import LeaseHeld, LeaseLost
-from search.lease import LEASES, Holder, StudyLease
-from search.schema import utcnow
-from search.store import open_engine
+from search.results.dberrors import LeaseHeld, LeaseLost
+from search.results.lease import LEASES, Holder, StudyLease
+from search.results.schema import utcnow
+from search.results.store import open_engine
 from tests.search.conftest import REPO
 from tests.search.polling import query, wait_until
 
@@ -124,7 +124,7 @@ def test_a_lease_held_on_another_host_waits_for_its_expiry(tmp_path: Path) -> No
 def test_the_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     script = ("import os, sys\n"
-              "from search.store import open_engine\nfrom search.lease import StudyLease\n"
+              "from search.results.store import open_engine\nfrom search.results.lease import StudyLease\n"
               "StudyLease(open_engine(sys.argv[1], create=True), 'smoke', ttl_s=600).acquire()\n"
               "print(os.getpid(), flush=True)\n"
               "os._exit(0)  # dies holding the lease, as after SIGKILL\n")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from arch_space.estimate import estimate_macs, estimate_params
-from search.composing import ConfigError, compose, to_run_config
-from search.matching import MATCH_TOL, auto_multiple
-from search.resuming import check_resumable, snapshot
+from search.design.composing import ConfigError, compose, to_run_config
+from search.design.matching import MATCH_TOL, auto_multiple
+from search.design.resuming import check_resumable, snapshot
+from search.design.studies import StudyError, build_design
 from search.run import main
-from search.studies import StudyError, build_design
 
 REPO = Path(__file__).resolve().parents[2]
 

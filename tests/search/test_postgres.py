@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
 from arch_space.presets import preset
-from search.schema import ArchRow, EpochMetricRow, TrialRow, TrialState
-from search.store import (
+from search.results.schema import ArchRow, EpochMetricRow, TrialRow, TrialState
+from search.results.store import (
     INTERRUPTED,
     StoreError,
     completed_cells,

@@ -12,10 +12,9 @@ import pytest
 
 from analysis import load_trials
 from arch_space.presets import preset
-from search.protocol import baselines, plateaued, train_val_gap, trial_data_seed
-from search.run import main
-from search.schema import TrialState
-from search.store import (
+from search.design.protocol import baselines, plateaued, train_val_gap, trial_data_seed
+from search.results.schema import TrialState
+from search.results.store import (
     finish_trial,
     get_or_create_study,
     open_engine,
@@ -25,6 +24,7 @@ from search.store import (
     start_trial,
     upsert_arch,
 )
+from search.run import main
 from search.tuning import (
     PLATEAU_MARK,
     PlateauStopper,
@@ -207,7 +207,7 @@ def test_load_trials_has_the_protocol_columns_also_for_old_databases(tmp_path: P
     from alembic import command
     from sqlalchemy import create_engine
 
-    from search.opening import _alembic_config
+    from search.results.opening import _alembic_config
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     spec = preset("mc3", num_classes=4, clip_len=8)
@@ -243,7 +243,7 @@ def test_load_trials_has_the_protocol_columns_also_for_old_databases(tmp_path: P
 
 
 def test_record_protocol_names_only_protocol_columns(tmp_path: Path) -> None:
-    from search.store import StoreError
+    from search.results.store import StoreError
 
     engine = open_engine(f"sqlite:///{tmp_path / 's.db'}", create=True)
     spec = preset("mc3", num_classes=4, clip_len=8)

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from search.run import main
-from search.schema import TrialState
-from search.store import (
+from search.results.schema import TrialState
+from search.results.store import (
     finish_trial,
     get_or_create_study,
     open_engine,
@@ -29,6 +28,7 @@ from search.store import (
     start_trial,
     upsert_arch,
 )
+from search.run import main
 
 
 @contextlib.contextmanager
@@ -189,8 +189,8 @@ def test_a_new_study_into_a_database_on_a_full_disk_is_one_line(small_disk: Path
 def test_a_disk_that_fills_up_mid_study_stops_the_writer_at_once(small_disk: Path) -> None:
     """Mid-study, a full disk is not retried: the driver's guard keeps the one-line error, and
     every later write fails at once with it (the run then ends with exit 1, see search.run)."""
-    from search.dberrors import StorageRefused
-    from search.guard import StudyGuard
+    from search.results.dberrors import StorageRefused
+    from search.results.guard import StudyGuard
 
     db = small_disk / "studies.db"
     make_study(db)

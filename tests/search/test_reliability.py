@@ -23,13 +23,13 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import OperationalError
 
-from search.composing import _compose, to_run_config
-from search.dberrors import CONFLICT, STORAGE, TRANSIENT, DatabaseUnavailable, classify
-from search.lease import LEASES
-from search.retry import transaction
+from search.design.composing import _compose, to_run_config
+from search.results.dberrors import CONFLICT, STORAGE, TRANSIENT, DatabaseUnavailable, classify
+from search.results.lease import LEASES
+from search.results.retry import transaction
+from search.results.schema import utcnow
+from search.results.store import get_or_create_study, open_engine
 from search.run import main
-from search.schema import utcnow
-from search.store import get_or_create_study, open_engine
 from tests.conftest import private_postgres
 from tests.search.conftest import REPO
 from tests.search.polling import pg_query, query, wait_until
@@ -131,7 +131,7 @@ def test_processes_creating_one_new_database_together_all_succeed(new_db: str,
     """Four processes open the same new database (its schema is created by one of them) and
     write to it at the same moment."""
     script = ("import sys, time\n"
-              "from search.store import open_engine, session_scope, get_or_create_study\n"
+              "from search.results.store import open_engine, session_scope, get_or_create_study\n"
               "url, start, name = sys.argv[1], float(sys.argv[2]), sys.argv[3]\n"
               "while time.time() < start: time.sleep(0.001)\n"
               "engine = open_engine(url, create=True)\n"

@@ -78,10 +78,10 @@ def test_csv_gz_round_trip(small_table: Path, tmp_path: Path) -> None:
 def test_export_from_a_database(tmp_path: Path, capsys) -> None:
     """The exporter on a study database: COMPLETE trials only, every epoch, provenance."""
     from analysis.synthetic import bulk_write_trials, exhaustive_trials
-    from search.composing import compose, to_run_config
-    from search.resuming import snapshot
-    from search.store import open_engine
-    from search.studies import build_design
+    from search.design.composing import compose, to_run_config
+    from search.design.resuming import snapshot
+    from search.design.studies import build_design
+    from search.results.store import open_engine
 
     cfg = to_run_config(compose(list(SMALL)))
     trials = exhaustive_trials(build_design(cfg).cells[:4], seeds=(0, 1), n_epochs=3)
@@ -187,7 +187,7 @@ def test_replay_in_two_processes_gives_the_same_report(small_table: Path, capsys
 
 def _no_epochs_db(path: Path) -> Path:
     from analysis.synthetic import bulk_write_random
-    from search.store import open_engine
+    from search.results.store import open_engine
 
     engine = open_engine(f"sqlite:///{path}", create=True)
     bulk_write_random(engine, "finals_only", 10, seeds=2, n_epochs=0)
@@ -232,10 +232,10 @@ def test_bad_sources_are_one_line(tmp_path: Path, capsys) -> None:
 def _grid_design_db(path: Path) -> Path:
     """A placement study (a grid of named networks, no search space) with per-epoch rows."""
     from analysis.synthetic import bulk_write_trials, exhaustive_trials
-    from search.composing import compose, to_run_config
-    from search.resuming import snapshot
-    from search.store import open_engine
-    from search.studies import build_design
+    from search.design.composing import compose, to_run_config
+    from search.design.resuming import snapshot
+    from search.design.studies import build_design
+    from search.results.store import open_engine
 
     cfg = to_run_config(compose(["study=smoke"]))
     trials = exhaustive_trials(build_design(cfg).cells, seeds=(0, 1), n_epochs=2)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from search.composing import compose, options, to_run_config
-from search.config import PLATEAU_KEYS, DataConfig, TrainSettings
+from search.design.composing import compose, options, to_run_config
+from search.design.config import PLATEAU_KEYS, DataConfig, TrainSettings
+from search.design.studies import build_design, mac_band
 from search.run import main
-from search.studies import build_design, mac_band
 from tests.search.polling import query, wait_until
 
 SMOKE_CELLS = 4  # 2 networks x 2 seeds
@@ -112,8 +112,8 @@ def test_a_database_that_is_not_vidarch_is_refused_untouched(tmp_path: Path, mon
 
 
 def test_a_changed_design_is_refused_but_more_seeds_extend_the_study(tmp_path: Path) -> None:
-    from search.composing import ConfigError
-    from search.resuming import check_resumable, snapshot
+    from search.design.composing import ConfigError
+    from search.design.resuming import check_resumable, snapshot
 
     stored = json.dumps(snapshot(to_run_config(compose(["study=smoke"]))))
     more_seeds = snapshot(to_run_config(compose(["study=smoke", "study.seeds=[0,1,2]"])))
@@ -165,7 +165,7 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
     assert query(runner.db, "SELECT count(*) FROM trials WHERE state = 'RUNNING'")[0][0] >= 1
 
     # A reader hammers the database while the rerun writes: never "database is locked".
-    from search.store import open_engine, session_scope, study_trials
+    from search.results.store import open_engine, session_scope, study_trials
 
     errors: list[BaseException] = []
     stop = threading.Event()

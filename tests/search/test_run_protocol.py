@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from search.protocol import baselines, trial_data_seed
+from search.design.protocol import baselines, trial_data_seed
 from tests.search.conftest import StudyRunner
 from tests.search.polling import query
 
@@ -81,9 +81,9 @@ def test_each_seed_draws_its_own_clips_unless_the_study_pins_them(study_a) -> No
     """Study A's seeds drew different clips (data seeds from ``trial_data_seed``); a study that
     pins ``data.data_seed`` to seed 1's draw reproduces seed 1's trials exactly and changes
     seed 0's (same weights, other clips)."""
-    from search.composing import compose, to_run_config
     from search.data.synthetic import make_synthetic
-    from search.studies import synthetic_config
+    from search.design.composing import compose, to_run_config
+    from search.design.studies import synthetic_config
 
     runner, db_a = study_a
     trials_a = _trials(db_a)

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
 
-from search.schema import TrialState
+from search.results.schema import TrialState
 from search.tuning import (
     BandedASHA,
     StudySearch,
@@ -181,7 +181,7 @@ def test_summary_pareto_uses_complete_trials_and_seed_means() -> None:
 
 
 def test_dashboard_command_runs_from_where_the_study_ran(tmp_path, monkeypatch) -> None:
-    from search.loopback import dashboard_command
+    from search.results.loopback import dashboard_command
 
     monkeypatch.chdir(tmp_path)
     command = dashboard_command("sqlite:///studies.db")

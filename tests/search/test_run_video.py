@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
-from search.composing import compose, to_run_config
+from search.design.composing import compose, to_run_config
+from search.design.studies import StudyError, build_design
 from search.run import main
-from search.studies import StudyError, build_design
 from tests.search.polling import query
 
 CLASSES = ("jump", "run", "wave")
@@ -119,7 +119,7 @@ def test_the_video_draw_follows_the_data_seed_where_one_applies(tree: Path,
     from dataclasses import asdict
 
     from search.data.video import draws_with_seed, video_sets
-    from search.protocol import trial_data_seed
+    from search.design.protocol import trial_data_seed
 
     whole = ("data.n_train=null", "data.n_val=null")
     data = asdict(to_run_config(compose(["study=smoke", "data=folder", f"data.root={tree}",
@@ -209,7 +209,7 @@ def test_smoke_study_on_a_folder_of_videos(runner, tree: Path) -> None:
     config = json.loads(query(db, "SELECT config_json FROM studies")[0][0])
     assert config["data"]["num_classes"] == 3 and config["data"]["root"] == str(tree)
     # No official split: each seed held out its own val videos, drawn with its data seed.
-    from search.protocol import trial_data_seed
+    from search.design.protocol import trial_data_seed
 
     for seed, data_seed, chance, majority in query(
             db, "SELECT seed, data_seed, chance_acc, majority_acc FROM trials"):
@@ -218,7 +218,7 @@ def test_smoke_study_on_a_folder_of_videos(runner, tree: Path) -> None:
 
 
 def test_decode_workers_do_not_block_resuming(tree: Path) -> None:
-    from search.resuming import check_resumable, snapshot
+    from search.design.resuming import check_resumable, snapshot
 
     def current(*extra: str) -> dict:
         cfg = to_run_config(compose(["study=smoke", "data=folder", f"data.root={tree}", *extra]))
@@ -227,7 +227,7 @@ def test_decode_workers_do_not_block_resuming(tree: Path) -> None:
 
     stored = json.dumps(current())
     assert check_resumable(stored, current("data.num_workers=3"), "smoke") is True
-    from search.composing import ConfigError
+    from search.design.composing import ConfigError
 
     with pytest.raises(ConfigError, match=r"^data\.crop_size: study 'smoke' exists"):
         check_resumable(stored, current("data.crop_size=64"), "smoke")

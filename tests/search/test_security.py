@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from search.checkpoints import inside_study, load_train_state
-from search.composing import to_run_config
-from search.resuming import snapshot
+from search.design.composing import to_run_config
+from search.design.resuming import snapshot
+from search.results.store import open_engine
+from search.results.urls import check_storable, for_command, mask, to_url
 from search.run import main
-from search.store import open_engine
-from search.urls import check_storable, for_command, mask, to_url
 
 SECRET = "S3cret-pw"
 
@@ -59,7 +59,7 @@ def test_passwords_are_masked_in_text_and_left_out_of_commands() -> None:
 
 def test_the_stored_config_and_every_message_hide_the_password(tmp_path, monkeypatch,
                                                                capsys) -> None:
-    from search.composing import compose
+    from search.design.composing import compose
 
     url = f"postgresql://postgres:{SECRET}@127.0.0.1:1/vidarch"  # nothing listens on port 1
     stored = snapshot(to_run_config(compose(["study=smoke", f"storage={url}"])))
@@ -116,7 +116,7 @@ def test_unsafe_study_names_are_refused_before_anything_is_written(
 
 
 def test_safe_names_pass() -> None:
-    from search.composing import check_study_name
+    from search.design.composing import check_study_name
 
     for name in ("smoke", "bottom_vs_top-2.v1", "A" * 100):
         check_study_name(name)
@@ -224,12 +224,12 @@ def test_a_failed_trials_reason_comes_from_the_text_file_not_the_pickle(tmp_path
 
 def test_an_unexpected_failure_is_one_masked_line_unless_debugging(tmp_path, monkeypatch,
                                                                    capsys) -> None:
-    import search.studies
+    import search.design.studies
 
     def broken(run_cfg: object) -> None:
         raise RuntimeError(f"cannot reach postgresql://bob:{SECRET}@h/db\nsecond line")
 
-    monkeypatch.setattr(search.studies, "build_design", broken)  # a bug, injected
+    monkeypatch.setattr(search.design.studies, "build_design", broken)  # a bug, injected
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VIDARCH_DEBUG", raising=False)
     assert main(["study=smoke"]) == 1

@@ -8,10 +8,10 @@ import optuna
 import pytest
 
 from arch_space.space import SearchSpace
-from search.composing import compose, to_run_config
+from search.design.composing import compose, to_run_config
+from search.design.space_grid import space_points
+from search.design.studies import build_design
 from search.run import main
-from search.space_grid import space_points
-from search.studies import build_design
 
 TINY = {"base": {"widths": [4, 8], "depths": [1, 1], "clip": "4x16x16", "num_classes": 3,
                  "stem": {"kind": "2d", "width": 4}},

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from search.schema import EpochMetricRow, TrialRow, TrialState
-from search.store import (
+from search.results.schema import EpochMetricRow, TrialRow, TrialState
+from search.results.store import (
     INTERRUPTED,
     StoreError,
     completed_cells,
@@ -204,7 +204,7 @@ def test_old_schema_is_upgraded_on_open_for_writing(tmp_path: Path) -> None:
     from alembic import command
     from sqlalchemy import create_engine
 
-    from search.opening import _alembic_config
+    from search.results.opening import _alembic_config
 
     url = _url(tmp_path / "old.db")
     engine = create_engine(url)
@@ -221,11 +221,11 @@ def test_old_schema_is_upgraded_on_open_for_writing(tmp_path: Path) -> None:
 
 
 def test_migrations_match_the_orm_schema() -> None:
-    """The tables the migrations build are the tables ``search.schema`` declares."""
+    """The tables the migrations build are the tables ``search.results.schema`` declares."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from search.schema import Base
+    from search.results.schema import Base
 
     engine = open_engine("sqlite://", create=True)
     with engine.connect() as conn:
@@ -241,7 +241,7 @@ def test_a_migration_cut_short_leaves_no_half_schema(tmp_path: Path, monkeypatch
     a new file is not even created."""
     from sqlalchemy import create_engine
 
-    import search.opening as opening
+    import search.results.opening as opening
 
     real_upgrade = opening.command.upgrade
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from arch_space.spec import VMZ_STEM_MID
-from search.composing import compose, options, to_run_config
-from search.studies import build_design
+from search.design.composing import compose, options, to_run_config
+from search.design.studies import build_design
 
 RECORDED = json.loads((Path(__file__).with_name("study_arch_ids.json")).read_text())
 # Studies added after the (2+1)D stem rule: their arch_ids as first shipped.

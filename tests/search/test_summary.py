@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from analysis.synthetic import DEMO_CONTRASTS, bottom_vs_top_trials, write_trials
-from search.schema import StudyRow
-from search.store import open_engine, session_scope
+from search.results.schema import StudyRow
+from search.results.store import open_engine, session_scope
 from search.summary import print_summary
 
 OUTCOME = SimpleNamespace(completed=0, failed=0, wall_s=0.0, interrupted=False, skipped=0,

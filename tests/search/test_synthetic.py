@@ -17,7 +17,7 @@ from search.data.synthetic import (
     make_synthetic,
     render,
 )
-from search.tasks import order_blind_ceiling
+from search.design.tasks import order_blind_ceiling
 
 SMALL = {"clip_len": 8, "size": 16, "object_size": 3, "target_size": 8, "n_train": 48,
          "n_val": 16}

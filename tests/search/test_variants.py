@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from arch_space.estimate import estimate_macs, estimate_params
-from search.composing import ConfigError, compose, options, studies_of
-from search.matching import MATCH_TOL
+from search.design.composing import ConfigError, compose, options, studies_of
+from search.design.matching import MATCH_TOL
+from search.design.studies import build_design
+from search.design.variants import VariantError, check, family, label
 from search.run import main
-from search.studies import build_design
-from search.variants import VariantError, check, family, label
 
 FINDINGS = ("placement_crossover", "bottom_vs_top_data", "conv_kinds", "temporal_extent",
             "inflation", "factorization")

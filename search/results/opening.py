@@ -1,6 +1,6 @@
 """Opening the results database: creation, migrations, timeouts, read-only readers.
 
-Imports neither torch nor ray. ``search.store`` re-exports ``open_engine`` and
+Imports neither torch nor ray. ``search.results.store`` re-exports ``open_engine`` and
 ``head_revision``; the writer functions live there.
 
 - A new SQLite file is created whole or not at all (built beside it, then hard-linked into
@@ -8,7 +8,7 @@ Imports neither torch nor ray. ``search.store`` re-exports ``open_engine`` and
   or a full disk leaves no file behind.
 - Schema upgrades run under a lock (SQLite's write lock, a PostgreSQL advisory lock) and read
   the revision again once they hold it.
-- Every wait is bounded (``search.retry.db_timeout_s``): SQLite's busy timeout, PostgreSQL's
+- Every wait is bounded (``search.results.retry.db_timeout_s``): SQLite's busy timeout, PostgreSQL's
   connect and (writer) statement timeouts.
 """
 
@@ -30,8 +30,8 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from search.dberrors import STORAGE, StorageRefused, StoreError, classify, short
-from search.retry import db_timeout_s
+from search.results.dberrors import STORAGE, StorageRefused, StoreError, classify, short
+from search.results.retry import db_timeout_s
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "vidarch_schema_version"  # must match migrations/env.py
@@ -148,7 +148,7 @@ def open_engine(url: str, *, create: bool = False) -> Engine:
         so readers never fail with "database is locked" while the study writes. A reader of a
         file it cannot write (a read-only directory or mount) opens it read-only. The writer's
         transactions take SQLite's write lock when they begin; on PostgreSQL every connection
-        has a connect timeout, and the writer's a statement timeout (``search.retry``).
+        has a connect timeout, and the writer's a statement timeout (``search.results.retry``).
 
     Raises:
         StorageRefused: (writer) the file, directory or disk refuses writes; nothing was made.

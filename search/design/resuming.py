@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from search.composing import ConfigError
+from search.design.composing import ConfigError
 
 # Config sections that define a study's results; a rerun must agree on them to resume.
 DESIGN_KEYS: tuple[str, ...] = ("study", "data", "train")
@@ -28,7 +28,7 @@ def snapshot(run_cfg: Any) -> dict[str, Any]:
     URL without its password)."""
     import dataclasses
 
-    from search.urls import mask
+    from search.results.urls import mask
 
     data = dataclasses.asdict(run_cfg)
     data["storage"] = mask(str(data.get("storage", "")))
@@ -69,7 +69,7 @@ def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
     (e.g. ``study.match: none``): a study run before a key existed ran with its default."""
     import dataclasses
 
-    from search.config import DataConfig, StudyConfig, TrainSettings
+    from search.design.config import DataConfig, StudyConfig, TrainSettings
 
     def fill(data: Any, defaults: Any) -> Any:
         if not isinstance(data, dict) or not isinstance(defaults, dict):

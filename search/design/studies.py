@@ -16,7 +16,7 @@ from typing import Any
 from arch_space import presets
 from arch_space.kinds import UNIFORM_FAMILY  # kind -> family: a live view of the kinds table
 from arch_space.spec import BLOCK_KINDS, KIND_ALIASES, ArchSpec, SpecError
-from search.config import (
+from search.design.config import (
     CLIP_SAMPLINGS,
     DATA_SOURCES,
     DECODE_DEVICES,
@@ -27,9 +27,9 @@ from search.config import (
     STUDY_DESIGNS,
     RunConfig,
 )
-from search.contrasts import check_declarations
-from search.matching import MatchError, MatchPlan, match_arms, plan
-from search.protocol import protocol_problem
+from search.design.matching import MatchError, MatchPlan, match_arms, plan
+from search.design.protocol import protocol_problem
+from search.results.contrasts import check_declarations
 
 # Above this many points a space is checked for feasibility by sampling, not enumeration.
 FEASIBILITY_ENUMERATE_LIMIT = 5_000
@@ -119,8 +119,8 @@ def build_design(cfg: RunConfig) -> Design:
     _check_data(cfg)
     seeds = tuple(int(s) for s in study.seeds)
     if study.design == "space":
-        if study.sampler == "grid":  # every feasible point x every seed (search.space_grid)
-            from search.space_grid import space_cells
+        if study.sampler == "grid":  # every feasible point x every seed (search.design.space_grid)
+            from search.design.space_grid import space_cells
 
             try:
                 return Design(cells=tuple(space_cells(build_space(cfg))), seeds=seeds)
@@ -367,7 +367,7 @@ def _check_data(cfg: RunConfig) -> None:
     if cfg.data.is_video:
         _check_video(cfg)
         return
-    from search.tasks import SyntheticConfig
+    from search.design.tasks import SyntheticConfig
 
     try:
         synthetic_config(cfg.data.__dict__, SyntheticConfig).validate()
@@ -427,7 +427,7 @@ def _check_cell_data(cfg: RunConfig, cells: list[Cell]) -> None:
     """Cells that change the data (clip length) must still make valid clips."""
     if cfg.data.is_video:
         return  # clip lengths were checked (>= 1) with the cells; short videos repeat frames
-    from search.tasks import SyntheticConfig
+    from search.design.tasks import SyntheticConfig
 
     for overrides in {tuple(sorted(c.data.items())) for c in cells if c.data}:
         try:
@@ -440,7 +440,7 @@ def _check_cell_data(cfg: RunConfig, cells: list[Cell]) -> None:
 def synthetic_config(data: Mapping[str, Any], cls: Any = None, **overrides: Any) -> Any:
     """The ``SyntheticConfig`` for a data config mapping (unknown keys such as data_seed dropped)."""
     if cls is None:
-        from search.tasks import SyntheticConfig as cls
+        from search.design.tasks import SyntheticConfig as cls
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in {**dict(data), **overrides}.items() if k in names}
     return cls(**values)

@@ -1,6 +1,6 @@
 """One driver per study: a lease row in the results database, renewed by a heartbeat.
 
-The lease (``search.schema.LeaseRow``, table ``study_leases``) is keyed by study name and taken
+The lease (``search.results.schema.LeaseRow``, table ``study_leases``) is keyed by study name and taken
 atomically in the database itself, so it works across hosts on PostgreSQL as on SQLite:
 
 1. ``INSERT`` the row; the primary key lets only one driver in.
@@ -35,9 +35,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from search.dberrors import LeaseHeld, LeaseLost, StoreError, classify
-from search.retry import env_seconds, retry_call, shown
-from search.schema import LeaseRow, utcnow
+from search.results.dberrors import LeaseHeld, LeaseLost, StoreError, classify
+from search.results.retry import env_seconds, retry_call, shown
+from search.results.schema import LeaseRow, utcnow
 
 TTL_ENV = "VIDARCH_LEASE_TTL_S"
 DEFAULT_TTL_S = 60.0

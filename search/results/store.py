@@ -1,6 +1,6 @@
 """The results store: the driver-side writer and the reads the driver needs.
 
-Opening the database (creation, migrations, timeouts) is ``search.opening``; ``open_engine``
+Opening the database (creation, migrations, timeouts) is ``search.results.opening``; ``open_engine``
 and ``head_revision`` are re-exported here. Imports neither torch nor ray. Only the Ray driver writes (its Tune callback calls the writer
 functions below inside ``session_scope``); trials never open the database; analysis and the
 dashboard open it with ``open_engine(url)`` (``create=False``), which never writes.
@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from search.dberrors import StoreError
-from search.opening import head_revision, open_engine
-from search.schema import (
+from search.results.dberrors import StoreError
+from search.results.opening import head_revision, open_engine
+from search.results.schema import (
     ArchRow,
     EpochMetricRow,
     ResultRow,

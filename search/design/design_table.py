@@ -11,8 +11,8 @@ from typing import Any
 
 from arch_space.estimate import estimate_macs, estimate_params
 from arch_space.scaling import format_count
-from search.matching import COST_NAMES
-from search.studies import Design
+from search.design.matching import COST_NAMES
+from search.design.studies import Design
 
 
 def arm_rows(design: Design) -> list[dict[str, Any]]:

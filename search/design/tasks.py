@@ -2,7 +2,7 @@
 ``default_cpu_config``.
 
 ``search.data.synthetic`` renders the clips (with torch) and re-exports these names; the config
-code (``search.config``, ``search.studies``) reads them from here, so composing, checking and
+code (``search.design.config``, ``search.design.studies``) reads them from here, so composing, checking and
 dry-running a study loads neither torch nor Ray.
 """
 

@@ -1,6 +1,6 @@
 """Alembic environment for the vidarch results database.
 
-Migrations run programmatically from ``search.store`` (no ``alembic.ini``, no cwd dependence):
+Migrations run programmatically from ``search.results.store`` (no ``alembic.ini``, no cwd dependence):
 the store passes an open connection in ``config.attributes["connection"]``. Running the
 ``alembic`` CLI also works with ``-x url=sqlite:///studies.db``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from search.schema import Base
+from search.results.schema import Base
 
 VERSION_TABLE = "vidarch_schema_version"  # a name of our own: tells vidarch databases apart
 

@@ -73,18 +73,18 @@ class StudyConfig:
     # space (free search): a SearchSpace mapping (see arch_space.space) and a budget
     space: dict[str, Any] = field(default_factory=dict)
     max_macs: str | None = None  # e.g. "40M": MAC budget at the data clip (overrides the space)
-    # matched compute (grid designs; search.matching): every arm's widths scaled to one cost
+    # matched compute (grid designs; search.design.matching): every arm's widths scaled to one cost
     match: str = "none"  # "macs", "params", or "none" (arms keep their widths: cost varies)
     match_target: str | None = None  # "15M", "1.2G", or an arm's label; null: the median arm's
     match_multiple: int | None = None  # matched widths are multiples of it; null: 1..8 by width
     num_samples: int = 0  # search trials per seed (grid designs ignore it)
     objectives: list[str] = field(default_factory=lambda: ["val/acc1", "macs"])
-    # declared before the data (search.contrasts): "A - B" or "each vs C", over networks/families
+    # declared before the data (search.results.contrasts): "A - B" or "each vs C", over networks/families
     contrasts: list[str] = field(default_factory=list)
-    # "metric:max" | "metric:min" for metrics whose name says no direction (search.metrics)
+    # "metric:max" | "metric:min" for metrics whose name says no direction (search.results.metrics)
     directions: list[str] = field(default_factory=list)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    # one study per point of a knob (search.variants): partial data/train/study configs, each
+    # one study per point of a knob (search.design.variants): partial data/train/study configs, each
     # run as the study "<name>.<label>"; empty: the study itself
     variants: list[dict[str, Any]] = field(default_factory=list)
 
@@ -112,7 +112,7 @@ class DataConfig:
     """
 
     source: str = "synthetic"  # "synthetic", "folder" (UCF101/HMDB51 trees), "csv" (Kinetics), "json" (SSv2)
-    task: str = "motion"  # synthetic: one of search.tasks.TASKS
+    task: str = "motion"  # synthetic: one of search.design.tasks.TASKS
     clip_len: int | None = None  # frames per clip (T); real video default 16
     size: int | None = None  # synthetic: frame height = width
     num_classes: int | None = None  # classes; real video: null = the dataset's (or len(classes))
@@ -130,7 +130,7 @@ class DataConfig:
     scale: float | None = None  # zoom of the small moving digits: object_size and speed x scale
     n_directions: int | None = None  # appearance_motion: directions (labels digit x direction)
     event_gap: int | None = None  # long_order: frames between onsets (0: spread over the clip)
-    data_seed: int | None = None  # null: each seed draws its own clips; N: every seed the same (search.protocol)
+    data_seed: int | None = None  # null: each seed draws its own clips; N: every seed the same (search.design.protocol)
     # --- real video (source folder / csv / json); paths: absolute, or relative to the cwd ---
     root: str | None = None  # folder of the videos (folder: root/<class>/<video>)
     split_dir: str | None = None  # folder: UCF101 (classInd.txt, trainlist0N) / HMDB51 split files
@@ -183,7 +183,7 @@ class TrainSettings:
     amp: str | None = None  # "auto", "bf16" or "off"
     num_workers: int | None = None  # DataLoader workers (datasets not in memory)
     eval_batch_size: int | None = None  # null: 2 x batch_size
-    # Convergence (search.protocol.plateaued): epochs is then the maximum budget.
+    # Convergence (search.design.protocol.plateaued): epochs is then the maximum budget.
     plateau_stop: bool = True  # end a trial once its val curve plateaus (a Tune stopper)
     plateau_metric: str = "val/acc1"  # the curve watched: "val/acc1" (higher) or "val/loss" (lower)
     plateau_patience: int = 2  # epochs without an improvement larger than plateau_min_delta
@@ -238,8 +238,8 @@ def fill_defaults(cfg: RunConfig) -> RunConfig:
     """Replace null data/train fields by the calibrated defaults of what they feed: the task's
     ``default_cpu_config`` and ``TrainConfig()`` (so calibration lives in one place); real video
     takes ``VIDEO_DEFAULTS`` (its class count is found in the dataset by the study checks)."""
-    from search.tasks import TASKS, default_cpu_config
-    from search.train_config import TrainConfig
+    from search.design.tasks import TASKS, default_cpu_config
+    from search.design.train_config import TrainConfig
 
     data_defaults = default_cpu_config(cfg.data.task) if cfg.data.task in TASKS else None
     if cfg.data.is_video:  # the synthetic fields stay null; num_classes comes from the data

@@ -1,6 +1,6 @@
 """``TrainConfig``: how one trial trains, torch-free.
 
-``search.train`` runs the loop (with torch) and re-exports it; ``search.config`` fills the
+``search.train`` runs the loop (with torch) and re-exports it; ``search.design.config`` fills the
 command line's null train settings from its defaults without loading torch.
 """
 

@@ -1,6 +1,6 @@
 """Initial schema: studies, archs, trials, epoch_metrics, results.
 
-Written out by hand (not from the live ORM) so that later changes to ``search.schema`` arrive
+Written out by hand (not from the live ORM) so that later changes to ``search.results.schema`` arrive
 as new revisions and this one keeps describing version 1.
 
 Revision ID: 0001

@@ -1,6 +1,6 @@
 """What went wrong with the results database, in one line, and whether waiting can fix it.
 
-Torch- and ray-free, below ``search.store``: the store, the retry loop and the study lease raise
+Torch- and ray-free, below ``search.results.store``: the store, the retry loop and the study lease raise
 these, and ``search.run`` turns them into one line and an exit status.
 
 - ``transient``: waiting may fix it (SQLite "database is locked", a PostgreSQL server that is

@@ -3,9 +3,9 @@
 ``search.run`` opens a ``StudyGuard`` before it touches the study's rows and closes it at exit,
 whatever happened. Torch- and ray-free. The guard
 
-- opens the database for writing and takes the study lease (``search.lease``), whose heartbeat
+- opens the database for writing and takes the study lease (``search.results.lease``), whose heartbeat
   then runs until ``close``;
-- runs the driver's transactions with retries of transient errors (``search.retry``), each
+- runs the driver's transactions with retries of transient errors (``search.results.retry``), each
   fenced by the lease (``LeaseLost`` when another driver took the study over);
 - remembers the first storage error that ended the run (``fatal``), so that later writes fail
   at once and the run ends with that one line;
@@ -23,11 +23,11 @@ from typing import TextIO, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from search.dberrors import LeaseLost, StoreError, classify, find_store_error
-from search.lease import StudyLease
-from search.opening import open_engine
-from search.retry import retry_call, retry_window_s, shown
-from search.store import repair_running, session_scope
+from search.results.dberrors import LeaseLost, StoreError, classify, find_store_error
+from search.results.lease import StudyLease
+from search.results.opening import open_engine
+from search.results.retry import retry_call, retry_window_s, shown
+from search.results.store import repair_running, session_scope
 
 T = TypeVar("T")
 CLEANUP_WINDOW_S = 15.0  # the exit's reset of RUNNING rows retries at most this long
@@ -122,7 +122,7 @@ class StudyGuard:
 
 def report(line: str, exc: BaseException | None = None, *, stream: TextIO | None = None) -> None:
     """Print ``error: <line>`` (one line); with VIDARCH_DEBUG=1 also the traceback of ``exc``."""
-    from search.urls import mask  # a URL's password never reaches the terminal
+    from search.results.urls import mask  # a URL's password never reaches the terminal
 
     out = stream if stream is not None else sys.stderr
     print(f"error: {mask(line)}", file=out, flush=True)

@@ -22,7 +22,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from search.dberrors import (
+from search.results.dberrors import (
     CONFLICT,
     STORAGE,
     TRANSIENT,
@@ -129,7 +129,7 @@ def shown(engine: Engine) -> str:
 def transaction(engine: Engine, fn: Callable[[Session], T], *, window_s: float | None = None,
                 notify: Callable[[str], None] | None = _stderr) -> T:
     """Run ``fn(session)`` in one transaction (``session_scope``), retried as ``retry_call``."""
-    from search.store import session_scope
+    from search.results.store import session_scope
 
     def attempt() -> T:
         with session_scope(engine) as s:

@@ -19,10 +19,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from search import metrics
+from search.results import metrics
 
 # The curves the plateau rule may watch, with their direction (True: higher is better) from the
-# one table of metric facts (search.metrics).
+# one table of metric facts (search.results.metrics).
 PLATEAU_METRICS: dict[str, bool] = {name: metrics.direction(name) == "max"
                                     for name in (metrics.VAL_ACC1, metrics.VAL_LOSS)}
 MAX_DATA_SEED = 2**31 - 1  # a data seed fits the 32-bit trials.data_seed column

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search.metrics import CONFIDENCE, MAX, DirectionError, has_direction, parse_directions
-from search.seed_stats import CI_METHOD, holm, paired_contrast
+from search.results.metrics import CONFIDENCE, MAX, DirectionError, has_direction, parse_directions
+from search.results.seed_stats import CI_METHOD, holm, paired_contrast
 
 _EACH = re.compile(r"^each\s+vs\.?\s+(?P<control>\S.*)$", re.IGNORECASE)
 _MINUS = re.compile(r"\s+[-\u2212]\s+")
@@ -159,7 +159,7 @@ def check_declarations(study: Any, cells: Sequence[Any],
     ``study`` is a ``StudyConfig``, ``cells`` the grid design's cells (empty for a search).
 
     Raises:
-        error: (``search.studies`` passes its ``StudyError``) one line starting with
+        error: (``search.design.studies`` passes its ``StudyError``) one line starting with
             ``study.contrasts``, ``study.directions`` or ``study.objectives``.
     """
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from search.urls import for_command
+from search.results.urls import for_command
 
 LOOPBACK = "127.0.0.1"
 # Streamlit reads .streamlit/config.toml only from the working directory, so the options that
@@ -27,7 +27,7 @@ RAY_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 def dashboard_command(storage: str) -> str:
     """The command that opens the dashboard on ``storage``: runnable from the current directory,
     quoted for the shell, serving on 127.0.0.1 only, and never showing a database password."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # the checkout
     here = Path.cwd().resolve()
     app = "dashboard/app.py" if here == root else str(root / "dashboard" / "app.py")
     db, hidden = for_command(storage, base=None if here == root else here)

@@ -1,4 +1,4 @@
-"""Composing a run's config: Hydra over ``search/conf`` (typed by ``search.config``), the
+"""Composing a run's config: Hydra over ``search/conf`` (typed by ``search.design.config``), the
 command-line overrides, then the typed ``RunConfig`` (one per ``study.variants`` entry).
 
 Hydra's compose API is used: no ``outputs/`` or ``.hydra/`` directory, no change of directory,
@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # search/conf
 GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware")
 # Study names: a database key and the name of Tune's experiment directory.
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -69,7 +69,7 @@ def _one_line(exc: BaseException) -> str:
 
 def compose(overrides: list[str]) -> Any:
     """Compose the config with Hydra (no outputs/, no chdir) and return the DictConfig."""
-    from search.overrides import set_int_lists
+    from search.design.overrides import set_int_lists
 
     cfg, int_lists = _compose(overrides)
     set_int_lists(cfg, int_lists)
@@ -86,8 +86,8 @@ def _compose(overrides: list[str]) -> tuple[Any, dict[str, list[int]]]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from search.config import register_configs
-    from search.overrides import split_int_lists
+    from search.design.config import register_configs
+    from search.design.overrides import split_int_lists
 
     _group_override(overrides)
     register_configs()
@@ -109,7 +109,7 @@ def to_run_config(cfg: Any, int_lists: dict[str, list[int]] | None = None) -> An
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from search.overrides import OverrideError, assign_int_lists
+    from search.design.overrides import OverrideError, assign_int_lists
 
     try:
         run_cfg: Any = OmegaConf.to_object(cfg)
@@ -121,14 +121,14 @@ def to_run_config(cfg: Any, int_lists: dict[str, list[int]] | None = None) -> An
     if not run_cfg.study.name or run_cfg.study.name == "???":
         raise ConfigError("study.name: missing")
     check_study_name(run_cfg.study.name)
-    from search.urls import UrlError, check_storable, to_url
+    from search.results.urls import UrlError, check_storable, to_url
 
     run_cfg.storage = to_url(run_cfg.storage)  # a bare file name means SQLite
     try:
         check_storable(run_cfg.storage)
     except UrlError as exc:
         raise ConfigError(str(exc)) from None
-    from search.config import fill_defaults
+    from search.design.config import fill_defaults
 
     return fill_defaults(run_cfg)
 
@@ -150,7 +150,7 @@ def check_study_name(name: str) -> None:
 
 def studies_of(cfg: Any, int_lists: Any = None) -> list[Any]:
     """The typed configs a composed config runs: itself, or one per ``study.variants`` entry."""
-    from search.variants import VariantError, expand
+    from search.design.variants import VariantError, expand
 
     try:
         points = expand(cfg)

@@ -15,7 +15,7 @@ its settings, resumed, summarised, with its declared contrasts evaluated within 
 placement contrast per knob value, the inflated-vs-scratch contrast per training-set size).
 
 Why separate studies rather than cells of one: a trial is identified by (study, arch, seed)
-(``search.schema``), and a knob that changes only the data trains the same network on the same
+(``search.results.schema``), and a knob that changes only the data trains the same network on the same
 seed. Networks that differ across the knob (clip length) can stay cells of one study
 (``study.clip_lens``).
 

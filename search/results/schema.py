@@ -1,7 +1,7 @@
 """The results database schema (SQLAlchemy 2 ORM). Imports neither torch nor ray.
 
 Analysis and the dashboard import this module to read; only the Ray driver writes (see
-``search/store.py``). Schema changes go through Alembic migrations in ``search/migrations``.
+``search/results/store.py``). Schema changes go through Alembic migrations in ``search/results/migrations``.
 
 Datetimes are naive UTC: SQLite has no time-zone type, and naive-UTC everywhere avoids mixing
 aware and naive values between SQLite and PostgreSQL.

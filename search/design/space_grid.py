@@ -88,8 +88,8 @@ def space_points(space: SearchSpace) -> list[SpacePoint]:
 
 
 def space_cells(space: SearchSpace) -> list[Any]:
-    """The grid cells (``search.studies.Cell``) of every point; family = temporal decisions."""
-    from search.studies import Cell
+    """The grid cells (``search.design.studies.Cell``) of every point; family = temporal decisions."""
+    from search.design.studies import Cell
 
     decisions = len(space.slots) if not space.placements else 0
     return [Cell(label=p.label, family=f"{p.n_temporal}/{decisions} temporal" if decisions

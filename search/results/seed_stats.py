@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from search.metrics import CONFIDENCE
+from search.results.metrics import CONFIDENCE
 
 CI_METHOD = "student-t"  # the name every table reports next to its interval
 NORMAL_ABOVE = 100_000  # units above this: t and normal quantiles agree; skip scipy's t
@@ -44,7 +44,7 @@ def mean_ci(units: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE,
     """Student-t interval of the mean of ``units`` (per-seed means); NaNs below two units.
 
     With identical units the interval is the point itself (zero spread is what was seen). The
-    interval is clipped to ``bounds``, the range the mean can take (``search.metrics.bounds``:
+    interval is clipped to ``bounds``, the range the mean can take (``search.results.metrics.bounds``:
     [0, 1] for an accuracy), which only removes values the mean cannot have.
     """
     return mean_interval(units, confidence, bounds)[1:]
