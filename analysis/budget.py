@@ -26,6 +26,7 @@ from analysis.stats import completed, pareto_mask
 from arch_space.naming import runs_name
 from arch_space.spec import TEMPORAL_KINDS
 from search.results import metrics
+from search.results.metrics import VAL_ACC1
 from search.results.seed_stats import UNBOUNDED, mean_interval
 
 # Cost axes a budget may be given on: column of load_trials → (unit label, scale to that unit).
@@ -83,7 +84,7 @@ def seed_means(df: pd.DataFrame, metric: str) -> pd.DataFrame:
             .rename("value").reset_index())
 
 
-def network_table(df: pd.DataFrame, metric: str = "val/acc1",
+def network_table(df: pd.DataFrame, metric: str = VAL_ACC1,
              confidence: float = 0.95) -> pd.DataFrame:
     """One row per network: name, family, costs, ``n_seeds``, ``mean``, ``ci_low``/``ci_high``
     (t over per-seed means), best first."""
@@ -112,7 +113,7 @@ def network_table(df: pd.DataFrame, metric: str = "val/acc1",
     return out[cols].reset_index(drop=True)
 
 
-def paired_difference(df: pd.DataFrame, arch_a: str, arch_b: str, metric: str = "val/acc1",
+def paired_difference(df: pd.DataFrame, arch_a: str, arch_b: str, metric: str = VAL_ACC1,
                       confidence: float = 0.95) -> dict[str, Any]:
     """``metric`` of network a minus network b, paired over the seeds both ran.
 
@@ -212,7 +213,7 @@ def fmt_cost(value: float, axis: str) -> str:
 
 
 def at_budget(df: pd.DataFrame, *, macs: float | None = None, params: float | None = None,
-              latency_ms: float | None = None, metric: str = "val/acc1",
+              latency_ms: float | None = None, metric: str = VAL_ACC1,
               confidence: float = 0.95) -> BudgetAnswer:
     """The best network, the best family and bottom- vs top-heavy under one cost budget.
 

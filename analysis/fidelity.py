@@ -21,6 +21,7 @@ from scipy import stats as sps
 from analysis.budget import higher_is_better, seed_means
 from analysis.loading import spec_columns
 from analysis.stats import completed
+from search.results.metrics import VAL_ACC1
 
 COLUMNS = ["n_networks", "spearman", "spearman_low", "spearman_high", "kendall", "kendall_low",
            "kendall_high", "same_best"]
@@ -121,7 +122,7 @@ def _network_final(trials: pd.DataFrame, metric: str) -> pd.Series:
     return seed_means(trials, metric).groupby("arch_id", sort=False)["value"].mean()
 
 
-def fidelity(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "val/acc1", *,
+def fidelity(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = VAL_ACC1, *,
              n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """How well each epoch's ranking of the networks predicts their final ranking.
 
@@ -156,7 +157,7 @@ def fidelity(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "val/acc1
     return pd.DataFrame(rows, columns=["epoch", *COLUMNS])
 
 
-def clip_fidelity(trials: pd.DataFrame, metric: str = "val/acc1", *, n_boot: int = 1000,
+def clip_fidelity(trials: pd.DataFrame, metric: str = VAL_ACC1, *, n_boot: int = 1000,
                   confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """How well a short clip length ranks the networks as the longest clip length does.
 

@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 
 from analysis.placement import FAMILIES
 from search.results import metrics
+from search.results.metrics import VAL_ACC1
 
 FAMILY_COLORS: dict[str, str] = {
     "2D": "#7f7f7f", "bottom-heavy": "#1f77b4", "top-heavy": "#d62728",
@@ -216,7 +217,7 @@ def placement_heatmap(summary: pd.DataFrame, *, metric: str = metrics.VAL_ACC1,
     return fig
 
 
-def marginal_figure(effects: pd.DataFrame, *, metric: str = "val/acc1") -> go.Figure:
+def marginal_figure(effects: pd.DataFrame, *, metric: str = VAL_ACC1) -> go.Figure:
     """Each position's marginal effect (kind vs all trials) on ``metric`` and on GMACs."""
     positions = list(dict.fromkeys(effects["position"]))
     kinds = sorted(set(effects["kind"]),

@@ -29,6 +29,7 @@ from analysis.loading import spec_columns
 from analysis.placement import TEMPORAL_STEM_KINDS
 from analysis.stats import completed
 from arch_space.spec import TEMPORAL_KINDS
+from search.results.metrics import VAL_ACC1
 
 IMPORTANCE_COLUMNS = ["param", "importance", "ped_anova", "fanova", "n_trials", "conditional"]
 # Block fields that only act where the position is temporal (a 2D kernel has no extent).
@@ -98,7 +99,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def importance(df: pd.DataFrame, metric: str = "val/acc1", *, evaluator: str = "ped_anova",
+def importance(df: pd.DataFrame, metric: str = VAL_ACC1, *, evaluator: str = "ped_anova",
                seed: int = 0) -> pd.DataFrame:
     """One row per searched choice: how much it mattered to ``metric``, by Optuna's evaluators.
 
@@ -207,7 +208,7 @@ def _omega2_interval(y: np.ndarray, codes: np.ndarray, n_levels: int, n_boot: in
     return min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0)
 
 
-def network_choices(df: pd.DataFrame, metric: str = "val/acc1") -> pd.DataFrame:
+def network_choices(df: pd.DataFrame, metric: str = VAL_ACC1) -> pd.DataFrame:
     """One row per network: its spec columns and ``value``, the mean of its per-seed means."""
     per_seed = seed_means(df, metric)
     value = per_seed.groupby("arch_id", sort=False)["value"].mean()
@@ -246,7 +247,7 @@ def positions(df: pd.DataFrame, level: str = "block") -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def position_effects(df: pd.DataFrame, metric: str = "val/acc1", *, level: str = "block",
+def position_effects(df: pd.DataFrame, metric: str = VAL_ACC1, *, level: str = "block",
                      n_boot: int = 500, confidence: float = 0.95,
                      seed: int = 0) -> pd.DataFrame:
     """How much of ``metric``'s variance across networks each position's choices explain.

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from analysis.budget import COST_AXES, BudgetAnswer, fmt_cost
 from analysis.figures import FAMILY_COLORS, LAYOUT
 from analysis.placement import FAMILIES
+from search.results.metrics import VAL_ACC1
 
 # Label placement, in pixels of a plot area of about PLOT_W x PLOT_H: a label's box centre is
 # tried at growing distances from its point, in eight directions, joined to it by a thin line.
@@ -217,7 +218,7 @@ def position_heatmap(effects: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def parcoords_figure(table: pd.DataFrame, metric: str = "val/acc1",
+def parcoords_figure(table: pd.DataFrame, metric: str = VAL_ACC1,
                      max_dimensions: int = 24) -> go.Figure:
     """Parallel coordinates of a ``choice_table``: one line per network through every choice,
     its cost and its ``metric``; lines coloured by the metric."""

@@ -19,12 +19,13 @@ from sqlalchemy import select
 
 from analysis.budget import network_table, paired_difference
 from analysis.loading import Db, _read_sql, opened, spec_columns, study_config
+from search.results.metrics import VAL_ACC1
 from search.results.schema import StudyRow, TrialRow
 
 BLOCK_FIELDS = ("kind", "t_kernel", "t_stride", "s_stride", "inflate", "width")  # diffed
 
 
-def choice_table(df: pd.DataFrame, metric: str = "val/acc1", *,
+def choice_table(df: pd.DataFrame, metric: str = VAL_ACC1, *,
                  fields: tuple[str, ...] = ("kind",)) -> pd.DataFrame:
     """One row per network: ``name, family``, the per-position ``fields`` that vary between
     networks (``stem.kind``, ``stage2.block1.t_kernel``, ...), ``mmacs``, ``params`` and the
@@ -68,7 +69,7 @@ class NetworkDiff:
 
 
 def network_diff(layers_a: pd.DataFrame, layers_b: pd.DataFrame, df: pd.DataFrame,
-                 arch_a: str, arch_b: str, metric: str = "val/acc1") -> NetworkDiff:
+                 arch_a: str, arch_b: str, metric: str = VAL_ACC1) -> NetworkDiff:
     """Diff two networks' layer tables (``load_arch``'s per-layer rows) and their ``metric``.
 
     Layers are matched by path (``stem``, ``stage2.block1``, ...); a layer only one network has
@@ -110,7 +111,7 @@ def _data_summary(config: Mapping[str, Any]) -> str:
     return ", ".join(map(str, parts))
 
 
-def cross_study(frames: Mapping[str, pd.DataFrame], arch_id: str, metric: str = "val/acc1",
+def cross_study(frames: Mapping[str, pd.DataFrame], arch_id: str, metric: str = VAL_ACC1,
                 configs: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
     """One network in every study of ``frames`` (study name → ``load_trials`` frame) that ran it.
 
@@ -142,7 +143,7 @@ def cross_study(frames: Mapping[str, pd.DataFrame], arch_id: str, metric: str = 
                                        "setting"])
 
 
-def load_cross_study(db: Db, arch_id: str, metric: str = "val/acc1") -> pd.DataFrame:
+def load_cross_study(db: Db, arch_id: str, metric: str = VAL_ACC1) -> pd.DataFrame:
     """``cross_study`` over every study of the database that ran ``arch_id``."""
     from analysis.loading import load_trials
 

@@ -21,6 +21,7 @@ from analysis.checks import FLAG_COLUMNS, add_flags, group_checks
 from analysis.loading import spec_columns
 from analysis.placement import FAMILIES
 from search.results import metrics
+from search.results.metrics import VAL_ACC1
 from search.results.seed_stats import (
     CI_METHOD,
     UNBOUNDED,
@@ -199,7 +200,7 @@ def arch_summary(df: pd.DataFrame, metric: str = metrics.VAL_ACC1,
     return out.reset_index().sort_values("mean", ascending=mode == metrics.MIN, kind="stable")
 
 
-def marginal_effects(df: pd.DataFrame, metric: str = "val/acc1") -> pd.DataFrame:
+def marginal_effects(df: pd.DataFrame, metric: str = VAL_ACC1) -> pd.DataFrame:
     """Each (position, kind)'s marginal effect on ``metric`` and on GMACs over COMPLETE trials.
 
     Columns: ``position`` (``stem``, ``stage1.block1``, ...), ``kind``, ``n``, ``mean``,
@@ -228,7 +229,7 @@ def marginal_effects(df: pd.DataFrame, metric: str = "val/acc1") -> pd.DataFrame
     return out
 
 
-def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "val/acc1",
+def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = VAL_ACC1,
                   by: str = "family", confidence: float = 0.95) -> pd.DataFrame:
     """Mean learning curve of ``metric`` per group and epoch with a t-CI band over trials.
 

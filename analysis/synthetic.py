@@ -23,6 +23,7 @@ from sqlalchemy import Engine, insert, select
 from analysis.placement import TEMPORAL_STEM_KINDS, describe, estimate_layer_macs
 from arch_space.presets import preset
 from arch_space.spec import TEMPORAL_KINDS, ArchSpec, BlockSpec, StageSpec, StemSpec
+from search.results.metrics import TRAIN_ACC1, TRAIN_LOSS, VAL_ACC1, VAL_ACC5, VAL_LOSS
 from search.results.schema import (
     ArchRow,
     EpochMetricRow,
@@ -123,21 +124,21 @@ def simulate(spec: ArchSpec, kinds: Sequence[str], seed: int, rng: np.random.Gen
     for e in range(1, last + 1):
         frac = (1 - math.exp(-e / tau)) / (1 - math.exp(-n_epochs / tau))
         acc = float(np.clip(0.1 + (final - 0.1) * frac + rng.normal(0, 0.004), 0, 1))
-        epochs.append({"train/loss": 2.3 * (1 - 0.8 * frac) + rng.normal(0, 0.02),
-                       "train/acc1": min(1.0, acc + 0.05 * frac), "val/loss": 2.3 * (1 - 0.7 * frac) - 2.0 * (final - 0.5) * frac
+        epochs.append({TRAIN_LOSS: 2.3 * (1 - 0.8 * frac) + rng.normal(0, 0.02),
+                       TRAIN_ACC1: min(1.0, acc + 0.05 * frac), VAL_LOSS: 2.3 * (1 - 0.7 * frac) - 2.0 * (final - 0.5) * frac
                        + rng.normal(0, 0.02),
-                       "val/acc1": acc, "val/acc5": min(1.0, acc + 0.2 + rng.normal(0, 0.01)),
+                       VAL_ACC1: acc, VAL_ACC5: min(1.0, acc + 0.2 + rng.normal(0, 0.01)),
                        "lr": 0.1 * 0.5 * (1 + math.cos(math.pi * e / n_epochs)),
                        "epoch_time_s": epoch_time_s + rng.normal(0, 1) * epoch_time_s / 30.0})
     results = dict(epochs[-1]) if state is not TrialState.FAILED else {}
     if state is TrialState.FAILED:
-        results = {"train/loss": math.nan}
+        results = {TRAIN_LOSS: math.nan}
     chance = 1.0 / spec.num_classes
     protocol: dict[str, Any] = {"data_seed": seed, "chance_acc": chance,
                                 "majority_acc": round(chance + 0.025, 4)}
     if state is TrialState.COMPLETE:
         protocol.update(plateaued=plateaued,
-                        train_val_gap=results["train/acc1"] - results["val/acc1"])
+                        train_val_gap=results[TRAIN_ACC1] - results[VAL_ACC1])
     return SyntheticTrial(spec, seed, label, state, epochs, results,
                           error="loss became NaN" if state is TrialState.FAILED else None,
                           family=family, protocol=protocol)

@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from search.results.metrics import TRAIN_ACC1, VAL_ACC1
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # name -> (helper, argument); all share the tiny widths below.
@@ -81,8 +83,8 @@ def run_one(job: tuple[str, str, int, dict, dict]) -> dict:
     cfg = dataclasses.replace(TrainConfig(), **train_over)
     result = train(model, train_set, val_set, cfg, seed=seed)
     return {"task": task, "placement": placement, "seed": seed, "status": result.status,
-            "val_acc1": result.final.get("val/acc1", float("nan")),
-            "train_acc1": result.final.get("train/acc1", float("nan")),
+            "val_acc1": result.final.get(VAL_ACC1, float("nan")),
+            "train_acc1": result.final.get(TRAIN_ACC1, float("nan")),
             "data_s": round(t_data, 2), "total_s": round(time.perf_counter() - t0, 2),
             "chance": 1.0 / data_cfg.num_classes, "data": data_over, "train": train_over}
 
@@ -146,9 +148,9 @@ def run_study_arm(job: tuple) -> dict:
     result = train(model, train_set, val_set, cfg, seed=seed)
     epoch_s = (time.perf_counter() - t_train) / max(1, len(result.history))
     return {"task": name, "placement": label, "seed": seed, "status": result.status,
-            "val_acc1": result.final.get("val/acc1", float("nan")),
-            "train_acc1": result.final.get("train/acc1", float("nan")),
-            "val_curve": [round(h["val/acc1"], 4) for h in result.history],
+            "val_acc1": result.final.get(VAL_ACC1, float("nan")),
+            "train_acc1": result.final.get(TRAIN_ACC1, float("nan")),
+            "val_curve": [round(h[VAL_ACC1], 4) for h in result.history],
             "epoch_s": round(epoch_s, 2), "data_s": round(t_data, 2),
             "total_s": round(time.perf_counter() - t0, 2),
             "chance": 1.0 / data_cfg.num_classes, "data": {k: data[k] for k in

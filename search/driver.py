@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from sqlalchemy import Engine
 
 from arch_space.naming import placement_name
-from search import interrupts
+from search import faults, interrupts
 from search.cluster import start_ray
 from search.design.config import RunConfig
 from search.design.protocol import trial_data_seed
@@ -263,7 +263,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         epochs=int(cfg.train.epochs or 1),
         num_threads=max(1, int(hw.cpus_per_trial)), device=hw.device,
         pretrain_epochs=study.pretrain_epochs, pretrain_shuffle=study.pretrain_shuffle,
-        hooks=asdict(cfg.testing), checkpoint_root=root, study=study.name)
+        hooks=faults.from_env(), checkpoint_root=root, study=study.name)
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
     writer = GuardedWriter(engine, study_id, costs.by_arch,
                            resources={"cpus": hw.cpus_per_trial, "gpus": hw.gpus_per_trial,

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from arch_space.spec import ArchSpec, BlockSpec, StageSpec, StemSpec
 from search.data.synthetic import ClipSet, SyntheticConfig, make_synthetic
+from search.results.metrics import VAL_ACC1
 from search.train import TrainConfig, TrainResult, train
 
 # Pretraining on single frames: more images per second than clips, so more epochs.
@@ -146,8 +147,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     scratch = train(build_network(spec), train_set, val_set, cfg, seed=args.seed)
     print(f"{args.task} ({args.n_train} clips, seed {args.seed}): "
-          f"inflated val/acc1 {inflated.final['val/acc1']:.3f}, "
-          f"scratch val/acc1 {scratch.final['val/acc1']:.3f}")
+          f"inflated val/acc1 {inflated.final[VAL_ACC1]:.3f}, "
+          f"scratch val/acc1 {scratch.final[VAL_ACC1]:.3f}")
 
 
 if __name__ == "__main__":

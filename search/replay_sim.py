@@ -35,6 +35,7 @@ import numpy as np
 from search.design.studies import Design, mac_band
 from search.hypervolume import Reference, pareto_2d
 from search.replay_table import ACC, TIME, BenchTable, ReplayError, run_config
+from search.results.metrics import TRAIN_ACC1, TRAIN_LOSS, VAL_LOSS
 
 SAMPLER_NAMES: tuple[str, ...] = ("grid", "random", "tpe", "nsga2")
 ASHA = "asha"  # alone: random proposals with ASHA in MAC bands; "tpe+asha": TPE with it
@@ -133,7 +134,7 @@ class Bench:
         self.curves: dict[str, dict[int, list[dict[str, float]]]] = {}
         self.costs: dict[str, dict[str, Any]] = {}
         finals: dict[str, list[float]] = {}
-        columns = [c for c in (ACC, TIME, "val/loss", "train/acc1", "train/loss") if c in frame]
+        columns = [c for c in (ACC, TIME, VAL_LOSS, TRAIN_ACC1, TRAIN_LOSS) if c in frame]
         for (arch_id, seed), rows in frame.groupby(["arch_id", "seed"], sort=True):
             macs, params = float(rows["macs"].iloc[0]), float(rows["params"].iloc[0])
             values = rows[columns].to_numpy(dtype=float)  # (epochs, metrics)

@@ -11,7 +11,8 @@ snapshot (which rebuilds its search space), the command, the git SHA, the date, 
 and whether it is synthetic. ``python -m search.replay export`` writes one from a results
 database; ``python -m search.replay TABLE`` replays searchers against it.
 
-Torch-free (results layer): reads the database through ``search.results.schema`` / ``search.results.store``.
+Torch-free: reads the database through ``search.results``; it sits with the replay tools in the
+runner layer because it rebuilds a study's space from its config (``search.design``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from search.results.metrics import TRAIN_ACC1, TRAIN_LOSS, VAL_ACC1, VAL_LOSS
 from search.results.schema import (
     ArchRow,
     EpochMetricRow,
@@ -40,10 +42,10 @@ from search.results.schema import (
 from search.results.store import StoreError, open_engine, session_scope
 
 FORMAT = "vidarch-bench/1"
-ACC = "val/acc1"
+ACC = VAL_ACC1
 TIME = "epoch_time_s"
 REQUIRED_METRICS: tuple[str, ...] = (ACC, TIME)  # what a replay cannot do without
-METRICS: tuple[str, ...] = (ACC, "val/loss", "train/acc1", "train/loss", TIME)
+METRICS: tuple[str, ...] = (ACC, VAL_LOSS, TRAIN_ACC1, TRAIN_LOSS, TIME)
 KEY_COLUMNS: tuple[str, ...] = ("arch_id", "label")
 COST_COLUMNS: tuple[str, ...] = ("macs", "params")
 ROW_COLUMNS: tuple[str, ...] = ("seed", "epoch")

@@ -171,6 +171,10 @@ def run_one(run_cfg: Any, design: Any, sigint: Any = None) -> int:
             print(f"error: hardware.address: cannot join Ray at {run_cfg.hardware.address!r}: "
                   f"{reason}", file=sys.stderr)
             return 2
+    if run_cfg.data.is_video:  # the decoder that will run: a fallback is noticed here, once
+        from search.data.decoders import check_decoder
+
+        check_decoder(run_cfg.data.decoder, run_cfg.data.decode_device)
     from search.driver import check_resources
 
     problem = check_resources(run_cfg)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search.design.train_config import TrainConfig as TrainConfig  # torch-free; re-exported
+from search.results.metrics import TRAIN_ACC1, TRAIN_LOSS, VAL_ACC1, VAL_ACC5, VAL_LOSS
 
 
 @dataclass
@@ -134,8 +135,8 @@ def train(model: nn.Module, train_set: Any, val_set: Any, cfg: TrainConfig, *, s
         val = evaluate(model, val_set, cfg, device=device, memory_format=memory_format,
                        autocast=autocast)
         metrics = {"epoch": float(epoch),
-                   "train/loss": loss_sum / max(1, seen), "train/acc1": correct / max(1, seen),
-                   "val/loss": val["loss"], "val/acc1": val["acc1"], "val/acc5": val["acc5"],
+                   TRAIN_LOSS: loss_sum / max(1, seen), TRAIN_ACC1: correct / max(1, seen),
+                   VAL_LOSS: val["loss"], VAL_ACC1: val["acc1"], VAL_ACC5: val["acc5"],
                    "lr": lr, "epoch_time_s": time.perf_counter() - t0}
         history.append(metrics)
         if on_epoch is not None:

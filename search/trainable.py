@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search.checkpoints import RESUME_NOTE
+from search.results.metrics import VAL_ACC1
 
 CHECKPOINT_FILE = "state.pt"
 SKIPPED_METRIC = "data/skipped"  # real video: videos skipped as unreadable so far
@@ -39,7 +40,7 @@ class TrialContext:
     device: str  # "auto", "cpu" or "cuda"
     pretrain_epochs: int = 3  # inflation study: epochs of 2D pretraining on frames
     pretrain_shuffle: bool = False  # inflation's compute control: pretrain on shuffled labels
-    hooks: dict[str, Any] = field(default_factory=dict)  # testing hooks (FaultHooks fields)
+    hooks: dict[str, Any] = field(default_factory=dict)  # test-only faults (search.faults)
     checkpoint_root: str = ""  # Tune storage path: resume points are read only from inside it
     study: str = ""  # ... and only from this study's experiment directories
 
@@ -49,7 +50,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     from ray import tune
 
     if config.get("skip"):  # a proposal the driver answers without training (budget, repeat)
-        tune.report({"val/acc1": float(config.get("skip_value", 0.0)),
+        tune.report({VAL_ACC1: float(config.get("skip_value", 0.0)),
                      "macs": float(config["macs"]), "epoch": 0.0, "skipped": 1.0})
         return
 
@@ -66,7 +67,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     hooks = context.hooks
     spec = ArchSpec.from_json(config["spec_json"])
     if hooks.get("fail_on_seed") is not None and seed == hooks["fail_on_seed"]:
-        raise TrialFailure(f"injected failure (testing.fail_on_seed={seed})")
+        raise TrialFailure(f"injected failure (fail_on_seed={seed}, VIDARCH_TEST_FAULTS)")
     # The clips this trial draws: the study's data, the cell's overrides, and the effective
     # data seed the driver planned (search.design.protocol.trial_data_seed).
     data = {**context.data, **json.loads(config.get("data_json") or "{}"),

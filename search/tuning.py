@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from search.checkpoints import RESUME_NOTE, remove_checkpoints
 from search.design.protocol import curve_plateaued, train_val_gap
 from search.hardware import HARDWARE_RESULT
+from search.results.metrics import TRAIN_ACC1, TRAIN_LOSS, VAL_ACC1, VAL_ACC5, VAL_LOSS
 from search.results.schema import TrialRow, TrialState
 from search.results.store import (
     drop_epochs_after,
@@ -47,8 +48,8 @@ from search.results.store import (
 log = logging.getLogger(__name__)
 
 # Metrics stored per epoch (others in a result, e.g. Ray's bookkeeping, are not).
-EPOCH_METRICS: tuple[str, ...] = ("train/loss", "train/acc1", "val/loss", "val/acc1",
-                                  "val/acc5", "lr", "epoch_time_s",
+EPOCH_METRICS: tuple[str, ...] = (TRAIN_LOSS, TRAIN_ACC1, VAL_LOSS, VAL_ACC1,
+                                  VAL_ACC5, "lr", "epoch_time_s",
                                   "data/skipped")  # real video: unreadable videos so far
 
 
@@ -236,7 +237,7 @@ def _draws_with_seed(data: Mapping[str, Any]) -> bool:
     """Whether the data draw uses the data seed (always, except real video fixed by its split)."""
     if data.get("source", "synthetic") == "synthetic":
         return True
-    from search.data.video import draws_with_seed
+    from search.design.video_lists import draws_with_seed
 
     return draws_with_seed(data)
 

@@ -8,6 +8,7 @@ import streamlit as st
 import analysis.checks
 from analysis import figures as figs
 from dashboard import common
+from search.results.metrics import TRAIN_LOSS
 
 MAX_OPTIONS = 1000  # trials offered in the pickers (best first); others by number below
 
@@ -101,6 +102,6 @@ if curves.empty:
     st.info("No per-epoch metrics recorded for these trials.")
 else:
     names = {int(by_number.loc[n, "trial_id"]): f"#{n}" for n in chosen}
-    metrics = [ctx.metric, "train/loss"] if ctx.metric != "train/loss" else ["train/loss"]
+    metrics = [ctx.metric, TRAIN_LOSS] if ctx.metric != TRAIN_LOSS else [TRAIN_LOSS]
     common.plot(figs.trial_curves_figure(curves, metrics, names, chance=chance.loc[first]),
                 key="trial_curves")

@@ -59,6 +59,16 @@ def resolve_decoder(name: str) -> str:
     return "pyav"
 
 
+def check_decoder(name: str, device: str = "cpu") -> str:
+    """``resolve_decoder(name)``, plus a notice when PyAV will decode what ``device`` asked of
+    the GPU (PyAV decodes on the CPU only)."""
+    decoder = resolve_decoder(name)
+    if decoder == "pyav" and device != "cpu":
+        notice(f"notice: data.decode_device={device}: PyAV decodes on the CPU only; decoding "
+               f"on the CPU")
+    return decoder
+
+
 def notice(line: str) -> None:
     """Print ``line`` on stderr once per process."""
     if line not in _noticed:

@@ -1,6 +1,7 @@
 """Real video on PyAV: class-per-folder trees, Kinetics-style CSV and Something-Something JSON.
 
-Every loader returns a ``VideoDataset``: a list of ``(path, label)`` items plus the class names.
+Every loader returns a ``VideoDataset``: a list of ``(path, label)`` items plus the class names
+(the listing itself, torch-free, is ``search.design.video_lists``).
 ``dataset[i]`` decodes one clip with PyAV, samples ``clip_len`` frames (random temporal jitter,
 uniform over the whole video, or the centre; every ``frame_stride``-th frame), and resizes, crops
 and normalises it to float ``(3, T, H, W)``. A video that cannot be opened or decoded (missing,
@@ -20,11 +21,7 @@ Layouts:
 
 from __future__ import annotations
 
-import csv
-import json
 import multiprocessing as mp
-import random
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,13 +33,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from search.data.decoders import decode_frames, notice, resolve_decoder
+from search.data.decoders import check_decoder, decode_frames
 from search.data.transforms import ClipTransform
+from search.design.video_lists import SOURCE_PATHS as SOURCE_PATHS
+from search.design.video_lists import VIDEO_SUFFIXES as VIDEO_SUFFIXES
+from search.design.video_lists import DataError as DataError
+from search.design.video_lists import check_paths as check_paths
+from search.design.video_lists import csv_listing, folder_listing, json_listing, video_lists
+from search.design.video_lists import draws_with_seed as draws_with_seed
 
 if TYPE_CHECKING:
     from search.data.cache import ClipCache
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,8 @@ class VideoDataset(torch.utils.data.Dataset):
     def decoder(self) -> str:
         """The decoder that runs: ``"torchcodec"`` or ``"pyav"`` (a notice when auto falls back)."""
         if self._decoder is None:
-            self._decoder = resolve_decoder(self.decoder_setting)
-            if self._decoder == "pyav" and self.decode_device != "cpu":
-                notice(f"notice: data.decode_device={self.decode_device}: PyAV decodes on the "
-                       f"CPU only; decoding on the CPU")
+            self._decoder = check_decoder(self.decoder_setting, self.decode_device)
+            if self._decoder == "pyav":
                 self.decode_device = "cpu"
         return self._decoder
 
@@ -198,176 +197,49 @@ def _decode_all(path: str | Path) -> dict[int, np.ndarray]:
                 for i, frame in enumerate(container.decode(container.streams.video[0]))}
 
 
-# --- layouts ---------------------------------------------------------------------------------
+# --- layouts (the listings: search.design.video_lists) ------------------------------------------
 def folder_dataset(root: str | Path, *, split_dir: str | Path | None = None, split: int = 1,
                    train: bool = True, sampling: ClipSampling | None = None,
                    transform: ClipTransform | None = None) -> VideoDataset:
-    """A class-per-folder tree ``root/<class>/<video>`` (UCF101 / HMDB51 layout).
-
-    Args:
-        root: the folder of class folders.
-        split_dir: folder with UCF101 (``classInd.txt``, ``trainlist0N.txt``,
-            ``testlist0N.txt``) or HMDB51 (``<class>_test_splitN.txt``) split files; None
-            takes every video under ``root``.
-        split: which official split (1, 2 or 3).
-        train: the training or the test part of the split.
-        sampling, transform: clip sampling and transform (defaults follow ``train``).
-    """
-    root = Path(root)
-    sampling = sampling or ClipSampling(mode="random" if train else "center")
-    transform = transform or ClipTransform(train=train)
-    if split_dir is None:
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        items = [(path, label) for label, name in enumerate(classes)
-                 for path in sorted((root / name).iterdir()) if path.suffix.lower() in VIDEO_SUFFIXES]
-        return VideoDataset(items, classes, sampling, transform)
-    split_dir = Path(split_dir)
-    if (split_dir / "classInd.txt").exists():
-        classes, items = _ucf_split(root, split_dir, split, train)
-    else:
-        classes, items = _hmdb_split(root, split_dir, split, train)
-    return VideoDataset(items, classes, sampling, transform)
-
-
-def _ucf_split(root: Path, split_dir: Path, split: int,
-               train: bool) -> tuple[list[str], list[tuple[Path, int]]]:
-    # classInd.txt: "1 ApplyEyeMakeup" (1-based); lists: "Class/v_x.avi [label]".
-    index = {}
-    for line in (split_dir / "classInd.txt").read_text().split("\n"):
-        if line.strip():
-            number, name = line.split()
-            index[name] = int(number) - 1
-    classes = [name for name, _ in sorted(index.items(), key=lambda kv: kv[1])]
-    listing = split_dir / f"{'train' if train else 'test'}list{split:02d}.txt"
-    items = []
-    for line in listing.read_text().split("\n"):
-        if line.strip():
-            relative = line.split()[0]
-            items.append((root / relative, index[relative.split("/")[0]]))
-    return classes, items
-
-
-def _hmdb_split(root: Path, split_dir: Path, split: int,
-                train: bool) -> tuple[list[str], list[tuple[Path, int]]]:
-    # One file per class, "<class>_test_split<N>.txt", lines "video.avi 1|2|0" (train|test|unused).
-    files = sorted(split_dir.glob(f"*_test_split{split}.txt"))
-    if not files:
-        raise FileNotFoundError(f"no classInd.txt (UCF101) or *_test_split{split}.txt (HMDB51) "
-                                f"in {split_dir}")
-    classes = [re.sub(rf"_test_split{split}\.txt$", "", f.name) for f in files]
-    wanted = "1" if train else "2"
-    items = []
-    for label, (name, file) in enumerate(zip(classes, files, strict=True)):
-        for line in file.read_text().split("\n"):
-            parts = line.split()
-            if len(parts) == 2 and parts[1] == wanted:
-                items.append((root / name / parts[0], label))
-    return classes, items
+    """A class-per-folder tree ``root/<class>/<video>`` (UCF101 / HMDB51 layout): the arguments
+    of ``folder_listing``, plus the clip sampling and transform (defaults follow ``train``)."""
+    classes, items = folder_listing(root, split_dir=split_dir, split=split, train=train)
+    return VideoDataset(items, classes, sampling or ClipSampling(mode="random" if train else "center"),
+                        transform or ClipTransform(train=train))
 
 
 def csv_dataset(csv_path: str | Path, root: str | Path, *, split: str | None = None,
                 classes: Sequence[str] | None = None, suffix: str = ".mp4",
                 sampling: ClipSampling | None = None,
                 transform: ClipTransform | None = None) -> VideoDataset:
-    """Kinetics-style CSV (``label,youtube_id,time_start,time_end,split``) or ``path,label``.
-
-    Args:
-        csv_path: the annotation file (with a header row).
-        root: where the videos are; Kinetics files are ``root/<label>/<id>_<start>_<end>.mp4``.
-        split: keep only rows of this ``split`` column value (Kinetics), e.g. ``"train"``.
-        classes: class names in label order; default: sorted labels found in the CSV.
-        suffix: video file suffix of Kinetics rows.
-        sampling, transform: clip sampling and transform.
-    """
-    root = Path(root)
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if split is not None:
-        rows = [r for r in rows if r.get("split") == split]
-    if rows and "youtube_id" in rows[0]:
-        def locate(r: dict) -> Path:
-            name = (f"{r['youtube_id']}_{int(float(r['time_start'])):06d}_"
-                    f"{int(float(r['time_end'])):06d}{suffix}")
-            return root / r["label"] / name
-    elif rows and "path" in rows[0]:
-        def locate(r: dict) -> Path:
-            return root / r["path"]
-    elif rows:
-        raise ValueError(f"{csv_path}: expected columns label,youtube_id,time_start,time_end"
-                         f"[,split] or path,label; got {list(rows[0])}")
-    classes = list(classes) if classes is not None else sorted({r["label"] for r in rows})
-    index = {name: i for i, name in enumerate(classes)}
-    items = [(locate(r), index[r["label"]]) for r in rows]
+    """Kinetics-style CSV or ``path,label`` (``csv_listing``), plus sampling and transform."""
+    names, items = csv_listing(csv_path, root, split=split, classes=classes, suffix=suffix)
     train = split in (None, "train")
-    return VideoDataset(items, classes, sampling or ClipSampling(mode="random" if train else "center"),
+    return VideoDataset(items, names, sampling or ClipSampling(mode="random" if train else "center"),
                         transform or ClipTransform(train=train))
 
 
 def json_dataset(json_path: str | Path, labels_path: str | Path, root: str | Path, *,
                  suffix: str = ".webm", train: bool = True, sampling: ClipSampling | None = None,
                  transform: ClipTransform | None = None) -> VideoDataset:
-    """Something-Something-style JSON: ``[{"id", "template", "label"}]`` plus a labels JSON.
-
-    The class of an entry is its ``template`` with the brackets removed (``"Pushing
-    [something] from left to right"`` -> ``"Pushing something from left to right"``), indexed
-    by ``labels_path`` (``{"Pushing something from left to right": "86", ...}``). Left/right
-    labels make horizontal flips wrong, so the default transform does not flip.
-    """
-    root = Path(root)
-    labels = {name: int(i) for name, i in json.loads(Path(labels_path).read_text()).items()}
-    classes = [name for name, _ in sorted(labels.items(), key=lambda kv: kv[1])]
-    items = []
-    for entry in json.loads(Path(json_path).read_text()):
-        template = entry["template"].replace("[", "").replace("]", "")
-        items.append((root / f"{entry['id']}{suffix}", labels[template]))
+    """Something-Something-style JSON (``json_listing``), plus sampling and transform. Left/right
+    labels make horizontal flips wrong, so the default transform does not flip."""
+    classes, items = json_listing(json_path, labels_path, root, suffix=suffix)
     return VideoDataset(items, classes, sampling or ClipSampling(mode="random" if train else "center"),
                         transform or ClipTransform(train=train, hflip=False))
 
 
 # --- from a study's data config ----------------------------------------------------------------
-# The paths each source reads: (config key, must be a directory, required).
-SOURCE_PATHS: dict[str, tuple[tuple[str, bool, bool], ...]] = {
-    "folder": (("root", True, True), ("split_dir", True, False)),
-    "csv": (("root", True, True), ("annotations", False, True), ("val_annotations", False, False)),
-    "json": (("root", True, True), ("annotations", False, True), ("labels", False, True),
-             ("val_annotations", False, False)),
-}
-
-
-class DataError(ValueError):
-    """A real-video data config cannot be read; the message starts with ``data.<key>``."""
-
-
-def check_paths(data: Mapping[str, Any]) -> None:
-    """Raise ``DataError`` naming the key and the path of the first missing file or folder."""
-    for key, is_dir, required in SOURCE_PATHS[data["source"]]:
-        value = data.get(key)
-        if value in (None, "", "???"):
-            if required:
-                raise DataError(f"data.{key}: not set; data.source={data['source']} needs it "
-                               f"(data.{key}=PATH)")
-            continue
-        path = Path(str(value)).expanduser()
-        if is_dir and not path.is_dir():
-            raise DataError(f"data.{key}: no such directory: {path}")
-        if not is_dir and not path.is_file():
-            raise DataError(f"data.{key}: no such file: {path}")
-
-
 def video_sets(data: Mapping[str, Any]) -> tuple[VideoDataset, VideoDataset]:
     """The train and validation ``VideoDataset`` of a data config (``DataConfig`` fields).
 
-    Lists the videos only (nothing is decoded), so the driver calls it to find the classes and
-    the trials call it to train. Without a validation split (a folder without ``split_dir``, a
-    CSV / JSON without ``val_annotations``) ``val_fraction`` of every class is held out, chosen
-    by ``data_seed``. ``classes`` keeps a subset (labels follow its order); ``n_train`` / ``n_val``
-    keep at most that many videos (a random subset, also drawn with ``data_seed``; null: 0).
+    Lists the videos only (nothing is decoded): ``video_lists`` picks them (held-out split,
+    ``classes`` subset, ``n_train`` / ``n_val``, all drawn with ``data_seed``); raises
+    ``DataError`` naming the key of what cannot be read.
     """
-    source = data["source"]
-    check_paths(data)
-    root = Path(str(data["root"])).expanduser()
+    lists = video_lists(data)
     hflip = data.get("hflip")
-    hflip = source != "json" if hflip is None else bool(hflip)
+    hflip = data["source"] != "json" if hflip is None else bool(hflip)
 
     def parts(train: bool) -> dict[str, Any]:
         return {"sampling": ClipSampling(clip_len=int(data["clip_len"]),
@@ -375,91 +247,12 @@ def video_sets(data: Mapping[str, Any]) -> tuple[VideoDataset, VideoDataset]:
                                          mode=data["train_sampling" if train else "val_sampling"]),
                 "transform": ClipTransform(resize=int(data.get("resize") or 0),
                                            crop_size=int(data["crop_size"]), train=train,
-                                           hflip=hflip)}
-
-    val: VideoDataset | None = None
-    try:
-        if source == "folder":
-            split_dir = data.get("split_dir")
-            train = folder_dataset(root, split_dir=split_dir, split=int(data.get("split", 1)),
-                                   train=True, **parts(True))
-            if split_dir:
-                val = folder_dataset(root, split_dir=split_dir, split=int(data.get("split", 1)),
-                                     train=False, **parts(False))
-        elif source == "csv":
-            suffix = data.get("suffix") or ".mp4"
-            train = csv_dataset(data["annotations"], root, suffix=suffix, **parts(True))
-            if data.get("val_annotations"):
-                val = csv_dataset(data["val_annotations"], root, suffix=suffix,
-                                  classes=train.classes, **parts(False))
-        else:
-            suffix = data.get("suffix") or ".webm"
-            train = json_dataset(data["annotations"], data["labels"], root, suffix=suffix,
-                                 **parts(True))
-            if data.get("val_annotations"):
-                val = json_dataset(data["val_annotations"], data["labels"], root, suffix=suffix,
-                                   train=False, **parts(False))
-    except (OSError, KeyError, ValueError) as exc:
-        key = "split_dir" if source == "folder" and data.get("split_dir") else (
-            "root" if source == "folder" else "annotations")
-        raise DataError(f"data.{key}: cannot read the dataset: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-    seed = int(data.get("data_seed") or 0)  # trials pass their effective seed (search.design.protocol)
-    train_items, val_items = train.items, val.items if val is not None else None
-    if val_items is None:
-        train_items, val_items = _hold_out(train_items, float(data.get("val_fraction", 0.2)), seed)
-    classes = list(train.classes)
-    wanted = data.get("classes")
-    if wanted:
-        unknown = [c for c in wanted if c not in classes]
-        if unknown:
-            raise DataError(f"data.classes: {unknown[0]!r} is not a class of the dataset "
-                            f"(e.g. {', '.join(classes[:5])})")
-        remap = {classes.index(c): i for i, c in enumerate(wanted)}
-        train_items = [(p, remap[y]) for p, y in train_items if y in remap]
-        val_items = [(p, remap[y]) for p, y in val_items if y in remap]
-        classes = list(wanted)
-    train_items = _at_most(train_items, data.get("n_train"), seed)
-    val_items = _at_most(val_items, data.get("n_val"), seed + 1)
-    if not train_items:
-        where = data.get("annotations") or data.get("split_dir") or root
-        raise DataError(f"data.{'root' if source == 'folder' else 'annotations'}: no training "
-                        f"videos found in {where}")
-    if not val_items:
-        raise DataError("data.val_fraction: no validation videos (raise val_fraction, or give "
-                        "a split)")
-    decoding = {"decoder": data.get("decoder") or "auto",
+                                           hflip=hflip),
+                "decoder": data.get("decoder") or "auto",
                 "decode_device": data.get("decode_device") or "cpu"}
-    sets = (VideoDataset(train_items, classes, **parts(True), **decoding),
-            VideoDataset(val_items, classes, **parts(False), **decoding))
+
+    sets = (VideoDataset(lists.train, lists.classes, **parts(True)),
+            VideoDataset(lists.val, lists.classes, **parts(False)))
     for dataset in sets:  # resolved (and any fallback noticed) here, in the process that lists
         _ = dataset.decoder
     return sets
-
-
-def draws_with_seed(data: Mapping[str, Any]) -> bool:
-    """True when ``video_sets`` draws with ``data_seed``: a held-out val split (no official one
-    given) or an ``n_train`` / ``n_val`` subset. Otherwise the split files fix every video."""
-    official = data.get("split_dir") if data["source"] == "folder" else data.get("val_annotations")
-    return not official or data.get("n_train") is not None or data.get("n_val") is not None
-
-
-def _hold_out(items: list[tuple[str, int]], fraction: float,
-              seed: int) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """Split every class: ``fraction`` of its videos (at least one, when it has two) to val."""
-    by_class: dict[int, list[tuple[str, int]]] = {}
-    for item in items:
-        by_class.setdefault(item[1], []).append(item)
-    rng = random.Random(seed)
-    held: set[str] = set()
-    for members in by_class.values():
-        n_val = min(len(members) - 1, max(1, round(fraction * len(members)))) if fraction > 0 else 0
-        held.update(p for p, _ in rng.sample(sorted(members), n_val))
-    return [i for i in items if i[0] not in held], [i for i in items if i[0] in held]
-
-
-def _at_most(items: list[tuple[str, int]], n: Any, seed: int) -> list[tuple[str, int]]:
-    if n is None or int(n) >= len(items):
-        return list(items)
-    keep = set(random.Random(seed).sample(range(len(items)), int(n)))
-    return [item for i, item in enumerate(items) if i in keep]

@@ -14,6 +14,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from search.results.metrics import VAL_ACC1
+
 STUDY_DESIGNS: tuple[str, ...] = ("placement", "conv_kinds", "temporal_extent", "inflation",
                                   "space")
 SAMPLERS: tuple[str, ...] = ("grid", "tpe", "nsga2", "random")
@@ -78,7 +80,7 @@ class StudyConfig:
     match_target: str | None = None  # "15M", "1.2G", or an arm's label; null: the median arm's
     match_multiple: int | None = None  # matched widths are multiples of it; null: 1..8 by width
     num_samples: int = 0  # search trials per seed (grid designs ignore it)
-    objectives: list[str] = field(default_factory=lambda: ["val/acc1", "macs"])
+    objectives: list[str] = field(default_factory=lambda: [VAL_ACC1, "macs"])
     # declared before the data (search.results.contrasts): "A - B" or "each vs C", over networks/families
     contrasts: list[str] = field(default_factory=list)
     # "metric:max" | "metric:min" for metrics whose name says no direction (search.results.metrics)
@@ -104,11 +106,12 @@ class DataConfig:
 
     Synthetic fields mirror ``search.data.synthetic.SyntheticConfig``; null (the default) takes
     the task's calibrated value (``default_cpu_config(task)``), filled in by ``fill_defaults``
-    (a test keeps the field names equal). Real video (``source`` folder / csv / json) is read
-    inside every trial (``search.data.video.video_sets``): its paths must be readable from every
-    node that runs trials. The network is sized to the data: ``num_classes`` (null: the classes
-    found in the dataset), ``clip_len`` and the crop (``size`` for synthetic, ``crop_size`` for
-    real video), so the stored arch cost is measured at the clip actually trained.
+    (a test keeps the field names equal). Real video (``source`` folder / csv / json) is listed
+    by ``search.design.video_lists`` and read inside every trial (``search.data.video``): its
+    paths must be readable from every node that runs trials. The network is sized to the data:
+    ``num_classes`` (null: the classes found in the dataset), ``clip_len`` and the crop (``size``
+    for synthetic, ``crop_size`` for real video), so the stored arch cost is measured at the clip
+    actually trained.
     """
 
     source: str = "synthetic"  # "synthetic", "folder" (UCF101/HMDB51 trees), "csv" (Kinetics), "json" (SSv2)
@@ -185,7 +188,7 @@ class TrainSettings:
     eval_batch_size: int | None = None  # null: 2 x batch_size
     # Convergence (search.design.protocol.plateaued): epochs is then the maximum budget.
     plateau_stop: bool = True  # end a trial once its val curve plateaus (a Tune stopper)
-    plateau_metric: str = "val/acc1"  # the curve watched: "val/acc1" (higher) or "val/loss" (lower)
+    plateau_metric: str = VAL_ACC1  # the curve watched: "val/acc1" (higher) or "val/loss" (lower)
     plateau_patience: int = 2  # epochs without an improvement larger than plateau_min_delta
     plateau_min_delta: float = 0.01  # smaller changes are no improvement (accuracy: 1 point)
 
@@ -212,15 +215,6 @@ class HardwareConfig:
 
 
 @dataclass
-class FaultHooks:
-    """Test-only hooks: fault injection and slowing trials down. Never set them for real studies."""
-
-    fail_on_seed: int | None = None  # trials of this seed raise at their first epoch
-    nan_on_seed: int | None = None  # trials of this seed report a NaN loss (train status "nan")
-    epoch_sleep_s: float = 0.0  # sleep after every epoch (lets a test kill the driver mid-trial)
-
-
-@dataclass
 class RunConfig:
     """The whole command line: ``python -m search.run study=NAME storage=URL key=value ...``."""
 
@@ -228,7 +222,6 @@ class RunConfig:
     data: DataConfig = MISSING
     train: TrainSettings = MISSING
     hardware: HardwareConfig = MISSING
-    testing: FaultHooks = field(default_factory=FaultHooks)
     storage: str = "sqlite:///studies.db"  # SQLAlchemy URL of the results database
     progress_interval_s: float = 5.0  # seconds between progress lines on stderr
     summary: bool = True  # print the end-of-run summary

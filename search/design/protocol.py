@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from search.results import metrics
+from search.results.metrics import TRAIN_ACC1, VAL_ACC1
 
 # The curves the plateau rule may watch, with their direction (True: higher is better) from the
 # one table of metric facts (search.results.metrics).
@@ -96,7 +97,7 @@ def baselines(labels: Iterable[int], num_classes: int) -> tuple[float, float]:
 
 def train_val_gap(metrics: Mapping[str, Any]) -> float | None:
     """Final ``train/acc1 - val/acc1``, or None when either is missing or not finite."""
-    train, val = metrics.get("train/acc1"), metrics.get("val/acc1")
+    train, val = metrics.get(TRAIN_ACC1), metrics.get(VAL_ACC1)
     if train is None or val is None or not math.isfinite(train) or not math.isfinite(val):
         return None
     return float(train) - float(val)

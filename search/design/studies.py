@@ -404,7 +404,7 @@ def _check_video(cfg: RunConfig) -> None:
         if getattr(data, key) is not None and getattr(data, key) < 1:
             raise StudyError(f"data.{key}: must be >= 1 (null: every video), got "
                              f"{getattr(data, key)}")
-    from search.data.video import SOURCE_PATHS, DataError, video_sets
+    from search.design.video_lists import SOURCE_PATHS, DataError, video_lists
 
     # Absolute paths: trials read them in Ray workers, whose working directory is not ours
     # (on a cluster, the shipped checkout); the stored config names the files actually read.
@@ -413,14 +413,14 @@ def _check_video(cfg: RunConfig) -> None:
         if value not in (None, "", "???"):
             setattr(data, key, str(Path(value).expanduser().absolute()))
     try:
-        train, _ = video_sets(dataclasses.asdict(data))
+        classes = video_lists(dataclasses.asdict(data)).classes
     except DataError as exc:
         raise StudyError(str(exc)) from None
     if data.num_classes is None:
-        data.num_classes = train.num_classes
-    elif data.num_classes != train.num_classes:
+        data.num_classes = len(classes)
+    elif data.num_classes != len(classes):
         raise StudyError(f"data.num_classes: {data.num_classes} given, but the dataset has "
-                         f"{train.num_classes} classes (leave it null, or list data.classes)")
+                         f"{len(classes)} classes (leave it null, or list data.classes)")
 
 
 def _check_cell_data(cfg: RunConfig, cells: list[Cell]) -> None:

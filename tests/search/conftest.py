@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+FAULTS_ENV = "VIDARCH_TEST_FAULTS"  # search.faults.ENV (read by the driver)
 
 
 class StudyRunner:
@@ -46,8 +47,9 @@ class StudyRunner:
                 f"hardware.checkpoint_dir={self.checkpoints}", "hardware.num_cpus=2",
                 "progress_interval_s=1", *overrides]
 
-    def run(self, *overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:
-        proc = self.start(*overrides)
+    def run(self, *overrides: str, timeout: float = 240,
+            faults: str = "") -> subprocess.CompletedProcess:
+        proc = self.start(*overrides, faults=faults)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -55,10 +57,16 @@ class StudyRunner:
             raise
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
-    def start(self, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(self, *overrides: str, env: dict[str, str] | None = None,
+              faults: str = "") -> subprocess.Popen:
         """Start the driver; Ctrl-C reaches it as in a terminal (a test runner in the
-        background may have inherited SIGINT ignored)."""
-        proc = subprocess.Popen(self.args(*overrides), cwd=self.cwd, env=env or self.env(),
+        background may have inherited SIGINT ignored). ``faults``: the test-only hooks of
+        ``search.faults`` (``"epoch_sleep_s=2"``), set in the driver's environment."""
+        env = dict(env or self.env())
+        env.pop(FAULTS_ENV, None)
+        if faults:
+            env[FAULTS_ENV] = faults
+        proc = subprocess.Popen(self.args(*overrides), cwd=self.cwd, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

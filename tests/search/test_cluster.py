@@ -50,7 +50,7 @@ def _trials(db: Path) -> list[tuple[str, str | None, dict]]:
 def test_trials_run_on_both_nodes_and_record_them(runner, cluster: object) -> None:
     db = runner.cwd / "cluster.db"
     # Trials long enough to overlap, so that each node gets one.
-    out = runner.run(*_study_args(cluster, db, "testing.epoch_sleep_s=2"), timeout=300)
+    out = runner.run(*_study_args(cluster, db), timeout=300, faults="epoch_sleep_s=2")
     assert out.returncode == 0, out.stderr[-3000:]
     trials = _trials(db)
     assert [state for state, _, _ in trials] == ["COMPLETE"] * 4
@@ -77,7 +77,7 @@ def test_a_node_killed_mid_study_loses_nothing(runner, cluster: object) -> None:
     db = runner.cwd / "kill.db"
     # Two epochs, each ending in a pause: the first result names the node, the second epoch is
     # where the node dies.
-    proc = runner.start(*_study_args(cluster, db, "train.epochs=2", "testing.epoch_sleep_s=2"))
+    proc = runner.start(*_study_args(cluster, db, "train.epochs=2"), faults="epoch_sleep_s=2")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         if any(state == "RUNNING" and resources.get("node_id") == doomed.node_id

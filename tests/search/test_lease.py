@@ -193,15 +193,16 @@ def _error_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith("error:")]
 
 
-SLOW = ("train.epochs=2", "testing.epoch_sleep_s=1")
+SLOW = ("train.epochs=2",)  # with SLEEP (search.faults)
+SLEEP = "epoch_sleep_s=1"
 
 
 @pytest.mark.slow
 def test_two_drivers_started_together_train_each_cell_once(runner) -> None:
     """Two ``python -m search.run`` on one new database and study, started together: one
     trains, the other exits 2 naming it; no cell is trained twice."""
-    procs = [runner.start(*SLOW, "hardware.num_cpus=1"),
-             runner.start(*SLOW, "hardware.num_cpus=1")]
+    procs = [runner.start(*SLOW, "hardware.num_cpus=1", faults=SLEEP),
+             runner.start(*SLOW, "hardware.num_cpus=1", faults=SLEEP)]
     outs = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 2], [o[1][-2000:] for o in outs]
@@ -216,10 +217,10 @@ def test_two_drivers_started_together_train_each_cell_once(runner) -> None:
 
 @pytest.mark.slow
 def test_a_driver_started_while_another_trains_exits_2_and_changes_nothing(runner) -> None:
-    slower = ("train.epochs=2", "testing.epoch_sleep_s=3", "hardware.num_cpus=1")  # >= 24 s
-    first = runner.start(*slower)
+    slower = ("train.epochs=2", "hardware.num_cpus=1")  # with 3 s sleeps: >= 24 s
+    first = runner.start(*slower, faults="epoch_sleep_s=3")
     assert wait_until(lambda: _training(runner.db), 150), "no trial started training"
-    second = runner.run(*slower, timeout=120)
+    second = runner.run(*slower, timeout=120, faults="epoch_sleep_s=3")
     assert second.returncode == 2, second.stderr[-2000:]
     lines = _error_lines(second.stderr)
     assert len(lines) == 1 and f"pid {first.pid}," in lines[0], second.stderr
@@ -235,13 +236,13 @@ def test_a_stalled_driver_loses_its_lease_to_a_new_one_and_stops(runner, monkeyp
     """SIGSTOP a driver mid-study: after the lease's TTL a new driver takes the study over and
     finishes it; the old one, continued, finds its lease gone and exits 1 without writing."""
     monkeypatch.setenv("VIDARCH_LEASE_TTL_S", "3")
-    epochs = ("train.epochs=3", "testing.epoch_sleep_s=1")
-    old = runner.start(*epochs)
+    epochs = ("train.epochs=3",)
+    old = runner.start(*epochs, faults=SLEEP)
     assert wait_until(lambda: _training(runner.db), 150), "no trial started training"
     os.kill(old.pid, signal.SIGSTOP)
     try:
         time.sleep(4)  # past the TTL: the lease is stale though its holder still exists
-        new = runner.start(*epochs)
+        new = runner.start(*epochs, faults=SLEEP)
 
         def new_holds_it() -> bool:
             rows = query(runner.db, "SELECT holder FROM study_leases")

@@ -278,7 +278,8 @@ def _group_gone(pgid: int, timeout: float = 20) -> bool:
     return wait_until(lambda: not alive(), timeout, tolerate=ANY)
 
 
-SLOW = ("train.epochs=3", "testing.epoch_sleep_s=1")
+SLOW = ("train.epochs=3",)  # with SLEEP (search.faults)
+SLEEP = "epoch_sleep_s=1"
 
 
 @pytest.mark.slow
@@ -286,7 +287,7 @@ def test_a_sqlite_lock_past_the_window_ends_the_run_and_a_shorter_one_is_survive
         runner, monkeypatch) -> None:
     monkeypatch.setenv("VIDARCH_DB_TIMEOUT_S", "1")
     monkeypatch.setenv("VIDARCH_DB_RETRY_S", "4")
-    proc = runner.start(*SLOW)
+    proc = runner.start(*SLOW, faults=SLEEP)
     running = "SELECT 1 FROM trials WHERE state = 'RUNNING'"
     assert wait_until(lambda: query(runner.db, running), 150, tolerate=ANY), "no trial started"
     locked, ended = threading.Event(), threading.Event()
@@ -308,7 +309,7 @@ def test_a_sqlite_lock_past_the_window_ends_the_run_and_a_shorter_one_is_survive
         in ([], [str(proc.pid)])
 
     monkeypatch.setenv("VIDARCH_DB_RETRY_S", "60")  # the rerun waits out a 20 s lock
-    again = runner.start(*SLOW)
+    again = runner.start(*SLOW, faults=SLEEP)
     attempt2 = "SELECT 1 FROM trials WHERE state = 'RUNNING' AND attempt = 2"
     fresh = "SELECT 1 FROM trials WHERE state = 'RUNNING' AND started_at > " \
             "(SELECT max(finished_at) FROM trials WHERE error LIKE 'interrupted%')"
@@ -338,7 +339,7 @@ def test_postgres_restarted_mid_study_is_survived_and_a_long_outage_ends_the_run
     monkeypatch.setenv("VIDARCH_DB_RETRY_S", "90")
     with private_postgres() as server:
         url, port = server.create_database("vidarch"), server.port
-        proc = runner.start(f"storage={url}", *SLOW)
+        proc = runner.start(f"storage={url}", *SLOW, faults=SLEEP)
         training = ("SELECT 1 FROM trials t JOIN epoch_metrics e ON e.trial_id = t.id "
                     "WHERE t.state = 'RUNNING'")
         assert wait_until(lambda: pg_query(url, training, connect_timeout=2), 150, tolerate=ANY), "no trial started training"
@@ -353,8 +354,8 @@ def test_postgres_restarted_mid_study_is_survived_and_a_long_outage_ends_the_run
         assert {r[3] for r in rows} == {1}  # no cell trained twice
 
         monkeypatch.setenv("VIDARCH_DB_RETRY_S", "5")
-        more = ("study.seeds=[0,1,2]", "train.epochs=3", "testing.epoch_sleep_s=2")
-        proc = runner.start(f"storage={url}", *more)
+        more = ("study.seeds=[0,1,2]", "train.epochs=3")
+        proc = runner.start(f"storage={url}", *more, faults="epoch_sleep_s=2")
         seed2 = "SELECT 1 FROM trials WHERE seed = 2 AND state = 'RUNNING'"
         assert wait_until(lambda: pg_query(url, seed2, connect_timeout=2), 150, tolerate=ANY), "the extension did not start"
         server.stop()
@@ -368,7 +369,7 @@ def test_postgres_restarted_mid_study_is_survived_and_a_long_outage_ends_the_run
         assert "RUNNING" in lines[0] and "rerun the same command" in lines[0]
         assert _group_gone(proc.pid), "Ray was left running"
 
-        done = runner.run(f"storage={url}", *more)
+        done = runner.run(f"storage={url}", *more, faults="epoch_sleep_s=2")
         assert done.returncode == 0, done.stderr[-3000:]
         assert "resume:" in done.stderr
         rows = pg_query(url, "SELECT arch_id, seed, state FROM trials", connect_timeout=2)

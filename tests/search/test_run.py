@@ -145,8 +145,8 @@ def test_help_and_cfg_print_and_create_nothing(tmp_path: Path, monkeypatch, caps
 @pytest.mark.slow
 def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> None:
     """SIGKILL the driver while a trial runs; the rerun repairs, resumes and completes."""
-    slow = ("train.epochs=3", "testing.epoch_sleep_s=1.5")  # trials last long enough to kill
-    proc = runner.start(*slow)
+    slow, sleep = ("train.epochs=3",), "epoch_sleep_s=1.5"  # trials last long enough to kill
+    proc = runner.start(*slow, faults=sleep)
 
     def epoch_written() -> bool:
         if proc.poll() is not None:
@@ -184,7 +184,7 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
     reader = threading.Thread(target=hammer)
     reader.start()
     try:
-        done = runner.run(*slow)
+        done = runner.run(*slow, faults=sleep)
     finally:
         stop.set()
         reader.join()
@@ -215,7 +215,7 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
 
     # Once more: nothing left to run, nothing changes.
     before = query(runner.db, "SELECT count(*), sum(attempt) FROM trials")
-    again = runner.run(*slow)
+    again = runner.run(*slow, faults=sleep)
     assert again.returncode == 0, again.stderr[-2000:]
     assert query(runner.db, "SELECT count(*), sum(attempt) FROM trials") == before
 
@@ -223,7 +223,7 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
 @pytest.mark.slow
 def test_raising_and_nan_trials_fail_alone(runner) -> None:
     """A raising trial and a NaN trial become FAILED rows with reasons; the others complete."""
-    out = runner.run("testing.fail_on_seed=1")
+    out = runner.run(faults="fail_on_seed=1")
     assert out.returncode == 1, out.stderr[-3000:]
     rows = query(runner.db, "SELECT seed, state, error FROM trials ORDER BY seed")
     assert len(rows) == SMOKE_CELLS
@@ -233,7 +233,7 @@ def test_raising_and_nan_trials_fail_alone(runner) -> None:
     assert not (runner.cwd / "outputs").exists()
 
     # Rerun: completed cells stay; the failed cells run again, now ending in NaN.
-    out = runner.run("testing.nan_on_seed=1")
+    out = runner.run(faults="nan_on_seed=1")
     assert out.returncode == 1, out.stderr[-3000:]
     rows = query(runner.db, "SELECT seed, state, attempt, error FROM trials ORDER BY seed")
     assert len(rows) == SMOKE_CELLS

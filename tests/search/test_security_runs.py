@@ -27,7 +27,8 @@ from tests.listening import is_loopback, listening_sockets
 from tests.search.polling import query, wait_until
 from tests.search.test_security import SECRET, Payload
 
-SLOW = ("train.epochs=2", "testing.epoch_sleep_s=2")  # trials long enough to look at
+SLOW = ("train.epochs=2",)  # with SLEEP: trials long enough to look at
+SLEEP = "epoch_sleep_s=2"  # search.faults
 
 
 
@@ -55,7 +56,7 @@ def test_a_running_study_listens_on_loopback_only(runner, tmp_path) -> None:
     env = runner.env()
     env.pop("RAY_AUTH_MODE")  # as a user runs it: authentication as Ray configures it
     env["HOME"] = str(tmp_path / "home")  # Ray keeps its token in ~/.ray
-    proc = runner.start(*SLOW, "hardware.keep_checkpoints=true", env=env)
+    proc = runner.start(*SLOW, "hardware.keep_checkpoints=true", env=env, faults=SLEEP)
     assert wait_until(lambda: _running_with_epoch(runner, proc), 180), "no trial ran"
     sockets = listening_sockets(proc.pid)
     names = {name for name, _, _ in sockets}
@@ -75,7 +76,7 @@ def test_a_running_study_listens_on_loopback_only(runner, tmp_path) -> None:
 @pytest.mark.slow
 def test_crafted_checkpoints_never_run_and_never_fail_a_cell(runner, tmp_path) -> None:
     # Every cell fails before its first checkpoint, so each row can be given a crafted one.
-    first = runner.run("testing.fail_on_seed=1", "testing.nan_on_seed=0")
+    first = runner.run(faults="fail_on_seed=1,nan_on_seed=0")
     assert first.returncode == 1, first.stderr[-3000:]
     rows = query(runner.db, "SELECT id, seed, state FROM trials ORDER BY id")
     assert [r[2] for r in rows] == ["FAILED"] * 4
@@ -129,7 +130,7 @@ def test_crafted_checkpoints_never_run_and_never_fail_a_cell(runner, tmp_path) -
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["start-up", "database created", "mid-trial"])
 def test_ctrl_c_at_any_moment_exits_130_with_one_line(runner, moment) -> None:
-    proc = runner.start(*SLOW)
+    proc = runner.start(*SLOW, faults=SLEEP)
     if moment == "start-up":
         time.sleep(1.5)  # composing the config, importing
     elif moment == "database created":
