@@ -57,9 +57,12 @@ def to_url(storage: str | os.PathLike[str]) -> str:
 
 
 def check_storable(url: str) -> None:
-    """``UrlError`` when results written to ``url`` would not outlive the run (in-memory SQLite)."""
+    """``UrlError`` when ``url`` is not a URL, or results written to it would not outlive the run
+    (in-memory SQLite). Checked when the config is composed, before anything is started."""
     parsed = _parse(url)
-    if parsed is not None and parsed.get_backend_name() == "sqlite" \
+    if parsed is None:
+        raise UrlError(f"storage: not a SQLAlchemy URL: {mask(url)!r}")
+    if parsed.get_backend_name() == "sqlite" \
             and parsed.database in (None, "", ":memory:"):
         raise UrlError(f"storage: {mask(url)} is an in-memory database: the results would vanish "
                        f"when the run ends; give a file, e.g. storage=sqlite:///studies.db")
