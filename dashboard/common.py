@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 
 import analysis
 from analysis import NoDataError
-from analysis import figures as figs
 from search.results import metrics
 
 DEFAULT_DB = "studies.db"
@@ -235,11 +234,6 @@ def duration(seconds: float) -> str:
 def plot(fig: Any, key: str | None = None) -> None:
     """``st.plotly_chart`` full width."""
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
-
-
-def no_data_figure(message: str) -> Any:
-    """A placeholder figure."""
-    return figs.empty_figure(message)
 
 
 def number_columns(**labels: str) -> dict[str, Any]:

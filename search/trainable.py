@@ -273,8 +273,3 @@ def _pretrained_2d(spec_2d_json: str, seed: int, data_seed: int, epochs: int,
     cfg = dataclasses.replace(PRETRAIN_CONFIG, epochs=epochs, num_threads=num_threads)
     return pretrain_2d(ArchSpec.from_json(spec_2d_json), seed=seed, cfg=cfg,
                        image_seed=data_seed, shuffle_labels=shuffle)
-
-
-def worker_env() -> dict[str, str]:
-    """Environment for Ray workers: quiet, and torch threads from the trial (not the node)."""
-    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}

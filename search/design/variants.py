@@ -19,7 +19,7 @@ Why separate studies rather than cells of one: a trial is identified by (study, 
 seed. Networks that differ across the knob (clip length) can stay cells of one study
 (``study.clip_lens``).
 
-Torch-free (config layer): errors are ``VariantError`` naming ``study.variants[i]``.
+Torch-free (design layer): errors are ``VariantError`` naming ``study.variants[i]``.
 """
 
 from __future__ import annotations
