@@ -11,7 +11,9 @@ TORCH_INDEX ?=
 # the last CPU wheel there (it loads FFmpeg 4-7 from the system: apt-get install ffmpeg).
 TORCHCODEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torchcodec || echo torchcodec==0.13.0)
 
-.PHONY: install study test lint findings dashboard clean
+.PHONY: install study test lint findings dashboard dashboard-findings clean
+# the database behind docs/findings.md (scripts/run_studies.sh); committed compressed
+FINDINGS_DB ?= docs/findings/findings.db
 
 install: $(VENV)/.installed
 
@@ -37,8 +39,16 @@ test: lint
 	$(PY) -m pytest -q -m "not slow" -n $(JOBS)
 	$(PY) -m pytest -q -m slow
 
-findings: install
-	$(PY) -m analysis.findings
+# unpacked from the committed .xz only when missing: a study may be writing to it
+$(FINDINGS_DB):
+	xz -dk $@.xz
+
+findings: install $(FINDINGS_DB)
+	$(PY) -m analysis.findings --db $(FINDINGS_DB)
+
+# browse every trial behind docs/findings.md, no training
+dashboard-findings: install $(FINDINGS_DB)
+	$(VENV)/bin/streamlit run dashboard/app.py -- --db $(FINDINGS_DB)
 
 dashboard: install
 	$(VENV)/bin/streamlit run dashboard/app.py

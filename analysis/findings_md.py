@@ -17,16 +17,24 @@ from search.results import metrics
 
 METRIC = metrics.VAL_ACC1
 
+BASELINE_KEY = "grey dashed: chance; dark dotted: majority class of the drawn val set"
 CAPTIONS = {
     "pareto": (f"{METRIC} against GMACs per clip, one point per network: the mean over its seeds "
-               "with a Student-t 95% CI as error bars; dashed, chance; dotted, the Pareto front "
-               "of the means. The dashboard's *Pareto front* page."),
-    "effects": ("Each arm's mean with its 95% Student-t CI over seeds (dashed: chance), beside "
+               f"with a Student-t 95% CI as error bars; black dotted, the Pareto front of the "
+               f"means; {BASELINE_KEY}. The dashboard's *Pareto front* page."),
+    "effects": (f"Each arm's mean with its 95% Student-t CI over seeds ({BASELINE_KEY}), beside "
                 "its mean cost. The dashboard's forest plot."),
     "lines": ("Mean and 95% Student-t CI over seeds by temporal extent, one line per clip "
-              "length; dashed, chance."),
+              f"length; {BASELINE_KEY}."),
     "families": ("Each placement family's mean with its 95% Student-t CI over seeds, beside its "
-                 "mean cost (the dashboard's *Overview*)."),
+                 f"mean cost (the dashboard's *Overview*); {BASELINE_KEY}."),
+    "curves": (f"Learning curves: each arm's mean {METRIC} by epoch with a 95% CI over its "
+               "trials; the legend counts the trials whose validation curve plateaued (the "
+               "protocol's convergence check: a trial stops at its plateau, so a flat end means "
+               f"converged, a rising one undertrained); {BASELINE_KEY}."),
+    "knob": (f"Left: the declared differences (A − B) of {METRIC} with their paired 95% CI "
+             "against the knob, one point per variant study; black, zero (no difference). "
+             f"Right: each arm's {METRIC} against the knob; {BASELINE_KEY}."),
 }
 
 

@@ -21,6 +21,7 @@ from search.results.store import (
     get_or_create_study,
     open_engine,
     record_epoch,
+    record_protocol,
     session_scope,
     start_trial,
     upsert_arch,
@@ -30,8 +31,11 @@ SHIPPED = ("bottom_vs_top", "conv_kinds", "temporal_extent", "inflation")
 
 
 def _write_study(url: str, study: str, seeds: Sequence[int] = (0, 1, 2),
-                 name: str | None = None) -> None:
-    """The study's real design (its Hydra preset), made-up accuracies, through the store."""
+                 name: str | None = None, data: dict | None = None) -> None:
+    """The study's real design (its Hydra preset), made-up accuracies, through the store.
+
+    ``data`` adds settings to the stored data config (a variant's knob, ``{"scale": 2.0}``).
+    """
     cfg = to_run_config(compose([f"study={study}"]))
     design = build_design(cfg)
     rng = np.random.default_rng(len(study))
@@ -40,10 +44,10 @@ def _write_study(url: str, study: str, seeds: Sequence[int] = (0, 1, 2),
         study_id = get_or_create_study(s, name or study, kind="grid", config={
             "data": {"task": cfg.data.task, "clip_len": cfg.data.clip_len, "size": cfg.data.size,
                      "num_classes": cfg.data.num_classes, "n_train": cfg.data.n_train,
-                     "n_val": cfg.data.n_val},
+                     "n_val": cfg.data.n_val, **(data or {})},
             "train": {"epochs": 3, "batch_size": 8, "optimizer": "adamw", "lr": 0.002},
             "study": {"name": name or study, "design": cfg.study.design, "seeds": list(seeds),
-                      "clip_lens": list(cfg.study.clip_lens)}}).id
+                      "clip_lens": list(cfg.study.clip_lens), "match": cfg.study.match}}).id
     for i, cell in enumerate(design.cells):
         kinds = list(cell.spec.kinds().values())
         for seed in seeds:
@@ -58,6 +62,7 @@ def _write_study(url: str, study: str, seeds: Sequence[int] = (0, 1, 2),
                 for epoch, metrics in enumerate(trial.epochs, start=1):
                     record_epoch(s, row.id, epoch, metrics)
                 finish_trial(s, row.id, TrialState.COMPLETE, results=trial.results)
+                record_protocol(s, row.id, chance_acc=0.25, majority_acc=0.27, plateaued=True)
     engine.dispose()
 
 
@@ -142,7 +147,7 @@ def test_missing_studies_get_a_note_and_variants_a_section(tmp_path: Path) -> No
     text = (out / "findings.md").read_text()
     assert "python -m search.run study=conv_kinds" in _block(text, "conv_kinds")
     assert "free_search" not in text  # optional: no section unless it ran
-    assert "| conv_kinds | not run |" in _block(text, "overview")
+    assert "| conv_kinds | not yet run |" in _block(text, "overview")
     assert "python -m search.run study=inflation" in _block(text, "inflation")
     small = _block(text, "inflation_small")  # study.name=inflation_small: the inflation arms
     assert "| inflated - scratch | inflated | scratch |" in small and "— small" in text
