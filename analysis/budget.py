@@ -10,7 +10,6 @@ networks are compared paired over the seeds both ran. Only COMPLETE trials count
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from scipy import stats as sps
 
 from analysis.loading import spec_columns
 from analysis.stats import completed, pareto_mask
-from arch_space.naming import runs_name
+from arch_space.naming import HASH_LABEL, runs_name
 from arch_space.spec import TEMPORAL_KINDS
 from search import metrics
 from search.seed_stats import UNBOUNDED, mean_interval
@@ -40,9 +39,6 @@ MATCHED_COST = 0.05  # two arms whose costs differ by at most 5% count as matche
 def higher_is_better(metric: str) -> bool:
     """Whether larger values of ``metric`` are better (``search.metrics`` owns the direction)."""
     return metrics.direction(metric) == metrics.MAX
-
-
-HASH_LABEL = re.compile(r"arch-[0-9a-f]{8}")  # what searches stored before placement names
 
 
 def network_name(label: Any, arch_id: str, spec: Mapping[str, Any] | None = None) -> str:

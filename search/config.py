@@ -209,6 +209,7 @@ class HardwareConfig:
     checkpoint_dir: str = "~/ray_results/vidarch"  # Ray Tune storage (checkpoints); a URI on a cluster
     ship_code: bool = True  # cluster: send this checkout to the workers (Ray runtime_env working_dir)
     keep_checkpoints: bool = False  # keep checkpoints of finished trials (default: deleted once COMPLETE/PRUNED)
+    latency_runs: int = 5  # timed forward passes of each trial's network on its device; 0: none
 
 
 @dataclass

@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 
 from search.checkpoints import RESUME_NOTE, remove_checkpoints
 from search.hardware import HARDWARE_RESULT
+from search.metrics import LATENCY_MS
 from search.protocol import curve_plateaued, train_val_gap
 from search.schema import TrialRow, TrialState
 from search.store import (
@@ -38,6 +39,7 @@ from search.store import (
     finish_trial,
     merge_resources,
     record_epoch,
+    record_latency,
     record_protocol,
     session_scope,
     start_trial,
@@ -362,6 +364,8 @@ class StoreCallback(Callback):
         note = result.get(RESUME_NOTE)
         with session_scope(self.engine) as s:
             record_epoch(s, row, int(result["epoch"]), metrics)
+            if LATENCY_MS in result and trial.trial_id not in self.baselined:
+                record_latency(s, trial.config["arch_id"], float(result[LATENCY_MS]))
             if "chance_acc" in result and trial.trial_id not in self.baselined:
                 record_protocol(s, row, chance_acc=float(result["chance_acc"]),
                                 majority_acc=float(result["majority_acc"]))
@@ -385,7 +389,7 @@ class StoreCallback(Callback):
         if row is None:
             return
         result = dict(trial.last_result or {})
-        final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", "epoch") if k in result}
+        final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", LATENCY_MS, "epoch") if k in result}
         state, error = final_state(result, trial.trial_id in self.stopped)
         if state is TrialState.PRUNED:
             error = f"{error} (MAC band {trial.config.get('band')})"
@@ -419,7 +423,7 @@ class StoreCallback(Callback):
             self.events.append(("FAILED", trial.config.get("label"), reason))
             return
         result = dict(trial.last_result or {})
-        final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", "epoch") if k in result}
+        final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", LATENCY_MS, "epoch") if k in result}
         with session_scope(self.engine) as s:
             finish_trial(s, row, TrialState.FAILED, results=final, error=reason)
             self._record_convergence(s, row, result)
