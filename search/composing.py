@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware")
+GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware", "tracking")
 # Study names: a database key and the name of Tune's experiment directory.
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 STUDY_NAME_MAX = 100

@@ -213,6 +213,15 @@ class HardwareConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Export to an experiment tracker through Ray Tune's own logger callbacks
+    (``search.tracking``); the results database stays the record either way."""
+
+    kind: str = "none"  # "none", "mlflow" (MLflowLoggerCallback) or "tensorboard" (TBXLoggerCallback)
+    experiment: str | None = None  # MLflow experiment name; null: the study's name
+
+
+@dataclass
 class FaultHooks:
     """Test-only hooks: fault injection and slowing trials down. Never set them for real studies."""
 
@@ -230,6 +239,8 @@ class RunConfig:
     train: TrainSettings = MISSING
     hardware: HardwareConfig = MISSING
     testing: FaultHooks = field(default_factory=FaultHooks)
+    tracking: TrackingConfig = MISSING
+    tracking_uri: str | None = None  # MLflow tracking URI (file:///..., http://...); null: MLflow's default
     storage: str = "sqlite:///studies.db"  # SQLAlchemy URL of the results database
     progress_interval_s: float = 5.0  # seconds between progress lines on stderr
     summary: bool = True  # print the end-of-run summary
@@ -270,3 +281,4 @@ def register_configs() -> None:
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(group="train", name="train_schema", node=TrainSettings)
     cs.store(group="hardware", name="hardware_schema", node=HardwareConfig)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)

@@ -191,6 +191,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     from ray import tune
 
     from search.checkpoints import experiment_name, refused_reason
+    from search.tracking import tracking_callbacks
     from search.trainable import TrialContext, run_trial
     from search.tuning import BandedASHA, PlateauStopper, StudySearch
     from search.writer import GuardedWriter
@@ -290,7 +291,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
             name=experiment_name(study.name),
-            storage_path=root, callbacks=[writer, progress], verbose=0,
+            storage_path=root, callbacks=[writer, progress, *tracking_callbacks(cfg)], verbose=0,
             stop=stopper,
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),

@@ -284,6 +284,7 @@ def run_config(snapshot: dict[str, Any]) -> Any:
         HardwareConfig,
         RunConfig,
         StudyConfig,
+        TrackingConfig,
         TrainSettings,
     )
 
@@ -302,7 +303,8 @@ def run_config(snapshot: dict[str, Any]) -> Any:
 
     sections = {}
     for name, cls in (("study", StudyConfig), ("data", DataConfig), ("train", TrainSettings),
-                      ("hardware", HardwareConfig), ("testing", FaultHooks)):
+                      ("hardware", HardwareConfig), ("testing", FaultHooks),
+                      ("tracking", TrackingConfig)):
         node = OmegaConf.structured(cls)
         node = OmegaConf.merge(node, known(node, dict(snapshot.get(name) or {})))
         sections[name] = OmegaConf.to_object(node)

@@ -258,6 +258,11 @@ def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: Stud
             report(f"storage: cannot read the summary: {short(exc)}", exc)
             return 1
         failed = data["counts"]["FAILED"]
+        from search.tracking import viewer_line
+
+        line = viewer_line(run_cfg)
+        if line:
+            print(line)
     else:
         failed = outcome.failed
     if outcome.interrupted:

@@ -109,6 +109,12 @@ def build_design(cfg: RunConfig) -> Design:
     problem = protocol_problem(cfg)
     if problem:
         raise StudyError(problem)
+    from search.tracking import TrackingError, check_tracking
+
+    try:
+        check_tracking(cfg)
+    except TrackingError as exc:
+        raise StudyError(str(exc)) from None
     if cfg.hardware.latency_runs < 0:
         raise StudyError(f"hardware.latency_runs: must be >= 0 (0: no timing), got "
                          f"{cfg.hardware.latency_runs}")
