@@ -116,7 +116,9 @@ def agreement_row(early: Mapping[Any, float], final: Mapping[Any, float], higher
     """``COLUMNS`` of one comparison: the networks in both ``early`` and ``final`` (network ->
     value, finite only), their rank agreement, and whether the early leader is the final best
     (``higher``: larger values are better)."""
-    keys = [k for k in early if k in final and math.isfinite(early[k]) and math.isfinite(final[k])]
+    # in a fixed order, so the bootstrap draws do not depend on how the caller built its maps
+    keys = sorted((k for k in early if k in final and math.isfinite(early[k])
+                   and math.isfinite(final[k])), key=str)
     x = np.array([early[k] for k in keys], dtype=float)
     y = np.array([final[k] for k in keys], dtype=float)
     agree = rank_agreement(x, y, n_boot=n_boot, confidence=confidence, rng=rng)
