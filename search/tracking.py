@@ -31,13 +31,22 @@ def check_tracking(cfg: Any) -> None:
         raise TrackingError(f"tracking.kind: unknown {kind!r} (choose from {', '.join(KINDS)})")
     if kind in EXTRAS:
         module, extra = EXTRAS[kind]
-        if importlib.util.find_spec(module) is None:
+        if not _installed(module):
             raise TrackingError(f"tracking: {kind} needs the {module} package: "
                                 f"pip install 'vidarch[{extra}]'")
     if cfg.tracking_uri and kind != "mlflow":
         raise TrackingError(f"tracking_uri: only used by tracking=mlflow (tracking={kind}"
                             + (" writes into hardware.checkpoint_dir)" if kind == "tensorboard"
                                else ")"))
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found, and not blocked by a ``None`` entry in
+    ``sys.modules``), without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules[module] is None (blocked)
+        return False
 
 
 def is_file_uri(uri: str | None) -> bool:
