@@ -96,8 +96,10 @@ def network_table(df: pd.DataFrame, metric: str = "val/acc1",
     stats = per_seed.groupby("arch_id", sort=False)["value"].agg(["count", "mean", "std"])
     dof = (stats["count"] - 1).where(stats["count"] > 1)  # NaN: one seed, no interval
     half = sps.t.ppf(0.5 + confidence / 2, dof) * stats["std"] / np.sqrt(stats["count"])
+    low, high = metrics.bounds(metric)  # an accuracy's interval stays inside [0, 1]
     table = pd.DataFrame({"n_seeds": stats["count"], "mean": stats["mean"],
-                          "ci_low": stats["mean"] - half, "ci_high": stats["mean"] + half})
+                          "ci_low": (stats["mean"] - half).clip(lower=low, upper=high),
+                          "ci_high": (stats["mean"] + half).clip(lower=low, upper=high)})
     out = facts.join(table).reset_index()
     for col in ("family", "label", "macs", "params", "latency_ms"):
         if col not in out:
