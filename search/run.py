@@ -32,13 +32,14 @@ from search.resuming import check_resumable, snapshot
 if TYPE_CHECKING:
     from search.guard import StudyGuard
 
-USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...] [--cfg] [--dry-run]
-                           [--help]
+USAGE = """usage: python -m search.run [study=NAME|PATH.yaml] [storage=URL] [key=value ...] [--cfg]
+                           [--dry-run] [--help]
 
-  study=    {studies}   (default bottom_vs_top)
+  study=    {studies}   (default bottom_vs_top), or a path to your own study file
   data=     {data}
   train=    {train}
   hardware= {hardware}
+  tracking= {tracking}   (export to MLflow: tracking_uri=URI; extras: pip install 'vidarch[mlflow]')
   storage=  SQLAlchemy URL of the results database (default sqlite:///studies.db)
 
 Any field can be overridden with a dotted key, e.g. train.epochs=4 study.seeds=[0,1]

@@ -279,9 +279,9 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
         table = Table(show_edge=False, pad_edge=False)
         for i, col in enumerate(columns):
             text = i < 2 or col in ("flags", "note", "favours", "declared as")
-            # the network's name stays on one line ("3d:s0 | 2d:s1-s2"); notes wrap
+            # names stay on one line ("3d:s0 | 2d:s1-s2", "bottom-heavy"); notes wrap
             table.add_column(col, justify="left" if text else "right",
-                             no_wrap=not text or col == "network")
+                             no_wrap=not text or col in ("network", "family"))
         for row in rows:
             table.add_row(*row)
         console.print(table)

@@ -51,7 +51,7 @@ def _installed(module: str) -> bool:
 
 def is_file_uri(uri: str | None) -> bool:
     """Whether an MLflow tracking URI is a local file store (``file:///...`` or a path)."""
-    return bool(uri) and (uri.startswith("file:") or "://" not in uri)
+    return uri is not None and uri != "" and (uri.startswith("file:") or "://" not in uri)
 
 
 def viewer_line(cfg: Any) -> str | None:
