@@ -10,7 +10,6 @@ networks are compared paired over the seeds both ran. Only COMPLETE trials count
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from scipy import stats as sps
 
 from analysis.loading import spec_columns
 from analysis.stats import completed, pareto_mask
-from arch_space.naming import runs_name
+from arch_space.naming import HASH_LABEL, runs_name
 from arch_space.spec import TEMPORAL_KINDS
 from search.results import metrics
 from search.results.metrics import VAL_ACC1
@@ -41,9 +40,6 @@ MATCHED_COST = 0.05  # two arms whose costs differ by at most 5% count as matche
 def higher_is_better(metric: str) -> bool:
     """Whether larger values of ``metric`` are better (``search.results.metrics`` owns the direction)."""
     return metrics.direction(metric) == metrics.MAX
-
-
-HASH_LABEL = re.compile(r"arch-[0-9a-f]{8}")  # what searches stored before placement names
 
 
 def network_name(label: Any, arch_id: str, spec: Mapping[str, Any] | None = None) -> str:
@@ -101,8 +97,10 @@ def network_table(df: pd.DataFrame, metric: str = VAL_ACC1,
     stats = per_seed.groupby("arch_id", sort=False)["value"].agg(["count", "mean", "std"])
     dof = (stats["count"] - 1).where(stats["count"] > 1)  # NaN: one seed, no interval
     half = sps.t.ppf(0.5 + confidence / 2, dof) * stats["std"] / np.sqrt(stats["count"])
+    low, high = metrics.bounds(metric)  # an accuracy's interval stays inside [0, 1]
     table = pd.DataFrame({"n_seeds": stats["count"], "mean": stats["mean"],
-                          "ci_low": stats["mean"] - half, "ci_high": stats["mean"] + half})
+                          "ci_low": (stats["mean"] - half).clip(lower=low, upper=high),
+                          "ci_high": (stats["mean"] + half).clip(lower=low, upper=high)})
     out = facts.join(table).reset_index()
     for col in ("family", "label", "macs", "params", "latency_ms"):
         if col not in out:

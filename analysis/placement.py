@@ -14,30 +14,22 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arch_space import kinds
 from arch_space.estimate import estimate_per_layer
 from arch_space.kinds import FACTORIZED_KINDS as FACTORIZED_KINDS  # re-exported (live views)
 from arch_space.kinds import TEMPORAL_STEM_KINDS as TEMPORAL_STEM_KINDS
+from arch_space.naming import FAMILIES as FAMILIES  # re-exported: naming owns the family rule
+from arch_space.naming import family_of as family_of
 from arch_space.spec import ArchSpec, BlockSpec, StageSpec, StemSpec
-
-# Placement families, in the order figures and tables show them: no temporal layer, bottom- or
-# top-heavy runs, the uniform families of the kinds table (``KindFacts.family``), then mixed.
-# A live view: a registered kind's family appears here. TEMPORAL_STEM_KINDS leaves R2D's stem
-# out: it collapses time at once (the paper counts R2D as a 2D network).
-FAMILIES: Sequence[str] = kinds.TupleView(lambda: (
-    kinds.TWO_D_FAMILY, "bottom-heavy", "top-heavy",
-    *(f for f in kinds.KIND_FAMILIES if f != kinds.TWO_D_FAMILY), "mixed"))
 
 
 @dataclass(frozen=True)
 class Placement:
     """Placement descriptors of one spec (one row of them per arch in ``load_trials``)."""
 
-    family: str  # one of FAMILIES
+    family: str  # one of FAMILIES (arch_space.naming)
     n_temporal: int  # layers (stem + blocks) that mix frames
     t_com: float  # depth centre of mass of temporal layers, 0 = bottom, 1 = top; NaN if none
     t_share_bottom: float  # share of temporal-layer MACs in the bottom half; NaN if none
@@ -143,34 +135,6 @@ def describe(spec: ArchSpec, per_layer_json: str | None = None) -> Placement:
         temporal_mac_frac=t_macs / total,
         est_macs=sum(estimate.values()),
     )
-
-
-def family_of(temporal: list[bool], block_kinds: list[str]) -> str:
-    """Family label from which layers (stem first, then blocks) are temporal.
-
-    - ``2D``: no layer mixes frames (R2D's stem collapses time at once and counts as 2D);
-    - ``uniform 3D`` / ``uniform (2+1)D`` / any kind's ``KindFacts.family``: every layer, stem
-      included, is temporal, and the blocks' kinds all have that family (all full 3D, or all
-      factorized: (2+1)D, P3D-B/C); a 3D/factorized mix is ``mixed``;
-    - ``bottom-heavy``: the temporal layers are a run starting at the stem (MCx: 3D up to some
-      stage, 2D above);
-    - ``top-heavy``: a run ending at the last block (rMCx: 2D up to some stage, 3D above; rMC2,
-      with only a 2D stem, is top-heavy too);
-    - ``mixed``: anything else.
-    """
-    n_t = sum(temporal)
-    if n_t == 0:
-        return kinds.TWO_D_FAMILY
-    if all(temporal):
-        families = {kinds.get_kind(kind).family for kind in block_kinds}
-        if len(families) == 1 and kinds.TWO_D_FAMILY not in families:
-            return families.pop()
-        return "mixed"
-    if all(temporal[:n_t]):
-        return "bottom-heavy"
-    if all(temporal[-n_t:]):
-        return "top-heavy"
-    return "mixed"
 
 
 def flatten_spec(spec: ArchSpec) -> dict[str, Any]:

@@ -130,7 +130,9 @@ def _flop_counter_flops(model: nn.Module, inputs: Any) -> int:
     return int(counter.get_total_flops())
 
 
-def _latency_ms(model: nn.Module, inputs: Any, runs: int, device: str) -> float:
+def time_forward(model: nn.Module, inputs: Any, runs: int, device: str) -> float:
+    """Median wall time (ms) of ``runs`` forward passes of ``model`` on ``inputs`` (on
+    ``device``, CUDA synchronised), after up to 3 warm-up passes; no gradients."""
     import torch
 
     def sync() -> None:
@@ -148,6 +150,28 @@ def _latency_ms(model: nn.Module, inputs: Any, runs: int, device: str) -> float:
             sync()
             times.append((time.perf_counter() - start) * 1e3)
     return float(statistics.median(times))
+
+
+def measure_latency(model: nn.Module, spec: ArchSpec, runs: int, device: str = "cpu") -> float:
+    """Median forward time (ms) of one ``spec``-sized clip through ``model`` on ``device``.
+
+    The model is timed in eval mode and put back in the mode it was in; the clip is drawn from
+    a private generator, so the caller's random streams are untouched (a trial stays a pure
+    function of its seed).
+    """
+    import torch
+
+    if runs < 1:
+        raise ValueError(f"runs: must be >= 1, got {runs}")
+    generator = torch.Generator().manual_seed(0)
+    clip = torch.randn(1, spec.in_channels, spec.clip_len, spec.crop_size, spec.crop_size,
+                       generator=generator).to(device)  # (1, C, T, H, W)
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        return time_forward(model, clip, runs, device)
+    finally:
+        model.train(was_training)
 
 
 def measure_cost(spec: ArchSpec, clip: tuple[int, int, int] | None = None, *,
@@ -208,7 +232,7 @@ def measure_cost(spec: ArchSpec, clip: tuple[int, int, int] | None = None, *,
         flop_counter_flops=_flop_counter_flops(model, inputs),
         params=int(param_counts[""]),
         activations=int(acts.total()),
-        latency_ms=_latency_ms(model, inputs, latency_runs, device) if latency_runs else None,
+        latency_ms=time_forward(model, inputs, latency_runs, device) if latency_runs else None,
         device=str(device),
         macs_by_op=by_op,
         per_layer=per_layer,

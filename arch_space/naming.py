@@ -1,18 +1,33 @@
-"""Readable names of placements: which conv kind sits where, e.g. ``3d:s0-s1 | 2d:s2-s4``.
+"""Readable names and families of placements: which conv kind sits where, e.g.
+``3d:s0-s1 | 2d:s2-s4``, and which placement family that is (``bottom-heavy``, ...).
 
 A searched network has no preset name, and its arch_id (a hash) says nothing; its placement
 does. The name lists runs of consecutive layers with the same conv kind (and temporal extent),
 bottom to top: ``s0`` is the stem, ``s2`` the whole of stage 2, ``s2.1`` its first block when
 the stage's blocks differ. An extent is shown where it is not 3 (``3d(t5)``). Torch-free.
+
+This module is the one owner of the family rule (``family_of``): the driver stores a searched
+network's family with it, ``analysis.placement`` describes stored specs with it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
+from arch_space import kinds
 from arch_space.spec import TEMPORAL_KINDS, ArchSpec
 
 DEFAULT_T = 3  # extent left unsaid in names
+HASH_LABEL = re.compile(r"arch-[0-9a-f]{8}")  # what searches stored before placement names
+
+# Placement families, in the order figures and tables show them: no temporal layer, bottom- or
+# top-heavy runs, the uniform families of the kinds table (``KindFacts.family``), then mixed.
+# A live view: a registered kind's family appears here. TEMPORAL_STEM_KINDS leaves R2D's stem
+# out: it collapses time at once (the paper counts R2D as a 2D network).
+FAMILIES: Sequence[str] = kinds.TupleView(lambda: (
+    kinds.TWO_D_FAMILY, "bottom-heavy", "top-heavy",
+    *(f for f in kinds.KIND_FAMILIES if f != kinds.TWO_D_FAMILY), "mixed"))
 
 
 def _kind_text(kind: str, t_kernel: int, temporal: bool) -> str:
@@ -51,3 +66,38 @@ def placement_name(spec: ArchSpec) -> str:
             layers.append((i, j, len(stage.blocks), block.kind, block.t_kernel,
                            block.is_temporal))
     return runs_name(layers)
+
+
+def family_of(temporal: list[bool], block_kinds: list[str]) -> str:
+    """Family label from which layers (stem first, then blocks) are temporal.
+
+    - ``2D``: no layer mixes frames (R2D's stem collapses time at once and counts as 2D);
+    - ``uniform 3D`` / ``uniform (2+1)D`` / any kind's ``KindFacts.family``: every layer, stem
+      included, is temporal, and the blocks' kinds all have that family (all full 3D, or all
+      factorized: (2+1)D, P3D-B/C); a 3D/factorized mix is ``mixed``;
+    - ``bottom-heavy``: the temporal layers are a run starting at the stem (MCx: 3D up to some
+      stage, 2D above);
+    - ``top-heavy``: a run ending at the last block (rMCx: 2D up to some stage, 3D above; rMC2,
+      with only a 2D stem, is top-heavy too);
+    - ``mixed``: anything else.
+    """
+    n_t = sum(temporal)
+    if n_t == 0:
+        return kinds.TWO_D_FAMILY
+    if all(temporal):
+        families = {kinds.get_kind(kind).family for kind in block_kinds}
+        if len(families) == 1 and kinds.TWO_D_FAMILY not in families:
+            return families.pop()
+        return "mixed"
+    if all(temporal[:n_t]):
+        return "bottom-heavy"
+    if all(temporal[-n_t:]):
+        return "top-heavy"
+    return "mixed"
+
+
+def placement_family(spec: ArchSpec) -> str:
+    """The placement family of ``spec`` (``family_of`` over its stem and blocks)."""
+    temporal = [spec.stem.kind in kinds.TEMPORAL_STEM_KINDS and spec.stem.t_kernel > 1]
+    temporal += [block.is_temporal for _, block in spec.block_paths()]
+    return family_of(temporal, [block.kind for _, block in spec.block_paths()])

@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python scripts/screenshots.py                 # synthetic demo database, PNGs in docs/img/
-    python scripts/screenshots.py --db studies.db --study bottom_vs_top
+    python scripts/screenshots.py --db studies.db --pages budget
 
 Without ``--db`` it writes a synthetic demo database (``analysis.synthetic``) into a temporary
 directory, starts ``streamlit run dashboard/app.py`` on a free localhost port, opens each page,
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", help="database path or URL (default: a synthetic demo)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "img"), help="output folder")
     parser.add_argument("--width", type=int, default=1400, help="window width in pixels")
+    parser.add_argument("--pages", nargs="+", choices=[p[0] for p in PAGES],
+                        help="only these pages (default: all)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             wait_ready(port, proc)
             driver = make_driver(str(Path(tmp) / "chromium"), width=args.width)
             for name, path, plots, height in PAGES:
+                if args.pages and name not in args.pages:
+                    continue
                 driver.set_window_size(args.width, height)
                 driver.get(f"http://127.0.0.1:{port}/{path}")
                 wait_for_page(driver, plots)

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import Engine
 
-from arch_space.naming import placement_name
+from arch_space.naming import placement_family, placement_name
 from search import faults, interrupts
 from search.cluster import start_ray
 from search.design.config import RunConfig
@@ -192,6 +192,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
     from ray import tune
 
     from search.checkpoints import experiment_name, refused_reason
+    from search.tracking import tracking_callbacks
     from search.trainable import TrialContext, run_trial
     from search.tuning import BandedASHA, PlateauStopper, StudySearch
     from search.writer import GuardedWriter
@@ -262,6 +263,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
         data=asdict(cfg.data), train=asdict(cfg.train),
         epochs=int(cfg.train.epochs or 1),
         num_threads=max(1, int(hw.cpus_per_trial)), device=hw.device,
+        latency_runs=int(hw.latency_runs),
         pretrain_epochs=study.pretrain_epochs, pretrain_shuffle=study.pretrain_shuffle,
         hooks=faults.from_env(), checkpoint_root=root, study=study.name)
     resources = {"cpu": hw.cpus_per_trial, "gpu": hw.gpus_per_trial}
@@ -290,7 +292,7 @@ def run_study(cfg: RunConfig, design: Design, engine: Engine, study_id: int, *,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
             name=experiment_name(study.name),
-            storage_path=root, callbacks=[writer, progress], verbose=0,
+            storage_path=root, callbacks=[writer, progress, *tracking_callbacks(cfg)], verbose=0,
             stop=stopper,
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
@@ -348,7 +350,7 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
         ok, reason = space.is_feasible(spec)
         seeds = [s for s in design.seeds if (spec.arch_id, s) not in used]
         config = _trial_config(spec, cost, seed=seeds[0] if seeds else design.seeds[0],
-                               label=placement_name(spec), family="search",
+                               label=placement_name(spec), family=placement_family(spec),
                                band_ratio=study.scheduler.band_ratio, resume=resume,
                                pinned_data_seed=cfg.data.data_seed, params=params)
         if not ok:

@@ -289,10 +289,10 @@ def run_config(snapshot: dict[str, Any]) -> Any:
 
     from search.design.config import (
         DataConfig,
-        FaultHooks,
         HardwareConfig,
         RunConfig,
         StudyConfig,
+        TrackingConfig,
         TrainSettings,
     )
 
@@ -311,7 +311,8 @@ def run_config(snapshot: dict[str, Any]) -> Any:
 
     sections = {}
     for name, cls in (("study", StudyConfig), ("data", DataConfig), ("train", TrainSettings),
-                      ("hardware", HardwareConfig), ("testing", FaultHooks)):
+                      ("hardware", HardwareConfig),
+                      ("tracking", TrackingConfig)):  # a stored "testing" section: dropped
         node = OmegaConf.structured(cls)
         node = OmegaConf.merge(node, known(node, dict(snapshot.get(name) or {})))
         sections[name] = OmegaConf.to_object(node)

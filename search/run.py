@@ -39,13 +39,14 @@ from search.design.resuming import check_resumable, snapshot
 if TYPE_CHECKING:
     from search.results.guard import StudyGuard
 
-USAGE = """usage: python -m search.run [study=NAME] [storage=URL] [key=value ...] [--cfg] [--dry-run]
-                           [--help]
+USAGE = """usage: python -m search.run [study=NAME|PATH.yaml] [storage=URL] [key=value ...] [--cfg]
+                           [--dry-run] [--help]
 
-  study=    {studies}   (default bottom_vs_top)
+  study=    {studies}   (default bottom_vs_top), or a path to your own study file
   data=     {data}
   train=    {train}
   hardware= {hardware}
+  tracking= {tracking}   (export to MLflow: tracking_uri=URI; extras: pip install 'vidarch[mlflow]')
   storage=  SQLAlchemy URL of the results database (default sqlite:///studies.db)
 
 Any field can be overridden with a dotted key, e.g. train.epochs=4 study.seeds=[0,1]
@@ -269,6 +270,11 @@ def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: Stud
             report(f"storage: cannot read the summary: {short(exc)}", exc)
             return 1
         failed = data["counts"]["FAILED"]
+        from search.design.tracking import viewer_line
+
+        line = viewer_line(run_cfg)
+        if line:
+            print(line)
     else:
         failed = outcome.failed
     if outcome.interrupted:

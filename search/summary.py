@@ -16,12 +16,22 @@ import sys
 from typing import Any, TextIO
 
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from arch_space.naming import HASH_LABEL, placement_family, placement_name
+from arch_space.spec import ArchSpec, SpecError
 from search.results import metrics
 from search.results.contrasts import Groups, evaluate, floor_note
+from search.results.fidelity import epoch_fidelity, fidelity_lines
 from search.results.loopback import dashboard_command
-from search.results.schema import ArchRow, StudyRow, TrialState, decode_value
+from search.results.schema import (
+    ArchRow,
+    EpochMetricRow,
+    StudyRow,
+    TrialRow,
+    TrialState,
+    decode_value,
+)
 from search.results.seed_stats import CI_METHOD, mean_ci, pareto_mask
 from search.results.store import session_scope, study_trials
 
@@ -41,6 +51,24 @@ def _num_classes(spec_json: str | None) -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
+LEGACY_SEARCH_FAMILY = "search"  # every searched network's family in older databases
+
+
+def _names(label: str | None, family: str | None, arch_id: str,
+           spec_json: str | None) -> tuple[str, str]:
+    """``(label, family)`` as stored; searched networks of older databases (hash labels, one
+    family "search") get their placement's name and family (``arch_space.naming``)."""
+    legacy_label = not label or bool(HASH_LABEL.fullmatch(label))
+    if not legacy_label and family and family != LEGACY_SEARCH_FAMILY:
+        return label or arch_id[:8], family
+    try:
+        spec = ArchSpec.from_json(spec_json or "")
+    except (SpecError, ValueError, TypeError):
+        return label or arch_id[:8], family or "-"
+    return (placement_name(spec) if legacy_label else str(label),
+            placement_family(spec) if family in (None, "", LEGACY_SEARCH_FAMILY) else family)
+
+
 def study_table(engine: Engine, study_id: int) -> list[dict[str, Any]]:
     """One dict per trial of the study: label, family, seed, state, final metrics, cost,
     error, and the protocol facts (plateaued, train-val gap, chance and majority accuracy)."""
@@ -50,8 +78,10 @@ def study_table(engine: Engine, study_id: int) -> list[dict[str, Any]]:
             arch = s.get(ArchRow, row.arch_id)
             results = {r.name: decode_value(r.value, r.value_type) for r in row.results}
             classes = _num_classes(arch.spec_json if arch else None)
+            label, family = _names(row.label, row.family, row.arch_id,
+                                   arch.spec_json if arch else None)
             out.append({
-                "label": row.label or row.arch_id[:8], "family": row.family or "-",
+                "trial_id": row.id, "label": label, "family": family,
                 "arch_id": row.arch_id, "seed": row.seed, "state": row.state.value,
                 "results": results, "macs": arch.macs if arch else 0,
                 "params": arch.params if arch else 0, "error": row.error,
@@ -62,6 +92,46 @@ def study_table(engine: Engine, study_id: int) -> list[dict[str, Any]]:
                 or (1.0 / classes if classes else None),
                 "majority_acc": getattr(row, metrics.MAJORITY_ACC, None)})
     return out
+
+
+def epoch_values(engine: Engine, study_id: int, metric: str) -> dict[int, dict[int, float]]:
+    """``{trial_id: {epoch: value}}`` of ``metric`` for the study's COMPLETE trials."""
+    query = (select(EpochMetricRow.trial_id, EpochMetricRow.epoch, EpochMetricRow.value,
+                    EpochMetricRow.value_type)
+             .join(TrialRow, TrialRow.id == EpochMetricRow.trial_id)
+             .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.COMPLETE,
+                    EpochMetricRow.name == metric))
+    out: dict[int, dict[int, float]] = {}
+    with session_scope(engine) as s:
+        for trial_id, epoch, value, value_type in s.execute(query):
+            out.setdefault(trial_id, {})[int(epoch)] = decode_value(value, value_type)
+    return out
+
+
+def early_ranking(rows: list[dict[str, Any]], curves: dict[int, dict[int, float]], metric: str,
+                  mode: str, grace_epochs: int | None = None,
+                  n_boot: int = 1000) -> list[dict[str, Any]]:
+    """``search.results.fidelity`` rows of the networks' ranking at an early epoch against their final
+    one (each a mean over COMPLETE seeds): ASHA's first cut (``grace_epochs``) if it has a
+    correlation, else the first epoch that has one. Empty with one epoch."""
+    complete = [r for r in rows if r["state"] == TrialState.COMPLETE.value
+                and r["trial_id"] in curves and math.isfinite(r["results"].get(metric, math.nan))]
+    final: dict[str, list[float]] = {}
+    early: dict[int, dict[str, list[float]]] = {}
+    last = max((max(curves[r["trial_id"]]) for r in complete), default=0)
+    for r in complete:
+        final.setdefault(r["arch_id"], []).append(r["results"][metric])
+        for epoch, value in curves[r["trial_id"]].items():
+            if epoch < last:
+                early.setdefault(epoch, {}).setdefault(r["arch_id"], []).append(value)
+    means = {a: statistics.fmean(v) for a, v in final.items()}
+    order = sorted(early, key=lambda e: (e != grace_epochs, e))
+    for epoch in order:
+        at = {a: statistics.fmean(v) for a, v in early[epoch].items()}
+        row = epoch_fidelity({epoch: at}, means, mode == metrics.MAX, n_boot=n_boot)[0]
+        if math.isfinite(row["spearman"]):
+            return [row]
+    return []
 
 
 def study_settings(engine: Engine, study_id: int) -> dict[str, Any]:
@@ -194,7 +264,8 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
 
     settings = study_settings(engine, study_id)
     metric, mode = choose_metric(settings)
-    data = summarize(study_table(engine, study_id), metric, mode,
+    table = study_table(engine, study_id)
+    data = summarize(table, metric, mode,
                      tuple(settings.get("contrasts") or ()))
     console = Console(file=stream if stream is not None else sys.stdout, width=120, force_terminal=False, highlight=False)
     counts = data["counts"]
@@ -215,7 +286,9 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
         table = Table(show_edge=False, pad_edge=False)
         for i, col in enumerate(columns):
             text = i < 2 or col in ("flags", "note", "favours", "declared as")
-            table.add_column(col, justify="left" if text else "right", no_wrap=not text)
+            # names stay on one line ("3d:s0 | 2d:s1-s2", "bottom-heavy"); notes wrap
+            table.add_column(col, justify="left" if text else "right",
+                             no_wrap=not text or col in ("network", "family"))
         for row in rows:
             table.add_row(*row)
         console.print(table)
@@ -257,6 +330,14 @@ def print_summary(engine: Engine, study_id: int, study_name: str, outcome: Any, 
         note = floor_note(r["n_pairs"] for r in data["contrasts"])
         if note:
             console.print(note)
+    scheduler = settings.get("scheduler") or {}
+    grace = scheduler.get("grace_epochs") if scheduler.get("kind") == "asha" else None
+    data["fidelity"] = early_ranking(table, epoch_values(engine, study_id, metric), metric, mode,
+                                     grace)
+    console.print(f"\n[bold]Early ranking check[/bold] ({metric}, networks' means over COMPLETE "
+                  f"seeds; 95% bootstrap intervals)")
+    for line in fidelity_lines(data["fidelity"], grace_epochs=grace):
+        console.print(line, soft_wrap=True)
     if data["failures"]:
         section(f"{len(data['failures'])} FAILED trial(s): they run again when you rerun",
                 ["network", "seed", "reason"],

@@ -38,6 +38,7 @@ class TrialContext:
     epochs: int  # planned epochs: the maximum budget (fewer: a plateau, ASHA, or interrupted)
     num_threads: int  # torch intra-op threads (= CPUs reserved per trial)
     device: str  # "auto", "cpu" or "cuda"
+    latency_runs: int = 0  # timed forward passes of the network on the trial's device; 0: none
     pretrain_epochs: int = 3  # inflation study: epochs of 2D pretraining on frames
     pretrain_shuffle: bool = False  # inflation's compute control: pretrain on shuffled labels
     hooks: dict[str, Any] = field(default_factory=dict)  # test-only faults (search.faults)
@@ -113,6 +114,11 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                              "params": float(config.get("params", 0)),
                              "epochs_planned": float(context.epochs), "chance_acc": chance,
                              "majority_acc": majority}
+    if context.latency_runs:  # before training: the network as built, on the trial's device
+        from arch_space.cost import measure_latency
+        from search.results.metrics import LATENCY_MS
+
+        extra[LATENCY_MS] = measure_latency(model, spec, context.latency_runs, train_cfg.device)
     if resume_note:  # the driver stores it with the trial
         extra[RESUME_NOTE] = resume_note
     if checkpoint is not None and _ended_at_plateau(checkpoint, context):

@@ -30,7 +30,14 @@ from sqlalchemy import Engine
 from search.checkpoints import RESUME_NOTE, remove_checkpoints
 from search.design.protocol import curve_plateaued, train_val_gap
 from search.hardware import HARDWARE_RESULT
-from search.results.metrics import TRAIN_ACC1, TRAIN_LOSS, VAL_ACC1, VAL_ACC5, VAL_LOSS
+from search.results.metrics import (
+    LATENCY_MS,
+    TRAIN_ACC1,
+    TRAIN_LOSS,
+    VAL_ACC1,
+    VAL_ACC5,
+    VAL_LOSS,
+)
 from search.results.schema import TrialRow, TrialState
 from search.results.store import (
     drop_epochs_after,
@@ -39,6 +46,7 @@ from search.results.store import (
     finish_trial,
     merge_resources,
     record_epoch,
+    record_latency,
     record_protocol,
     session_scope,
     start_trial,
@@ -363,6 +371,8 @@ class StoreCallback(Callback):
         note = result.get(RESUME_NOTE)
         with session_scope(self.engine) as s:
             record_epoch(s, row, int(result["epoch"]), metrics)
+            if LATENCY_MS in result and trial.trial_id not in self.baselined:
+                record_latency(s, trial.config["arch_id"], float(result[LATENCY_MS]))
             if "chance_acc" in result and trial.trial_id not in self.baselined:
                 record_protocol(s, row, chance_acc=float(result["chance_acc"]),
                                 majority_acc=float(result["majority_acc"]))
@@ -386,7 +396,7 @@ class StoreCallback(Callback):
         if row is None:
             return
         result = dict(trial.last_result or {})
-        final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", "epoch") if k in result}
+        final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", LATENCY_MS, "epoch") if k in result}
         state, error = final_state(result, trial.trial_id in self.stopped)
         if state is TrialState.PRUNED:
             error = f"{error} (MAC band {trial.config.get('band')})"
@@ -420,7 +430,7 @@ class StoreCallback(Callback):
             self.events.append(("FAILED", trial.config.get("label"), reason))
             return
         result = dict(trial.last_result or {})
-        final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", "epoch") if k in result}
+        final = {k: result[k] for k in (*EPOCH_METRICS, "macs", "params", LATENCY_MS, "epoch") if k in result}
         with session_scope(self.engine) as s:
             finish_trial(s, row, TrialState.FAILED, results=final, error=reason)
             self._record_convergence(s, row, result)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # search/conf
-GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware")
+GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware", "tracking")
 # Study names: a database key and the name of Tune's experiment directory.
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 STUDY_NAME_MAX = 100
@@ -27,15 +27,27 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def _group_override(overrides: list[str]) -> None:
-    """Catch unknown group options early, with the list of valid ones."""
+def _group_override(overrides: list[str]) -> list[str]:
+    """Catch unknown group options early, with the list of valid ones; a ``study=`` file path
+    (``search.design.study_files``) is registered and its option returned in its place."""
+    from search.design.study_files import StudyFileError, is_study_path, register_study_file
+
+    out = []
     for item in overrides:
         match = re.fullmatch(r"(\w+)=(.*)", item)
-        if match and match.group(1) in GROUPS:
+        if match and match.group(1) == "study" and is_study_path(match.group(2)):
+            try:
+                item = f"study={register_study_file(match.group(2))}"
+            except StudyFileError as exc:
+                raise ConfigError(str(exc)) from None
+        elif match and match.group(1) in GROUPS:
             group, value = match.groups()
             if value not in options(group):
+                path_too = ", or a path to a .yaml file" if group == "study" else ""
                 raise ConfigError(f"{group}: unknown {group} {value!r} "
-                                  f"(choose from {', '.join(options(group))})")
+                                  f"(choose from {', '.join(options(group))}{path_too})")
+        out.append(item)
+    return out
 
 
 def _one_line(exc: BaseException) -> str:
@@ -89,8 +101,8 @@ def _compose(overrides: list[str]) -> tuple[Any, dict[str, list[int]]]:
     from search.design.config import register_configs
     from search.design.overrides import split_int_lists
 
-    _group_override(overrides)
     register_configs()
+    overrides = _group_override(overrides)
     GlobalHydra.instance().clear()
     try:
         overrides, int_lists = split_int_lists(overrides)

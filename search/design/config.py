@@ -212,6 +212,16 @@ class HardwareConfig:
     checkpoint_dir: str = "~/ray_results/vidarch"  # Ray Tune storage (checkpoints); a URI on a cluster
     ship_code: bool = True  # cluster: send this checkout to the workers (Ray runtime_env working_dir)
     keep_checkpoints: bool = False  # keep checkpoints of finished trials (default: deleted once COMPLETE/PRUNED)
+    latency_runs: int = 5  # timed forward passes of each trial's network on its device; 0: none
+
+
+@dataclass
+class TrackingConfig:
+    """Export to an experiment tracker through Ray Tune's own logger callbacks
+    (``search.tracking``); the results database stays the record either way."""
+
+    kind: str = "none"  # "none", "mlflow" (MLflowLoggerCallback) or "tensorboard" (TBXLoggerCallback)
+    experiment: str | None = None  # MLflow experiment name; null: the study's name
 
 
 @dataclass
@@ -222,6 +232,8 @@ class RunConfig:
     data: DataConfig = MISSING
     train: TrainSettings = MISSING
     hardware: HardwareConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    tracking_uri: str | None = None  # MLflow tracking URI (file:///..., http://...); null: MLflow's default
     storage: str = "sqlite:///studies.db"  # SQLAlchemy URL of the results database
     progress_interval_s: float = 5.0  # seconds between progress lines on stderr
     summary: bool = True  # print the end-of-run summary
@@ -262,3 +274,4 @@ def register_configs() -> None:
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(group="train", name="train_schema", node=TrainSettings)
     cs.store(group="hardware", name="hardware_schema", node=HardwareConfig)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)

@@ -109,6 +109,15 @@ def build_design(cfg: RunConfig) -> Design:
     problem = protocol_problem(cfg)
     if problem:
         raise StudyError(problem)
+    from search.design.tracking import TrackingError, check_tracking
+
+    try:
+        check_tracking(cfg)
+    except TrackingError as exc:
+        raise StudyError(str(exc)) from None
+    if cfg.hardware.latency_runs < 0:
+        raise StudyError(f"hardware.latency_runs: must be >= 0 (0: no timing), got "
+                         f"{cfg.hardware.latency_runs}")
     if cfg.hardware.cpus_per_trial <= 0:
         raise StudyError(f"hardware.cpus_per_trial: must be > 0, got {cfg.hardware.cpus_per_trial}")
     if study.scheduler.kind == "asha":

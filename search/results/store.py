@@ -19,6 +19,7 @@ Example (this is how a test database is filled, too)::
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -128,6 +129,15 @@ def upsert_arch(session: Session, arch_id: str, spec_json: str, *, macs: int, pa
         session.add(row)
         session.flush()
     return row
+
+
+def record_latency(session: Session, arch_id: str, latency_ms: float) -> None:
+    """Store a measured forward time with an arch that has none yet: the first device that
+    timed a network speaks for it (each trial's own measurement stays in its results)."""
+    row = session.get(ArchRow, arch_id)
+    if row is not None and row.latency_ms is None and math.isfinite(latency_ms):
+        row.latency_ms = float(latency_ms)
+        session.flush()
 
 
 def find_trial(session: Session, study_id: int, arch_id: str, seed: int) -> TrialRow | None:

@@ -166,3 +166,23 @@ def test_estimates_need_no_torch():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_measure_latency_times_a_trained_model_without_touching_its_state():
+    """A trial times its network before training: mode and the global random stream untouched."""
+    import torch
+
+    from arch_space import build_network
+    from arch_space.cost import measure_latency
+
+    spec = preset("mc3", num_classes=5, clip_len=4, crop_size=32)
+    model = build_network(spec).train()
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    latency = measure_latency(model, spec, runs=2)
+    assert latency > 0
+    assert model.training
+    assert torch.equal(torch.rand(3), expected)
+    with pytest.raises(ValueError, match="runs"):
+        measure_latency(model, spec, runs=0)

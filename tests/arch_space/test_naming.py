@@ -34,3 +34,20 @@ def test_different_placements_get_different_names() -> None:
         ["3d"] * 9, ["2d"] * 9, ["3d"] + ["2d"] * 8, ["2d"] * 8 + ["3d"],
         ["2d", "3d", "2d", "2d", "2d", "2d", "2d", "2d", "2d"])}
     assert len(names) == 5
+
+
+@pytest.mark.parametrize(("name", "family"), [
+    ("r2d", "2D"), ("f_r2d", "2D"), ("mc3", "bottom-heavy"), ("rmc3", "top-heavy"),
+    ("rmc2", "top-heavy"), ("r3d", "uniform 3D"), ("r2plus1d", "uniform (2+1)D"),
+])
+def test_presets_fall_in_their_placement_family(name: str, family: str) -> None:
+    from arch_space.naming import placement_family
+
+    assert placement_family(preset(name)) == family
+
+
+def test_a_gap_between_temporal_runs_is_mixed() -> None:
+    from arch_space.naming import placement_family
+
+    spec = make_spec(["3d", "2d", "2d", "2d", "2d", "2d", "2d", "2d", "3d"])
+    assert placement_family(spec) == "mixed"

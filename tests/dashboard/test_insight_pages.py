@@ -26,8 +26,13 @@ def _answer_table(at):
     return tables[0].set_index("answer")
 
 
-def _assert_page_answers_like_at_budget(at, db: Path, study: str, mmacs: float) -> None:
-    expected = analysis.at_budget(analysis.load_trials(db, study), macs=mmacs * 1e6)
+def _assert_page_answers_like_at_budget(at, db: Path, study: str, value: float,
+                                        axis: str = "macs") -> None:
+    """``value`` in the slider's unit (MMACs, k params, ms)."""
+    from analysis.budget import COST_AXES
+
+    expected = analysis.at_budget(analysis.load_trials(db, study),
+                                  **{axis: value * COST_AXES[axis][1]})
     assert at.info[0].value == "\n\n".join(expected.sentences)
     table = _answer_table(at)
     best = expected.best
@@ -133,3 +138,21 @@ def test_new_pages_on_a_real_smoke_study(app, smoke_db: Path, page: str) -> None
     if page == "views/budget.py":
         _assert_page_answers_like_at_budget(at, smoke_db, "smoke",
                                             at.slider(key="budget_macs").value)
+
+
+@pytest.mark.slow
+def test_budget_on_measured_latency_of_a_real_smoke_study(app, smoke_db: Path) -> None:
+    """Each trial times its network on its device (hardware.latency_runs): latency is an axis."""
+    df = analysis.load_trials(smoke_db, "smoke")
+    assert (df.loc[df["state"] == "COMPLETE", "latency_ms"] > 0).all()
+    at = app(smoke_db)
+    at.radio(key="budget_axis").set_value("latency_ms").run()
+    _ok(at)
+    slider = at.slider(key="budget_latency_ms")
+    assert slider.label == "Budget (ms)"
+    for value in (slider.value, slider.max):
+        at.slider(key="budget_latency_ms").set_value(value).run()
+        _ok(at)
+        _assert_page_answers_like_at_budget(at, smoke_db, "smoke",
+                                            at.slider(key="budget_latency_ms").value,
+                                            axis="latency_ms")

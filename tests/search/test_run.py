@@ -82,6 +82,9 @@ BAD_INPUTS = [
     (["study=smoke", "study.sampler=tpe"], "study.sampler:"),
     (["study=smoke", "--verbose"], "--verbose: unknown option"),
     (["study=temporal_extent", "study.clip_lens=[4]"], "study.clip_lens: data with clip_len=4"),
+    (["study=smoke", "hardware.latency_runs=-1"], "hardware.latency_runs: must be >= 0"),
+    (["study=smoke", "tracking=wandb"], "tracking: unknown tracking 'wandb'"),
+    (["study=smoke", "tracking_uri=file:///tmp/x"], "tracking_uri: only used by tracking=mlflow"),
 ]
 
 

@@ -121,3 +121,48 @@ def test_a_metric_every_trial_shares_is_said_to_rank_nothing() -> None:
     assert data["constant"] and data["front"] == []  # [0.25, 0.25] is not above chance 0.25
     assert all("interval includes chance" in a["flags"] for a in data["archs"])
     assert "identical across seeds" in data["contrasts"][0]["note"]
+
+
+def test_the_summary_checks_early_rankings_as_analysis_does(tmp_path: Path) -> None:
+    """The CLI's early-ranking line is ``analysis.fidelity``'s row at the same epoch."""
+    import math
+
+    import analysis
+    from search.results.fidelity import fidelity_lines
+
+    text, data, db = _summary(tmp_path, ["val/acc1", "macs"])
+    (row,) = data["fidelity"]
+    table = analysis.fidelity(analysis.load_curves(db, "bottom_vs_top"),
+                              analysis.load_trials(db, "bottom_vs_top"))
+    expected = table[table["epoch"] == row["epoch"]].iloc[0]
+    for key in ("n_networks", "spearman", "kendall", "spearman_low", "kendall_high"):
+        assert math.isclose(row[key], expected[key]), key
+    assert row["epoch"] == 1  # no ASHA: the first epoch that ranks anything
+    assert fidelity_lines([row])[0] in text.replace("\n", " ") or \
+        fidelity_lines([row])[0][:60] in text
+
+
+def test_searched_networks_of_older_databases_get_placement_names_and_families(
+        tmp_path: Path) -> None:
+    """Before placement names, searches stored ``arch-<hash>`` labels and one family "search"."""
+    from analysis.synthetic import random_trials
+
+    db = tmp_path / "old.db"
+    engine = open_engine(f"sqlite:///{db}", create=True)
+    trials = random_trials(6, pruned_frac=0.0)
+    for t in trials:
+        t.label, t.family = f"arch-{t.spec.arch_id[:8]}", "search"
+    write_trials(engine, "old_search", trials, kind="tpe")
+    with session_scope(engine) as s:
+        study_id = s.query(StudyRow.id).filter_by(name="old_search").scalar()
+    stream = io.StringIO()
+    data = print_summary(engine, study_id, "old_search", OUTCOME, f"sqlite:///{db}", stream)
+    engine.dispose()
+    from analysis.placement import describe
+    from arch_space.naming import placement_name
+
+    by_arch = {a["arch_id"]: a for a in data["archs"]}
+    for t in trials:
+        assert by_arch[t.spec.arch_id]["label"] == placement_name(t.spec)
+        assert by_arch[t.spec.arch_id]["family"] == describe(t.spec).family
+    assert "search" not in data["best"] and "arch-" not in stream.getvalue()

@@ -1,0 +1,34 @@
+"""``search.results.fidelity``: the torch- and pandas-free rank agreement the CLI summary prints."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from search.results.fidelity import agreement_row, epoch_fidelity, fidelity_lines
+
+
+def test_a_perfect_early_ranking_agrees_and_a_reversed_one_disagrees() -> None:
+    final = {f"n{i}": i / 10 for i in range(8)}
+    same = agreement_row({k: v / 2 for k, v in final.items()}, final, higher=True, n_boot=200)
+    assert same["spearman"] == pytest.approx(1.0) and same["kendall"] == pytest.approx(1.0)
+    assert same["same_best"]
+    assert same["n_networks"] == 8
+    reverse = agreement_row({k: -v for k, v in final.items()}, final, higher=True, n_boot=200)
+    assert reverse["spearman"] == pytest.approx(-1.0) and not reverse["same_best"]
+    assert "does not reliably predict" in fidelity_lines([{"epoch": 1, **reverse}])[0]
+
+
+def test_too_few_networks_give_no_correlation_and_say_so() -> None:
+    rows = epoch_fidelity({1: {"a": 0.1, "b": 0.2}}, {"a": 0.3, "b": 0.4}, higher=True)
+    assert rows[0]["n_networks"] == 2 and math.isnan(rows[0]["spearman"])
+    assert fidelity_lines(rows)[0].startswith("Early ranking check: not enough")
+
+
+def test_the_asha_cut_is_reported_when_it_has_a_correlation() -> None:
+    final = {f"n{i}": float(i) for i in range(6)}
+    early = {1: {k: -v for k, v in final.items()}, 2: dict(final)}
+    line = fidelity_lines(epoch_fidelity(early, final, higher=True, n_boot=100),
+                          grace_epochs=2)[0]
+    assert line.startswith("Ranking at epoch 2 (ASHA's first cut) agrees well")
