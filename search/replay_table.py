@@ -289,7 +289,6 @@ def run_config(snapshot: dict[str, Any]) -> Any:
 
     from search.design.config import (
         DataConfig,
-        FaultHooks,
         HardwareConfig,
         RunConfig,
         StudyConfig,
@@ -311,7 +310,7 @@ def run_config(snapshot: dict[str, Any]) -> Any:
 
     sections = {}
     for name, cls in (("study", StudyConfig), ("data", DataConfig), ("train", TrainSettings),
-                      ("hardware", HardwareConfig), ("testing", FaultHooks)):
+                      ("hardware", HardwareConfig)):  # a stored "testing" section: dropped
         node = OmegaConf.structured(cls)
         node = OmegaConf.merge(node, known(node, dict(snapshot.get(name) or {})))
         sections[name] = OmegaConf.to_object(node)
