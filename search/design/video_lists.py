@@ -213,7 +213,7 @@ def video_lists(data: Mapping[str, Any]) -> VideoLists:
             "root" if source == "folder" else "annotations")
         raise DataError(f"data.{key}: cannot read the dataset: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-    seed = int(data.get("data_seed") or 0)  # trials pass their effective seed (search.design.protocol)
+    seed = int(data.get("data_seed") or 0)  # a trial passes its own (search.design.protocol)
     train_items = [(str(p), int(y)) for p, y in train[1]]
     val_items = [(str(p), int(y)) for p, y in val[1]] if val is not None else None
     if val_items is None:
