@@ -103,6 +103,26 @@ class ArchRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ArchPlacementRow(Base):
+    """Placement facts derived from an arch's spec (``analysis.placement``), stored so that
+    summaries group by family in SQL (migration 0004). Derived data: a row may be missing or
+    of an older ``version``; readers then compute it from the spec."""
+
+    __tablename__ = "arch_placements"
+
+    arch_id: Mapped[str] = mapped_column(ForeignKey("archs.arch_id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)  # rules that wrote it (analysis.placements)
+    family: Mapped[str] = mapped_column(String(64), index=True)  # analysis.placement.FAMILIES
+    name: Mapped[str] = mapped_column(String(255))  # display name (placement runs)
+    n_temporal: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    t_com: Mapped[float | None] = mapped_column(Float, nullable=True)
+    t_share_bottom: Mapped[float | None] = mapped_column(Float, nullable=True)
+    t_share_top: Mapped[float | None] = mapped_column(Float, nullable=True)
+    temporal_mac_frac: Mapped[float | None] = mapped_column(Float, nullable=True)
+    num_classes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fields_json: Mapped[str] = mapped_column(Text)  # flattened spec fields ("stem.kind": ...)
+
+
 # trials.resources_json: what the trial reserved (cpus, gpus, ray_address, resumed_from) and,
 # once its first result arrives, the hardware it ran on under these keys (search.hardware).
 HARDWARE_KEYS: tuple[str, ...] = ("node_ip", "hostname", "node_id", "device", "device_name",
@@ -118,6 +138,7 @@ class TrialRow(Base):
         UniqueConstraint("study_id", "number"),
         UniqueConstraint("study_id", "arch_id", "seed"),  # a cell is trained once per study
         Index("ix_trials_study_state", "study_id", "state"),
+        Index("ix_trials_study_state_arch", "study_id", "state", "arch_id", "seed"),  # 0004
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -179,7 +200,10 @@ class ResultRow(Base):
     """One final metric of a trial (the values of its last reported epoch, plus totals)."""
 
     __tablename__ = "results"
-    __table_args__ = (UniqueConstraint("trial_id", "name"),)
+    __table_args__ = (UniqueConstraint("trial_id", "name"),
+                      # covering: a final metric per trial without reading the table (0004)
+                      Index("ix_results_trial_name_value", "trial_id", "name", "value",
+                            "value_type"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
