@@ -63,7 +63,7 @@ class StudyFacts:
         """``analysis.checks.informative_metrics``: a direction, and not constant."""
         m = self.metrics
         names = [n for n, lo, hi, k in zip(m["name"], m["min"], m["max"], m["n"], strict=True)
-                 if metrics.has_direction(n, declared) and not (k >= 2 and lo == hi)]
+                 if "/" in n and metrics.has_direction(n, declared) and not (k >= 2 and lo == hi)]
         preferred = [n for n in metrics.PREFERRED if n in names]
         return preferred + [n for n in names if n not in preferred]
 

@@ -18,8 +18,16 @@ import pandas as pd
 from scipy import stats as sps
 
 from analysis.aggregates import ArchTable
+from analysis.budget import (
+    HASH_LABEL,
+    BudgetAnswer,
+    answer_at_budget,
+    higher_is_better,
+    network_name,
+)
 from analysis.checks import FLAG_COLUMNS, add_flags
 from analysis.stats import COMPARE_COLUMNS, _order, t_interval
+from analysis.summary import verdict_of
 from search import metrics
 from search.seed_stats import CI_METHOD, mean_ci, paired_contrast
 
@@ -116,7 +124,7 @@ def compare(table: ArchTable, by: str = "family", *, reference: str | None = Non
     metric = table.metric
     mode = mode or metrics.direction(metric)
     archs = table.archs
-    if archs.empty or by not in archs:
+    if archs.empty or by not in archs or archs[by].isna().all():
         return pd.DataFrame(columns=list(COMPARE_COLUMNS))
     sums = _check_sums(archs)
     keys = archs[by]
@@ -185,3 +193,47 @@ def seed_long(table: ArchTable) -> pd.DataFrame:
     rows, cols = np.nonzero(np.isfinite(table.values))
     return pd.DataFrame({"arch_id": table.archs.index.to_numpy()[rows],
                          "seed": table.seeds[cols], "value": table.values[rows, cols]})
+
+
+def network_table(table: ArchTable, confidence: float = 0.95) -> pd.DataFrame:
+    """``analysis.budget.network_table`` from aggregates (names: label, else the stored
+    placement name)."""
+    cols = ["arch_id", "name", "family", "label", "macs", "params", "latency_ms", "n_seeds",
+            "mean", "ci_low", "ci_high"]
+    archs = table.archs
+    if archs.empty:
+        return pd.DataFrame(columns=cols)
+    n, mean, std = _row_stats(table.values)
+    dof = np.where(n > 1, n - 1, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = sps.t.ppf(0.5 + confidence / 2, dof) * std / np.sqrt(n)
+    out = archs.reindex(columns=["family", "label", "macs", "params", "latency_ms"]).copy()
+    out["n_seeds"], out["mean"], out["ci_low"], out["ci_high"] = n, mean, mean - half, mean + half
+    names = archs["name"] if "name" in archs else pd.Series(None, index=archs.index)
+    out["name"] = [network_name(lbl, a) if isinstance(lbl, str) and lbl
+                   and not HASH_LABEL.fullmatch(lbl) else (nm if isinstance(nm, str) else a[:12])
+                   for lbl, a, nm in zip(out["label"], out.index, names, strict=True)]
+    out.index.name = "arch_id"
+    out = out.reset_index().sort_values("mean", ascending=not higher_is_better(table.metric),
+                                        kind="stable")
+    return out[cols].reset_index(drop=True)
+
+
+def at_budget(table: ArchTable, *, confidence: float = 0.95, **budget: float) -> BudgetAnswer:
+    """``analysis.budget.at_budget`` from aggregates (``macs=``, ``params=`` or
+    ``latency_ms=``)."""
+    return answer_at_budget(network_table(table, confidence), seed_long(table),
+                            metric=table.metric, confidence=confidence, **budget)
+
+
+def verdict(table: ArchTable, *, mode: str | None = None,
+            tolerance: float = 0.01) -> dict[str, Any]:
+    """``analysis.summary.verdict`` from aggregates."""
+    mode = mode or metrics.direction(table.metric)
+    fam = compare(table, "family", mode=mode)
+    bt = None
+    if {"bottom-heavy", "top-heavy"} <= set(fam["group"]):
+        two = table.subset(table.archs["family"].isin(["bottom-heavy", "top-heavy"]))
+        bt = compare(two, "family", reference="top-heavy", mode=mode)
+    return verdict_of(fam, arch_summary(table, mode=mode), bt, baselines(table), table.metric,
+                      mode=mode, tolerance=tolerance)
