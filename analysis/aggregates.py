@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import Engine, Float, and_, case, cast, false, func, select
 from sqlalchemy.orm import aliased
 
-from analysis.loading import NoDataError, _raw, _read_sql, _study_ids, opened
+from analysis.loading import NoDataError, _raw, _read_sql, _study_ids, _with_hardware, opened
 from analysis.placements import read_placements
 from search import metrics
 from search.schema import ArchRow, ResultRow, TrialRow
@@ -187,9 +187,6 @@ def _sql_value(metric: str) -> Any:
                                   r.value_type == "FINITE").scalar_subquery())
 
 
-TRIAL_COLUMNS = ("trial_id", "number", "state", "seed", "label", "arch_id", "family",
-                 "design_family", "gmacs", "params", "latency_ms", "train_val_gap", "plateaued",
-                 "chance_acc", "majority_acc", "error", "started_at", "finished_at")
 
 
 @dataclass(frozen=True)
@@ -208,7 +205,8 @@ def _trial_select(engine: Engine, sid: int, names: list[str], where: TrialFilter
             TrialRow.label, TrialRow.arch_id, TrialRow.family.label("design_family"),
             (cast(ArchRow.macs, Float) / 1e9).label("gmacs"), ArchRow.params,
             ArchRow.latency_ms, TrialRow.train_val_gap, TrialRow.plateaued, TrialRow.chance_acc,
-            TrialRow.majority_acc, TrialRow.error, TrialRow.started_at, TrialRow.finished_at,
+            TrialRow.majority_acc, TrialRow.data_seed, TrialRow.error, TrialRow.started_at,
+            TrialRow.finished_at,
             *(_sql_value(n).label(n) for n in names)]
     stmt = select(*cols).join(ArchRow, ArchRow.arch_id == TrialRow.arch_id) \
         .where(TrialRow.study_id == sid)
@@ -276,6 +274,9 @@ def top_trials(db: Any, study: str, metric: str, mode: str, *, limit: int = 1000
                               engine)
             best = pd.concat([best, extra[~extra["number"].isin(best["number"])]],
                              ignore_index=True)
+        where = _read_sql(select(TrialRow.id.label("trial_id"), TrialRow.resources_json)
+                          .where(TrialRow.id.in_(best["trial_id"].tolist())), engine)
+        best = _with_hardware(best.merge(where, on="trial_id", how="left"))
         return _with_family(engine, best)
 
 

@@ -185,14 +185,20 @@ def _find(config: Mapping[str, Any], key: str) -> Any:
 
 def budget(df: pd.DataFrame, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Compute used so far: finished trials, trial-hours, GMAC-epochs; the plan when known."""
-    config = config or {}
     finished = df[df["state"].isin(["COMPLETE", "PRUNED", "FAILED"])]
-    hours = float(finished["duration_s"].fillna(0).sum() / 3600) if "duration_s" in df else 0.0
+    seconds = float(finished["duration_s"].fillna(0).sum()) if "duration_s" in df else 0.0
+    return budget_of(len(finished), int((df["state"] == "RUNNING").sum()), seconds,
+                     float(finished["gmacs"].sum()) if "gmacs" in df else math.nan, config)
+
+
+def budget_of(finished: int, running: int, seconds: float, gmacs_total: float,
+              config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``budget`` from counts and sums (however computed: trial rows or SQL)."""
+    config = config or {}
     planned = _find(config, "num_trials")
     samples, seeds = _find(config, "num_samples"), _find(config, "seeds")
     if planned is None and samples and isinstance(seeds, list | tuple):
         planned = int(samples) * len(seeds)
-    return {"finished": len(finished), "running": int((df["state"] == "RUNNING").sum()),
-            "planned": int(planned) if planned else None, "trial_hours": hours,
-            "epochs_per_trial": _find(config, "epochs"),
-            "gmacs_total": float(finished["gmacs"].sum()) if "gmacs" in df else math.nan}
+    return {"finished": finished, "running": running,
+            "planned": int(planned) if planned else None, "trial_hours": seconds / 3600,
+            "epochs_per_trial": _find(config, "epochs"), "gmacs_total": gmacs_total}

@@ -23,18 +23,22 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, insert, select
 
+from analysis import synthetic
 from analysis.budget import network_name
 from analysis.placement import describe_rows, layer_costs
 from analysis.placements import VERSION, write_placements
 from search.schema import ArchPlacementRow, ArchRow, ResultRow, TrialRow, utcnow
 from search.store import get_or_create_study, session_scope
 
-from analysis import synthetic
-
 STEM_KINDS = ("2d", "3d", "2plus1d")
 BLOCK_KINDS = ("2d", "3d", "2plus1d", "p3d_b", "p3d_c")
 BATCH = 50_000  # rows per executemany
 RESULT_NAMES = ("train/loss", "train/acc1", "val/loss", "val/acc1", "val/acc5")
+
+
+def _nan(value: Any) -> Any:
+    """NaN as None (NULL)."""
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 class _Layers:
@@ -88,12 +92,11 @@ class _Layers:
             fields[f"{row['layer']}.kind"] = row["kind"]
             fields[f"{row['layer']}.t_kernel"] = row["t_kernel"]
             fields[f"{row['layer']}.inflate"] = row["inflate"]
-        nan = (lambda v: None if isinstance(v, float) and math.isnan(v) else v)
         record = {"arch_id": arch_id, "version": VERSION, "family": place.family,
                   "name": network_name(None, arch_id, fields)[:255],
-                  "n_temporal": place.n_temporal, "t_com": nan(place.t_com),
-                  "t_share_bottom": nan(place.t_share_bottom),
-                  "t_share_top": nan(place.t_share_top),
+                  "n_temporal": place.n_temporal, "t_com": _nan(place.t_com),
+                  "t_share_bottom": _nan(place.t_share_bottom),
+                  "t_share_top": _nan(place.t_share_top),
                   "temporal_mac_frac": place.temporal_mac_frac, "num_classes": 10,
                   "fields_json": json.dumps(fields)}
         return record, macs, params

@@ -237,3 +237,67 @@ def verdict(table: ArchTable, *, mode: str | None = None,
         bt = compare(two, "family", reference="top-heavy", mode=mode)
     return verdict_of(fam, arch_summary(table, mode=mode), bt, baselines(table), table.metric,
                       mode=mode, tolerance=tolerance)
+
+
+def marginal_effects(table: ArchTable, fields: pd.DataFrame) -> pd.DataFrame:
+    """``analysis.stats.marginal_effects`` from aggregates: ``fields`` holds every network's
+    flattened spec (``analysis.placements.spec_fields``), indexed by arch_id."""
+    cols = [c for c in fields.columns if c.endswith(".kind")]
+    empty = pd.DataFrame(columns=["position", "kind", "n", "mean", "delta", "sem", "gmacs",
+                                  "delta_gmacs"])
+    if table.archs.empty or not cols:
+        return empty
+    finite = np.isfinite(table.values)
+    per = pd.DataFrame({"n": finite.sum(axis=1),
+                        "s1": np.where(finite, table.values, 0.0).sum(axis=1),
+                        "s2": np.where(finite, table.values ** 2, 0.0).sum(axis=1)},
+                       index=table.archs.index)
+    per["g1"] = per["n"] * table.archs["gmacs"].to_numpy(dtype=float)
+    per = per.join(fields.reindex(per.index)[cols])
+    n_all = per["n"].sum()
+    overall, overall_gmacs = per["s1"].sum() / n_all, per["g1"].sum() / n_all
+    parts = []
+    for col in cols:
+        g = per.groupby(col)[["n", "s1", "s2", "g1"]].sum()
+        g = g[g["n"] > 0]
+        mean = g["s1"] / g["n"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (g["s2"] - g["n"] * mean ** 2) / (g["n"] - 1)
+            sem = np.sqrt(var.clip(lower=0).where(g["n"] > 1)) / np.sqrt(g["n"])
+        parts.append(pd.DataFrame({
+            "position": col.removesuffix(".kind"), "kind": g.index.astype(str),
+            "n": g["n"].to_numpy(), "mean": mean.to_numpy(), "sem": sem.to_numpy(),
+            "gmacs": (g["g1"] / g["n"]).to_numpy()}))
+    out = pd.concat(parts, ignore_index=True)
+    out["delta"] = out["mean"] - overall
+    out["delta_gmacs"] = out["gmacs"] - overall_gmacs
+    return out
+
+
+def declared_contrasts(db: Any, study: str, contrasts: list[str], metric: str, *,
+                       mode: str | None = None,
+                       confidence: float = metrics.CONFIDENCE) -> pd.DataFrame:
+    """``analysis.contrasts.declared_contrasts`` with the (label, seed) means grouped in SQL."""
+    from analysis.aggregates import label_values
+    from search.contrasts import COLUMNS, Groups, evaluate
+
+    if not contrasts:
+        return pd.DataFrame(columns=list(COLUMNS))
+    values, pairs = label_values(db, study, metric)
+    rows = evaluate(list(contrasts), values, Groups.of(pairs),
+                    mode or metrics.direction(metric), confidence)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def plotted(frame: pd.DataFrame, limit: int = 5000, keep: Any = None) -> pd.DataFrame:
+    """At most about ``limit`` rows of a best-first table for a plot: every row of ``keep``
+    (e.g. the Pareto front), the best half of ``limit``, and an even sample of the rest."""
+    if len(frame) <= limit:
+        return frame
+    mask = np.zeros(len(frame), dtype=bool)
+    if keep is not None:
+        mask |= np.asarray(keep, dtype=bool)
+    mask[: limit // 2] = True
+    step = max(1, (len(frame) - limit // 2) // (limit - limit // 2))
+    mask[limit // 2::step] = True
+    return frame[mask]

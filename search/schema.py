@@ -201,8 +201,8 @@ class ResultRow(Base):
 
     __tablename__ = "results"
     __table_args__ = (UniqueConstraint("trial_id", "name"),
-                      # covering: a final metric per trial without reading the table (0004)
-                      Index("ix_results_trial_name_value", "trial_id", "name", "value",
+                      # covering: one metric of every trial without reading the table (0004)
+                      Index("ix_results_name_trial_value", "name", "trial_id", "value",
                             "value_type"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -39,13 +39,13 @@ def upgrade() -> None:
     op.create_index("ix_arch_placements_family", "arch_placements", ["family"])
     # per-network GROUP BY: a study's trials in arch order, with what the summaries read
     op.create_index("ix_trials_study_state_arch", "trials", ["study_id", "state", "arch_id", "seed"])
-    # a final metric of a trial without touching the results table itself
-    op.create_index("ix_results_trial_name_value", "results",
-                    ["trial_id", "name", "value", "value_type"])
+    # one final metric of every trial, in trial order, without touching the results table
+    op.create_index("ix_results_name_trial_value", "results",
+                    ["name", "trial_id", "value", "value_type"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_results_trial_name_value", table_name="results")
+    op.drop_index("ix_results_name_trial_value", table_name="results")
     op.drop_index("ix_trials_study_state_arch", table_name="trials")
     op.drop_index("ix_arch_placements_family", table_name="arch_placements")
     op.drop_table("arch_placements")
