@@ -23,9 +23,9 @@ from sqlalchemy import Engine, Float, and_, case, cast, false, func, select
 from sqlalchemy.orm import aliased
 
 from analysis.loading import NoDataError, _raw, _read_sql, _study_ids, _with_hardware, opened
-from analysis.placements import read_placements
+from analysis.placements import DESCRIPTORS, VERSION, read_placements
 from search import metrics
-from search.schema import ArchRow, ResultRow, TrialRow
+from search.schema import ArchPlacementRow, ArchRow, ResultRow, TrialRow
 
 MAX_SEED_COLUMNS = 64  # seeds pivoted into columns; more seeds are read as (arch, seed) rows
 STATES = ("COMPLETE", "PRUNED", "FAILED", "RUNNING")
@@ -46,13 +46,11 @@ def _finished_seconds(engine: Engine) -> Any:
 
 @dataclass(frozen=True)
 class StudyFacts:
-    """What the sidebar and the headline counts need, from three small queries."""
+    """What the sidebar and the headline counts need, from a few small queries."""
 
     study: str
     counts: dict[str, int]  # trials per state, every state present
-    metrics: pd.DataFrame  # final metrics over COMPLETE trials: name, n, min, max
-    compute_s: float  # summed wall-clock seconds of finished trials
-    gmacs_total: float  # summed GMACs per clip of finished trials
+    metrics: pd.DataFrame  # final metrics a COMPLETE trial has a finite value of: name, constant
 
     @property
     def n_trials(self) -> int:
@@ -62,8 +60,8 @@ class StudyFacts:
     def informative(self, declared: dict[str, str] | None = None) -> list[str]:
         """``analysis.checks.informative_metrics``: a direction, and not constant."""
         m = self.metrics
-        names = [n for n, lo, hi, k in zip(m["name"], m["min"], m["max"], m["n"], strict=True)
-                 if "/" in n and metrics.has_direction(n, declared) and not (k >= 2 and lo == hi)]
+        names = [n for n, constant in zip(m["name"], m["constant"], strict=True)
+                 if "/" in n and metrics.has_direction(n, declared) and not constant]
         preferred = [n for n in metrics.PREFERRED if n in names]
         return preferred + [n for n in names if n not in preferred]
 
@@ -72,31 +70,55 @@ class StudyFacts:
         return bool((self.metrics["name"] == metric).any()) and self.counts["COMPLETE"] > 0
 
 
+def _result_names(engine: Engine) -> list[str]:
+    """Every metric name in the results table, one index seek each (a recursive CTE that
+    skips from name to name instead of scanning millions of rows)."""
+    r = aliased(ResultRow)
+    names = select(func.min(ResultRow.name).label("name")).cte("names", recursive=True)
+    names = names.union_all(select(select(func.min(r.name)).where(r.name > names.c.name)
+                                   .scalar_subquery()).where(names.c.name.isnot(None)))
+    return [n for n in _read_sql(select(names.c.name), engine)["name"] if isinstance(n, str)]
+
+
 def study_facts(db: Any, study: str) -> StudyFacts:
-    """Counts by state, final metrics' ranges and compute used by ``study``, in SQL."""
+    """Counts by state and the final metrics of ``study`` (whether each is constant over its
+    COMPLETE trials: ``metrics.is_constant``), in SQL that stops at the first row it needs."""
     with opened(db) as engine:
         sid = study_id(engine, study)
         counts = _read_sql(select(_raw(TrialRow.state), func.count().label("n"))
                            .where(TrialRow.study_id == sid).group_by(TrialRow.state), engine)
         by_state = dict(zip(counts["state"], counts["n"], strict=True))
-        complete = select(TrialRow.id).where(TrialRow.study_id == sid,
-                                             TrialRow.state == "COMPLETE")
-        ranges = _read_sql(select(ResultRow.name, func.count(ResultRow.value).label("n"),
-                                  func.min(ResultRow.value).label("min"),
-                                  func.max(ResultRow.value).label("max"))
-                           .where(ResultRow.trial_id.in_(complete),
-                                  ResultRow.value_type == "FINITE", ResultRow.value.isnot(None))
-                           .group_by(ResultRow.name), engine)
-        ranges = ranges[ranges["n"] > 0].reset_index(drop=True)
-        finished = TrialRow.state.in_(["COMPLETE", "PRUNED", "FAILED"])
-        spent = _read_sql(select(func.sum(_finished_seconds(engine)).label("s"),
-                                 func.sum(cast(ArchRow.macs, Float)).label("macs"))
-                          .join(ArchRow, ArchRow.arch_id == TrialRow.arch_id)
-                          .where(TrialRow.study_id == sid, finished), engine)
-    seconds, macs = (pd.to_numeric(spent.iloc[0], errors="coerce").fillna(0.0).tolist()
-                     if len(spent) else (0.0, 0.0))
-    return StudyFacts(study, {s: int(by_state.get(s, 0)) for s in STATES}, ranges,
-                      float(seconds), float(macs) / 1e9)
+        rows = []
+        for name in _result_names(engine):
+            value = _sql_value(name)
+            done = select(value.label("v")).where(TrialRow.study_id == sid,
+                                                  TrialRow.state == "COMPLETE", value.isnot(None))
+            first = _read_sql(done.limit(1), engine)
+            if first.empty:
+                continue
+            v = float(first.iloc[0, 0])
+            differs = _read_sql(done.where(value != v).limit(1), engine)
+            two = len(_read_sql(done.limit(2), engine)) >= 2
+            rows.append({"name": name, "constant": differs.empty and two})
+    return StudyFacts(study, {s: int(by_state.get(s, 0)) for s in STATES},
+                      pd.DataFrame(rows, columns=["name", "constant"]))
+
+
+def study_spent(db: Any, study: str) -> tuple[float, float]:
+    """Summed wall-clock seconds and GMACs per clip of the finished trials of ``study``."""
+    with opened(db) as engine:
+        sid = study_id(engine, study)
+        finished = (TrialRow.study_id == sid,
+                    TrialRow.state.in_(["COMPLETE", "PRUNED", "FAILED"]))
+        seconds = _read_sql(select(func.sum(_finished_seconds(engine)).label("s"))
+                            .where(*finished), engine)
+        per_arch = select(TrialRow.arch_id, func.count().label("k")).where(*finished) \
+            .group_by(TrialRow.arch_id).subquery()
+        macs = _read_sql(select(func.sum(cast(ArchRow.macs, Float) * per_arch.c.k).label("m"))
+                         .join(per_arch, per_arch.c.arch_id == ArchRow.arch_id), engine)
+    s, m = (pd.to_numeric(f.iloc[0, 0:1], errors="coerce").fillna(0.0).iloc[0]
+            for f in (seconds, macs))
+    return float(s), float(m) / 1e9
 
 
 @dataclass(frozen=True)
@@ -131,52 +153,70 @@ def _gap() -> Any:
                          final(metrics.TRAIN_ACC1) - final(metrics.VAL_ACC1))
 
 
+def _study_filter(engine: Engine, sid: int) -> Any:
+    """``trials.study_id = sid``; on SQLite written so that the planner drives the join from
+    the results index (one metric of every trial, in trial order) instead of seeking the
+    results of each trial (twice as slow at a million trials)."""
+    if engine.dialect.name == "sqlite":
+        return (TrialRow.study_id + 0) == sid
+    return TrialRow.study_id == sid
+
+
 def arch_table(db: Any, study: str, metric: str) -> ArchTable:
     """Per-network sums and per-seed values of ``metric`` over COMPLETE trials, in SQL."""
     with opened(db) as engine:
         sid = study_id(engine, study)
         r = aliased(ResultRow)
-        base = (TrialRow.study_id == sid, TrialRow.state == "COMPLETE")
-        joined = and_(r.trial_id == TrialRow.id, r.name == metric, r.value_type == "FINITE",
-                      r.value.isnot(None))
-        seeds = np.array(sorted(_read_sql(select(TrialRow.seed).distinct().join(r, joined)
-                                          .where(*base), engine)["seed"].astype(int)), dtype=int)
+        complete = (TrialRow.study_id == sid, TrialRow.state == "COMPLETE")
+        seeds = np.array(sorted(_read_sql(select(TrialRow.seed).distinct().where(*complete),
+                                          engine)["seed"].astype(int)), dtype=int)
         pivot = len(seeds) <= MAX_SEED_COLUMNS
         gap = _gap()
         per_seed = [func.max(case((TrialRow.seed == int(s), r.value))).label(f"v{i}")
                     for i, s in enumerate(seeds)] if pivot else []
-        stmt = (select(TrialRow.arch_id, func.max(TrialRow.label).label("label"),
-                       func.max(TrialRow.family).label("design_family"),
-                       func.count().label("n"),
-                       func.sum(TrialRow.chance_acc).label("chance_sum"),
-                       func.count(TrialRow.chance_acc).label("chance_n"),
-                       func.sum(TrialRow.majority_acc).label("majority_sum"),
-                       func.count(TrialRow.majority_acc).label("majority_n"),
-                       func.sum(gap).label("gap_sum"), func.count(gap).label("gap_n"),
-                       func.sum(case((TrialRow.plateaued == false(), 1), else_=0))
-                       .label("n_undertrained"), *per_seed)
-                .join(r, joined).where(*base).group_by(TrialRow.arch_id))
+        joined = and_(r.trial_id == TrialRow.id, _study_filter(engine, sid),
+                      TrialRow.state == "COMPLETE")
+        grouped = (select(TrialRow.arch_id, func.max(TrialRow.label).label("label"),
+                          func.max(TrialRow.family).label("design_family"),
+                          func.count().label("n"),
+                          func.sum(TrialRow.chance_acc).label("chance_sum"),
+                          func.count(TrialRow.chance_acc).label("chance_n"),
+                          func.sum(TrialRow.majority_acc).label("majority_sum"),
+                          func.count(TrialRow.majority_acc).label("majority_n"),
+                          func.sum(gap).label("gap_sum"), func.count(gap).label("gap_n"),
+                          func.sum(case((TrialRow.plateaued == false(), 1), else_=0))
+                          .label("n_undertrained"), *per_seed)
+                   .select_from(r).join(TrialRow, joined)
+                   .where(r.name == metric, r.value_type == "FINITE", r.value.isnot(None))
+                   .group_by(TrialRow.arch_id)).subquery()
+        place = (ArchPlacementRow.arch_id == grouped.c.arch_id) & \
+            (ArchPlacementRow.version == VERSION)
+        stmt = (select(grouped, ArchRow.macs, ArchRow.params, ArchRow.latency_ms,
+                       *(getattr(ArchPlacementRow, c) for c in (*DESCRIPTORS, "name",
+                                                                "num_classes")))
+                .join(ArchRow, ArchRow.arch_id == grouped.c.arch_id)
+                .outerjoin(ArchPlacementRow, place))
         archs = _read_sql(stmt, engine)
         if pivot:
             values = archs[[f"v{i}" for i in range(len(seeds))]].to_numpy(dtype=float,
                                                                           na_value=np.nan)
             archs = archs.drop(columns=[f"v{i}" for i in range(len(seeds))])
         else:
-            long = _read_sql(select(TrialRow.arch_id, TrialRow.seed, r.value).join(r, joined)
-                             .where(*base), engine)
+            long = _read_sql(select(TrialRow.arch_id, TrialRow.seed, r.value)
+                             .select_from(r).join(TrialRow, joined)
+                             .where(r.name == metric, r.value_type == "FINITE",
+                                    r.value.isnot(None)), engine)
             wide = long.pivot_table(index="arch_id", columns="seed", values="value")
             values = wide.reindex(index=archs["arch_id"], columns=seeds).to_numpy(dtype=float)
-        ids = select(TrialRow.arch_id).where(*base).distinct()
-        costs = _read_sql(select(ArchRow.arch_id, ArchRow.macs, ArchRow.params,
-                                 ArchRow.latency_ms).where(ArchRow.arch_id.in_(ids)), engine)
-        places = read_placements(engine, ids)
+        missing = archs["family"].isna()
+        if missing.any():  # not stored (or by other rules): computed from the specs
+            computed = read_placements(engine, archs.loc[missing, "arch_id"].tolist())
+            for col in computed.columns:
+                archs.loc[missing, col] = archs.loc[missing, "arch_id"].map(computed[col])
     archs = archs.set_index("arch_id")
-    for col in ("chance_sum", "majority_sum", "gap_sum"):
+    for col in ("chance_sum", "majority_sum", "gap_sum", "latency_ms", *DESCRIPTORS[2:]):
         archs[col] = pd.to_numeric(archs[col], errors="coerce").astype(float)
-    costs = costs.set_index("arch_id")
-    costs["latency_ms"] = pd.to_numeric(costs["latency_ms"], errors="coerce").astype(float)
-    costs["gmacs"] = costs["macs"] / 1e9
-    archs = archs.join(costs).join(places)
+    archs["gmacs"] = archs["macs"] / 1e9
     return ArchTable(metric, archs, values, seeds)
 
 

@@ -90,6 +90,12 @@ def facts(db: str, study: str) -> aggregates.StudyFacts:
     return aggregates.study_facts(engine(db), study)
 
 
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def spent(db: str, study: str) -> tuple[float, float]:
+    """Seconds and GMACs of the finished trials (``analysis.aggregates.study_spent``)."""
+    return aggregates.study_spent(engine(db), study)
+
+
 @st.cache_resource(ttl=TTL_S, max_entries=8, show_spinner="Summarising the networks…")
 def table(db: str, study: str, metric: str) -> aggregates.ArchTable:
     """Per-network aggregates of one metric, grouped in SQL (shared, never modified)."""

@@ -109,6 +109,11 @@ class ArchPlacementRow(Base):
     of an older ``version``; readers then compute it from the spec."""
 
     __tablename__ = "arch_placements"
+    __table_args__ = (
+        # what a per-network summary joins, without reading the spec fields (0004)
+        Index("ix_arch_placements_facts", "arch_id", "version", "family", "name", "n_temporal",
+              "t_com", "t_share_bottom", "t_share_top", "temporal_mac_frac", "num_classes"),
+    )
 
     arch_id: Mapped[str] = mapped_column(ForeignKey("archs.arch_id"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)  # rules that wrote it (analysis.placements)

@@ -18,7 +18,7 @@ known = common.facts(ctx.db, ctx.study)
 cfg = common.config(ctx.db, ctx.study)
 counts = known.counts
 spent = budget_of(counts["COMPLETE"] + counts["PRUNED"] + counts["FAILED"], counts["RUNNING"],
-                  known.compute_s, known.gmacs_total, cfg)
+                  *common.spent(ctx.db, ctx.study), cfg)
 
 st.title(f"Study · {ctx.study}")
 if isinstance(cfg.get("study"), dict) and cfg["study"].get("description"):

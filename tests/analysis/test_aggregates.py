@@ -86,8 +86,9 @@ def test_study_facts_match_the_trials(demo_db: Path) -> None:
     assert facts.counts == analysis.state_counts(df)
     assert facts.informative() == analysis.informative_metrics(df)
     spent = analysis.budget(df)
-    assert facts.compute_s == pytest.approx(spent["trial_hours"] * 3600)
-    assert facts.gmacs_total == pytest.approx(spent["gmacs_total"])
+    seconds, gmacs = aggregates.study_spent(demo_db, "bottom_vs_top")
+    assert seconds == pytest.approx(spent["trial_hours"] * 3600)
+    assert gmacs == pytest.approx(spent["gmacs_total"])
 
 
 def test_trial_pages_return_every_row_once(demo_db: Path) -> None:
@@ -128,4 +129,6 @@ def test_sql_summaries_equal_pandas_on_postgres(postgres_db: str, demo_db: Path)
         assert total == len(want) and page["number"].tolist() == list(range(5, 10))
         facts = aggregates.study_facts(postgres_db, study)
         assert facts.counts == analysis.state_counts(want)
-        assert math.isclose(facts.gmacs_total, analysis.budget(want)["gmacs_total"])
+        assert facts.informative() == analysis.informative_metrics(want)
+        assert math.isclose(aggregates.study_spent(postgres_db, study)[1],
+                            analysis.budget(want)["gmacs_total"])

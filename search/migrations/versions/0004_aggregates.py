@@ -20,6 +20,9 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+FACTS = ("arch_id", "version", "family", "name", "n_temporal", "t_com", "t_share_bottom",
+         "t_share_top", "temporal_mac_frac", "num_classes")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -37,6 +40,8 @@ def upgrade() -> None:
         sa.Column("fields_json", sa.Text(), nullable=False),
     )
     op.create_index("ix_arch_placements_family", "arch_placements", ["family"])
+    # what a per-network summary joins, without reading the spec fields
+    op.create_index("ix_arch_placements_facts", "arch_placements", list(FACTS))
     # per-network GROUP BY: a study's trials in arch order, with what the summaries read
     op.create_index("ix_trials_study_state_arch", "trials", ["study_id", "state", "arch_id", "seed"])
     # one final metric of every trial, in trial order, without touching the results table
@@ -47,5 +52,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_results_name_trial_value", table_name="results")
     op.drop_index("ix_trials_study_state_arch", table_name="trials")
+    op.drop_index("ix_arch_placements_facts", table_name="arch_placements")
     op.drop_index("ix_arch_placements_family", table_name="arch_placements")
     op.drop_table("arch_placements")
