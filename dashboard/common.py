@@ -26,7 +26,8 @@ from search import metrics
 DEFAULT_DB = "studies.db"
 ENV_DB = "VIDARCH_DB"  # database path or URL, when no --db is given
 TTL_S = 30  # seconds before a cached frame is read again
-SAMPLE = 2000  # trials the per-trial analyses (importance, curves) read from a larger study
+SAMPLE = 2000  # trials the per-trial analyses (curves, fidelity) read from a larger study
+IMPORTANCE_SAMPLE = 500  # trials Optuna's evaluators get (fANOVA fits a forest: ~10 s at 2000)
 TOP_NETWORKS = 500  # networks the comparison pages list (best first)
 DEFAULT_METRIC = metrics.VAL_ACC1
 CTX_KEY = "_vidarch_ctx"
@@ -103,18 +104,18 @@ def table(db: str, study: str, metric: str) -> aggregates.ArchTable:
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
-def sample(db: str, study: str) -> pd.DataFrame:
-    """Trial rows for the per-trial analyses: every trial of a study up to ``SAMPLE``
-    COMPLETE ones, else an even sample of ``SAMPLE`` of them (``sample_note`` says so)."""
-    ids = aggregates.sample_trial_ids(engine(db), study, SAMPLE)
+def sample(db: str, study: str, limit: int = SAMPLE) -> pd.DataFrame:
+    """Trial rows for the per-trial analyses: every trial of a study up to ``limit``
+    COMPLETE ones, else an even sample of ``limit`` of them (``sample_note`` says so)."""
+    ids = aggregates.sample_trial_ids(engine(db), study, limit)
     return trials(db, study, trial_ids=tuple(ids) if ids is not None else None)
 
 
-def sample_note(db: str, study: str) -> str:
-    """" (an even sample of N of the M COMPLETE trials)" when ``sample`` is one, else ""."""
+def sample_note(db: str, study: str, limit: int = SAMPLE) -> str:
+    """" — an even sample of N of its M COMPLETE trials" when ``sample`` is one, else ""."""
     done = facts(db, study).counts["COMPLETE"]
-    return (f" — an even sample of {SAMPLE:,} of its {done:,} COMPLETE trials"
-            if done > SAMPLE else "")
+    return (f" — an even sample of {limit:,} of its {done:,} COMPLETE trials"
+            if done > limit else "")
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
@@ -325,13 +326,13 @@ def chance(db: str, study: str, metric: str) -> float:
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Asking Optuna's importance evaluators…")
 def importance(db: str, study: str, metric: str, evaluator: str = "ped_anova") -> pd.DataFrame:
     """``analysis.importance`` (PED-ANOVA and fANOVA) of one study (``sample``)."""
-    return analysis.importance(sample(db, study), metric, evaluator=evaluator)
+    return analysis.importance(sample(db, study, IMPORTANCE_SAMPLE), metric, evaluator=evaluator)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Bootstrapping the per-position view…")
 def position_effects(db: str, study: str, metric: str, level: str = "block") -> pd.DataFrame:
     """``analysis.position_effects`` of one study (``sample``)."""
-    return analysis.position_effects(sample(db, study), metric, level=level)
+    return analysis.position_effects(sample(db, study, IMPORTANCE_SAMPLE), metric, level=level)
 
 
 def top_networks(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
