@@ -11,6 +11,7 @@ the same answers, only slower.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,7 @@ import pandas as pd
 from sqlalchemy import Engine, insert, or_, select
 
 from analysis.budget import network_name
-from analysis.loading import _read_sql, _safe_features
+from analysis.loading import _read_sql, _safe_features, opened
 from search.schema import ArchPlacementRow, ArchRow
 
 VERSION = 1  # bump when analysis.placement's rules change: stored rows are then recomputed
@@ -80,16 +81,22 @@ def read_placements(engine: Engine, arch_ids: Any) -> pd.DataFrame:
     return stored.set_index("arch_id")
 
 
-def spec_fields(engine: Engine, arch_ids: Sequence[str]) -> pd.DataFrame:
-    """Flattened spec fields (``stem.kind``, ``stage1.block1.t_kernel``, ...) of a few archs,
-    indexed by arch_id (a page shows them for the networks it lists, not for all)."""
+def spec_fields(db: Any, arch_ids: Sequence[str], field: str | None = None) -> pd.DataFrame:
+    """Flattened spec fields (``stem.kind``, ``stage1.block1.t_kernel``, ...) of some archs,
+    indexed by arch_id; only the ``field`` ones (e.g. ``"kind"``) when given."""
     ids = list(dict.fromkeys(arch_ids))
     if not ids:
         return pd.DataFrame()
+    with opened(db) as engine:
+        return _spec_fields(engine, ids, field)
+
+
+def _spec_fields(engine: Engine, ids: list[str], field: str | None) -> pd.DataFrame:
     stored = _read_sql(select(ArchPlacementRow.arch_id, ArchPlacementRow.version,
                               ArchPlacementRow.fields_json)
                        .where(ArchPlacementRow.arch_id.in_(ids)), engine)
-    rows = {a: json.loads(f) for a, v, f in stored.itertuples(index=False, name=None)
+    rows = {a: json.loads(f) for a, v, f in zip(stored["arch_id"], stored["version"],
+                                                  stored["fields_json"], strict=True)
             if v == VERSION}
     rest = [a for a in ids if a not in rows]
     if rest:
@@ -97,7 +104,11 @@ def spec_fields(engine: Engine, arch_ids: Sequence[str]) -> pd.DataFrame:
                           .where(ArchRow.arch_id.in_(rest)), engine)
         for rec in placement_records(archs.itertuples(index=False, name=None)):
             rows[rec["arch_id"]] = json.loads(rec["fields_json"])
-    return pd.DataFrame.from_dict(rows, orient="index").reindex(ids)
+    keys = list(dict.fromkeys(itertools.chain.from_iterable(rows.values())))
+    if field is not None:
+        keys = [k for k in keys if k.endswith(f".{field}")]
+    columns = {k: [rows[a].get(k) if a in rows else None for a in ids] for k in keys}
+    return pd.DataFrame(columns, index=pd.Index(ids, name="arch_id"))
 
 
 def fill(url: str) -> int:

@@ -166,7 +166,7 @@ def contrasts(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
 def marginal_effects(db: str, study: str, metric: str) -> pd.DataFrame:
     """Per-position marginal effects."""
     summary = table(db, study, metric)
-    fields = placements.spec_fields(engine(db), summary.archs.index.tolist())
+    fields = placements.spec_fields(engine(db), summary.archs.index.tolist(), "kind")
     return unit_stats.marginal_effects(summary, fields)
 
 

@@ -59,6 +59,11 @@ def _check_study(db: str | Path, study: str, metric: str) -> None:
     _frame_equal(want.families, got.families)
     assert analysis.verdict(df, metric, mode=mode)["sentences"] == \
         unit_stats.verdict(table, mode=mode)["sentences"]
+    fields = placements.spec_fields(db, table.archs.index.tolist(), "kind")
+    cols = ["position", "kind", "n", "mean", "delta", "sem", "gmacs", "delta_gmacs"]
+    _frame_equal(analysis.marginal_effects(df, metric)[cols].sort_values(["position", "kind"]),
+                 unit_stats.marginal_effects(table, fields)[cols]
+                 .sort_values(["position", "kind"]))
     assert unit_stats.baselines(table) == pytest.approx(analysis.baselines(
         analysis.stats.completed(df, metric)))
 
