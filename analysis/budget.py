@@ -119,7 +119,14 @@ def paired_difference(df: pd.DataFrame, arch_a: str, arch_b: str, metric: str = 
     ``p`` (paired t-test; NaN below two pairs or when every difference is the same),
     ``n_pairs`` and ``seeds``.
     """
-    per_seed = seed_means(df, metric).pivot(index="seed", columns="arch_id", values="value")
+    return paired_of(seed_means(df, metric), arch_a, arch_b, confidence)
+
+
+def paired_of(per_seed: pd.DataFrame, arch_a: str, arch_b: str,
+              confidence: float = 0.95) -> dict[str, Any]:
+    """``paired_difference`` from per-seed values (``seed_means``' frame, any source)."""
+    two = per_seed[per_seed["arch_id"].isin([arch_a, arch_b])]
+    per_seed = two.pivot(index="seed", columns="arch_id", values="value")
     if arch_a not in per_seed or arch_b not in per_seed:
         shared = pd.Index([])
     else:
@@ -158,7 +165,7 @@ class BudgetAnswer:
         return self.networks[self.networks["within"]]
 
 
-def _family_table(df: pd.DataFrame, nets: pd.DataFrame, metric: str,
+def _family_table(per_seed: pd.DataFrame, nets: pd.DataFrame, metric: str,
                   confidence: float) -> pd.DataFrame:
     """Per family of the networks in ``nets``: the mean over its per-seed means (t interval) and
     its best network. A family with one seed uses its networks as the units instead."""
@@ -166,7 +173,6 @@ def _family_table(df: pd.DataFrame, nets: pd.DataFrame, metric: str,
             "best_arch_id", "best_mean", "best_cost"]
     if nets.empty:
         return pd.DataFrame(columns=cols)
-    per_seed = seed_means(df, metric)
     per_seed = per_seed[per_seed["arch_id"].isin(nets["arch_id"])]
     family_of = dict(zip(nets["arch_id"], nets["family"], strict=True))
     per_seed["family"] = per_seed["arch_id"].map(family_of)
@@ -230,9 +236,19 @@ def at_budget(df: pd.DataFrame, *, macs: float | None = None, params: float | No
     Raises:
         ValueError: no budget or several, a non-positive one, or a cost axis the study lacks.
     """
+    return answer_at_budget(network_table(df, metric, confidence), seed_means(df, metric),
+                            macs=macs, params=params, latency_ms=latency_ms, metric=metric,
+                            confidence=confidence)
+
+
+def answer_at_budget(nets: pd.DataFrame, per_seed: pd.DataFrame, *, macs: float | None = None,
+                     params: float | None = None, latency_ms: float | None = None,
+                     metric: str = "val/acc1", confidence: float = 0.95) -> BudgetAnswer:
+    """``at_budget`` from a ``network_table`` and per-seed values (``seed_means``' frame),
+    however computed: from trial rows or from SQL aggregates (``analysis.unit_stats``)."""
     axis, value = _axis_of(macs, params, latency_ms)
     up = higher_is_better(metric)
-    nets = network_table(df, metric, confidence)
+    nets = nets.copy()
     if not nets.empty and not nets[axis].notna().any():
         raise ValueError(f"{axis}: no network of this study has that cost recorded")
     nets["cost"] = pd.to_numeric(nets[axis], errors="coerce").astype(float)
@@ -244,21 +260,21 @@ def at_budget(df: pd.DataFrame, *, macs: float | None = None, params: float | No
         values = nets.loc[ok, ["mean", "cost"]].to_numpy(dtype=float) * signs
         nets.loc[ok, "pareto"] = pareto_mask(values)
     inside = nets[nets["within"]]
-    families = _family_table(df, inside, metric, confidence)
+    families = _family_table(per_seed, inside, metric, confidence)
     best = inside.iloc[0].to_dict() if len(inside) else None
     best_family = families.iloc[0].to_dict() if len(families) else None
     answer = BudgetAnswer(axis=axis, budget=value, metric=metric, higher_is_better=up,
                           networks=nets, families=families, best=best, best_family=best_family,
-                          bottom_vs_top=_bottom_vs_top(df, inside, metric, confidence),
-                          matched=_matched(df, inside, metric, confidence))
+                          bottom_vs_top=_bottom_vs_top(per_seed, inside, confidence),
+                          matched=_matched(per_seed, inside, confidence))
     answer.sentences = _sentences(answer, nets)
     return answer
 
 
-def _pair(df: pd.DataFrame, bottom: pd.Series, top: pd.Series, metric: str,
+def _pair(per_seed: pd.DataFrame, bottom: pd.Series, top: pd.Series,
           confidence: float) -> dict[str, Any]:
     """``paired_difference`` of a bottom-heavy and a top-heavy network, with their costs."""
-    out = paired_difference(df, bottom["arch_id"], top["arch_id"], metric, confidence)
+    out = paired_of(per_seed, bottom["arch_id"], top["arch_id"], confidence)
     ratio = bottom["cost"] / top["cost"] if top["cost"] else math.nan
     out.update({"bottom": bottom["name"], "bottom_arch_id": bottom["arch_id"],
                 "bottom_mean": bottom["mean"], "bottom_cost": bottom["cost"],
@@ -268,30 +284,40 @@ def _pair(df: pd.DataFrame, bottom: pd.Series, top: pd.Series, metric: str,
     return out
 
 
-def _bottom_vs_top(df: pd.DataFrame, inside: pd.DataFrame, metric: str,
+def _bottom_vs_top(per_seed: pd.DataFrame, inside: pd.DataFrame,
                    confidence: float) -> dict[str, Any] | None:
     """The best bottom-heavy against the best top-heavy network under the budget."""
     heads = {f: inside[inside["family"] == f] for f in ("bottom-heavy", "top-heavy")}
     if any(h.empty for h in heads.values()):
         return None
-    return _pair(df, heads["bottom-heavy"].iloc[0], heads["top-heavy"].iloc[0], metric,
+    return _pair(per_seed, heads["bottom-heavy"].iloc[0], heads["top-heavy"].iloc[0],
                  confidence)
 
 
-def _matched(df: pd.DataFrame, inside: pd.DataFrame, metric: str,
+def _matched(per_seed: pd.DataFrame, inside: pd.DataFrame,
              confidence: float) -> dict[str, Any] | None:
     """A bottom- and a top-heavy network under the budget whose costs are within 5%: of such
-    pairs, the most expensive one (the pair is chosen by cost, never by its outcome)."""
+    pairs, the most expensive one (the pair is chosen by cost, never by its outcome; ties go to
+    the better-ranked bottom-heavy, then top-heavy network)."""
     bottoms = inside[inside["family"] == "bottom-heavy"]
     tops = inside[inside["family"] == "top-heavy"]
-    best: tuple[float, pd.Series, pd.Series] | None = None
-    for _, b in bottoms.iterrows():
-        for _, t in tops.iterrows():
-            if t["cost"] and abs(b["cost"] / t["cost"] - 1) <= MATCHED_COST:
-                cost = min(b["cost"], t["cost"])
-                if best is None or cost > best[0]:
-                    best = (cost, b, t)
-    return None if best is None else _pair(df, best[1], best[2], metric, confidence)
+    t_cost = tops["cost"].to_numpy(dtype=float)
+    order = np.argsort(t_cost, kind="stable")
+    ranked = t_cost[order]
+    best: tuple[float, int, int] | None = None
+    for i, b in enumerate(bottoms["cost"].to_numpy(dtype=float)):
+        # candidates by cost (a little wider than ±5%), then the exact rule on them
+        lo = int(np.searchsorted(ranked, b / 1.06, side="left"))
+        hi = int(np.searchsorted(ranked, b / 0.94, side="right"))
+        cand = np.sort(order[lo:hi])  # back in rank order
+        cand = [j for j in cand if t_cost[j] and abs(b / t_cost[j] - 1) <= MATCHED_COST]
+        for j in cand:
+            cost = min(b, t_cost[j])
+            if best is None or cost > best[0]:
+                best = (cost, i, j)
+    if best is None:
+        return None
+    return _pair(per_seed, bottoms.iloc[best[1]], tops.iloc[best[2]], confidence)
 
 
 def _ci(low: float, high: float) -> str:

@@ -27,6 +27,8 @@ CHAR_W, LABEL_H, POINT_R = 6.6, 16.0, 6.0
 _RADII = (16.0, 34.0, 58.0, 88.0)
 _DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1))
 LABEL_ALL_UP_TO = 60  # networks; above, only the Pareto front and the best are named
+MAX_LABELS = 40  # names drawn at most (the best, then the Pareto front): a label per point
+# of a 200k-network study would hide the plot
 
 
 def _ordered(values: Sequence[str]) -> list[str]:
@@ -68,8 +70,8 @@ def label_offsets(x: Sequence[float], y: Sequence[float], labels: Sequence[str],
         return (v - lo) / (hi - lo) * size if hi > lo else np.full_like(v, size / 2)
 
     px, py = scaled(xs, PLOT_W, x_range), scaled(ys, PLOT_H, y_range)  # y grows upwards
-    points = [(a - POINT_R, b - POINT_R, a + POINT_R, b + POINT_R) for a, b in zip(px, py,
-                                                                                   strict=True)]
+    points = np.column_stack([px - POINT_R, py - POINT_R, px + POINT_R, py + POINT_R])
+    points[~np.isfinite(points)] = -1e9  # a point without coordinates covers nothing
     placed: list[tuple[float, float, float, float]] = []
     out: list[tuple[float, float]] = []
     for i, text in enumerate(labels):
@@ -84,7 +86,10 @@ def label_offsets(x: Sequence[float], y: Sequence[float], labels: Sequence[str],
                 cy = py[i] + dy * (half_h + radius * 0.6 if dy else 0.0)
                 box = (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
                 cost = sum(_overlap(box, other) for other in placed)
-                cost += sum(_overlap(box, p) for j, p in enumerate(points) if j != i)
+                w = np.minimum(box[2], points[:, 2]) - np.maximum(box[0], points[:, 0])
+                h = np.minimum(box[3], points[:, 3]) - np.maximum(box[1], points[:, 1])
+                area = np.clip(w, 0, None) * np.clip(h, 0, None)
+                cost += float(area.sum() - area[i])
                 if cost < best_cost:
                     best, best_cost, best_box = (cx - px[i], -(cy - py[i])), cost, box
             if best_cost == 0:
@@ -110,6 +115,8 @@ def budget_figure(answer: BudgetAnswer, *, chance: float = math.nan) -> go.Figur
     order = sorted(nets.index, key=lambda i: (nets.at[i, "arch_id"] != best_id,
                                               not nets.at[i, "pareto"], i))
     texts = [nets.at[i, "name"] if labelled[i] else "" for i in order]
+    named = np.cumsum([bool(t) for t in texts])
+    texts = [t if k <= MAX_LABELS else "" for t, k in zip(texts, named, strict=True)]
     ax_x = np.log10(x) if log_x else x  # plotly places annotations in log10 on a log axis
     line_x = math.log10(answer.budget / scale) if log_x else answer.budget / scale
     x_lo, x_hi = min(float(ax_x.min()), line_x), max(float(ax_x.max()), line_x)
@@ -123,13 +130,11 @@ def budget_figure(answer: BudgetAnswer, *, chance: float = math.nan) -> go.Figur
     x_range, y_range = (x_lo - x_pad, x_hi + x_pad), (low - y_pad, high + y_pad)
     offsets = label_offsets(ax_x[order], nets.loc[order, "mean"], texts, x_range=x_range,
                             y_range=y_range)
-    for i, text, (ax, ay) in zip(order, texts, offsets, strict=True):
-        if text:
-            fig.add_annotation(x=ax_x[i], y=nets.at[i, "mean"],
-                               text=text, ax=ax, ay=ay, showarrow=True, arrowhead=0,
-                               arrowwidth=0.6, arrowcolor="#999", standoff=4,
-                               font={"size": 11, "color": "#222" if nets.at[i, "within"]
-                                     else "#999"})
+    fig.update_layout(annotations=[  # at once: one add_annotation each is quadratic
+        {"x": ax_x[i], "y": nets.at[i, "mean"], "text": text, "ax": ax, "ay": ay,
+         "showarrow": True, "arrowhead": 0, "arrowwidth": 0.6, "arrowcolor": "#999",
+         "standoff": 4, "font": {"size": 11, "color": "#222" if nets.at[i, "within"] else "#999"}}
+        for i, text, (ax, ay) in zip(order, texts, offsets, strict=True) if text])
     for family in _ordered(nets["family"].astype(str).tolist()):
         for inside in (True, False):
             g = nets[(nets["family"].astype(str) == family) & (nets["within"] == inside)]

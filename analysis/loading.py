@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, String, case, func, select, type_coerce
+from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -158,12 +158,30 @@ def _raw(column: Any) -> Any:
     return type_coerce(column, String).label(column.key)
 
 
+class _Subset(dict):
+    """Study ids (``{id: name}``) that also restrict the trials to some archs or trial ids."""
+
+    def __init__(self, ids: dict[int, str], arch_ids: list[str] | None,
+                 trial_ids: list[int] | None) -> None:
+        super().__init__(ids)
+        self.arch_ids = None if arch_ids is None else [str(a) for a in arch_ids]
+        self.trial_ids = None if trial_ids is None else [int(t) for t in trial_ids]
+
+
 def _in_clause(column: Any, ids: dict[int, str]) -> Any:
-    return column.in_(list(ids))
+    clause = column.in_(list(ids))
+    if isinstance(ids, _Subset) and column is TrialRow.study_id:
+        if ids.arch_ids is not None:
+            clause = and_(clause, TrialRow.arch_id.in_(ids.arch_ids))
+        if ids.trial_ids is not None:
+            clause = and_(clause, TrialRow.id.in_(ids.trial_ids))
+    return clause
 
 
-def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
-    """One row per trial of ``study`` (all studies when None).
+def load_trials(db: Db, study: str | None = None, *, arch_ids: list[str] | None = None,
+                trial_ids: list[int] | None = None) -> pd.DataFrame:
+    """One row per trial of ``study`` (all studies when None); only those of ``arch_ids`` or
+    ``trial_ids`` when given (a page that shows a few networks or a sample of trials).
 
     Columns: ``study, trial_id, number, state, seed, label, design_family, arch_id, attempt,
     started_at, finished_at, duration_s, error, macs, gmacs, params, latency_ms, activations``;
@@ -183,6 +201,8 @@ def load_trials(db: Db, study: str | None = None) -> pd.DataFrame:
     """
     with opened(db) as engine:
         ids = _study_ids(engine, study)
+        if arch_ids is not None or trial_ids is not None:
+            ids = _Subset(ids, arch_ids, trial_ids)
         trials = _read_sql(
             select(TrialRow.id.label("trial_id"), TrialRow.study_id, TrialRow.number,
                    _raw(TrialRow.state), TrialRow.seed, TrialRow.label,

@@ -112,8 +112,12 @@ def _data_summary(config: Mapping[str, Any]) -> str:
 
 
 def cross_study(frames: Mapping[str, pd.DataFrame], arch_id: str, metric: str = VAL_ACC1,
-                configs: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+                configs: Mapping[str, Mapping[str, Any]] | None = None,
+                nets_of: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """One network in every study of ``frames`` (study name → ``load_trials`` frame) that ran it.
+
+    ``nets_of`` (study name → ``network_table``, e.g. from SQL aggregates) ranks the network
+    when the frames hold only its own trials.
 
     Columns: ``study, name, n_trials, n_complete, n_seeds, mean, ci_low, ci_high`` (t over
     per-seed means), ``rank`` (its place among that study's networks, 1 = best) of
@@ -124,7 +128,7 @@ def cross_study(frames: Mapping[str, pd.DataFrame], arch_id: str, metric: str = 
         mine = df[df["arch_id"] == arch_id]
         if mine.empty:
             continue
-        nets = network_table(df, metric)
+        nets = network_table(df, metric) if nets_of is None else nets_of[study]
         hit = nets[nets["arch_id"] == arch_id]
         row: dict[str, Any] = {"study": study, "name": mine["label"].dropna().iloc[0]
                                if mine["label"].notna().any() else arch_id[:12],

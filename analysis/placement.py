@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,12 @@ def _costs(spec: ArchSpec, per_layer_json: str | None) -> tuple[list[dict[str, A
 def describe(spec: ArchSpec, per_layer_json: str | None = None) -> Placement:
     """Placement descriptors and family label of a spec."""
     rows, estimate = _costs(spec, per_layer_json)
+    return describe_rows(rows, sum(estimate.values()))
+
+
+def describe_rows(rows: Sequence[dict[str, Any]], est_macs: int) -> Placement:
+    """``describe`` from its layer rows (``layer_costs``: ``kind``, ``temporal``, ``depth``,
+    ``macs``; stem first) and the network's estimated MACs."""
     temporal = [r["temporal"] for r in rows]
     total = sum(r["macs"] for r in rows) or 1
     t_rows = [r for r in rows if r["temporal"]]
@@ -133,7 +140,7 @@ def describe(spec: ArchSpec, per_layer_json: str | None = None) -> Placement:
         t_share_bottom=share_bottom,
         t_share_top=share_top,
         temporal_mac_frac=t_macs / total,
-        est_macs=sum(estimate.values()),
+        est_macs=est_macs,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.checks import baselines
-from analysis.stats import arch_summary, compare, completed
+from analysis.stats import arch_summary, compare
 from search.results import metrics
 
 
@@ -59,9 +59,10 @@ def _ci_text(row: Mapping[str, Any]) -> str:
     return f"95% CI {row['ci_low']:.4f}–{row['ci_high']:.4f}"
 
 
-def baseline_sentence(df: pd.DataFrame) -> str:
-    """``Baselines: chance 0.250 (1/classes), majority class 0.312 (recorded).``"""
-    base = baselines(df)
+def baseline_sentence(base: Mapping[str, Any] | pd.DataFrame) -> str:
+    """``Baselines: chance 0.250 (1/classes), majority class 0.312 (recorded).`` from
+    ``analysis.checks.baselines`` (or the trials to compute them from)."""
+    base = baselines(base) if isinstance(base, pd.DataFrame) else base
     chance = (f"chance {base['chance']:.3f} ({base['chance_source']})"
               if math.isfinite(base["chance"]) else "chance unknown")
     majority = (f"majority class {base['majority']:.3f}" if math.isfinite(base["majority"])
@@ -97,8 +98,22 @@ def verdict(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, *, mode: str | Non
     ``sentences`` (plain-language lines, with the baselines and flags).
     """
     mode = mode or metrics.direction(metric)
-    sign = metrics.sign(mode)
     table = compare(df, by="family", metric=metric, mode=mode)
+    bt = None
+    if {"bottom-heavy", "top-heavy"} <= set(table["group"]):
+        bt = compare(df[df["family"].isin(["bottom-heavy", "top-heavy"])], by="family",
+                     metric=metric, reference="top-heavy", mode=mode)
+    return verdict_of(table, arch_summary(df, metric, mode=mode), bt, baselines(df), metric,
+                      mode=mode, tolerance=tolerance)
+
+
+def verdict_of(table: pd.DataFrame, summary: pd.DataFrame, bt: pd.DataFrame | None,
+               base: Mapping[str, Any], metric: str, *, mode: str,
+               tolerance: float = 0.01) -> dict[str, Any]:
+    """``verdict`` from its parts, however computed (trial rows or SQL aggregates): the family
+    ``compare`` table, the ``arch_summary``, the bottom- vs top-heavy ``compare`` (reference
+    top-heavy; None when the study lacks one) and the ``baselines``."""
+    sign = metrics.sign(mode)
     out: dict[str, Any] = {"table": table, "winner": None, "best_arch": None, "mode": mode,
                            "cheapest_near_best": None, "bottom_vs_top": None, "sentences": []}
     if table.empty:
@@ -112,9 +127,8 @@ def verdict(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, *, mode: str | Non
         f"({metrics.wording(mode)}): {winner['mean']:.4f} ({_ci_text(winner)}, "
         f"{winner['n']} trials over {winner['n_seeds']} seeds) at {fmt_macs(winner['gmacs'])} "
         f"on average{chance_note}.",
-        baseline_sentence(df),
+        baseline_sentence(base),
     ]
-    summary = arch_summary(df, metric, mode=mode)
     best = _best_rows(summary, "family", mode)
     if not best.empty:
         top = best.iloc[0].to_dict()
@@ -130,10 +144,7 @@ def verdict(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, *, mode: str | Non
                 f"Within {tolerance:g} of it, the cheapest is **{cheap.get('label') or cheap['arch_id']}** "
                 f"({cheap['family']}): {cheap['mean']:.4f} at {fmt_macs(cheap['gmacs'])} "
                 f"({cheap['gmacs'] / top['gmacs']:.0%} of the cost).")
-    groups = set(table["group"])
-    if {"bottom-heavy", "top-heavy"} <= groups:
-        bt = compare(df[df["family"].isin(["bottom-heavy", "top-heavy"])], by="family",
-                     metric=metric, reference="top-heavy", mode=mode)
+    if bt is not None:
         row = bt.set_index("group").loc["bottom-heavy"]
         top_row = bt.set_index("group").loc["top-heavy"]
         paired = int(row["n_pairs"]) >= 2 and math.isfinite(row["p_paired_t"])
@@ -153,8 +164,7 @@ def verdict(df: pd.DataFrame, metric: str = metrics.VAL_ACC1, *, mode: str | Non
     flags = _flag_sentence(summary)
     if flags:
         sentences.append(flags)
-    n_complete = len(completed(df))
-    if n_complete and table["n_seeds"].max() < 2:
+    if table["n"].sum() and table["n_seeds"].max() < 2:
         sentences.append("Only one seed per group: the intervals are over trials, not seeds — "
                          "run more seeds before trusting small differences.")
     out["sentences"] = sentences
@@ -175,14 +185,20 @@ def _find(config: Mapping[str, Any], key: str) -> Any:
 
 def budget(df: pd.DataFrame, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Compute used so far: finished trials, trial-hours, GMAC-epochs; the plan when known."""
-    config = config or {}
     finished = df[df["state"].isin(["COMPLETE", "PRUNED", "FAILED"])]
-    hours = float(finished["duration_s"].fillna(0).sum() / 3600) if "duration_s" in df else 0.0
+    seconds = float(finished["duration_s"].fillna(0).sum()) if "duration_s" in df else 0.0
+    return budget_of(len(finished), int((df["state"] == "RUNNING").sum()), seconds,
+                     float(finished["gmacs"].sum()) if "gmacs" in df else math.nan, config)
+
+
+def budget_of(finished: int, running: int, seconds: float, gmacs_total: float,
+              config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``budget`` from counts and sums (however computed: trial rows or SQL)."""
+    config = config or {}
     planned = _find(config, "num_trials")
     samples, seeds = _find(config, "num_samples"), _find(config, "seeds")
     if planned is None and samples and isinstance(seeds, list | tuple):
         planned = int(samples) * len(seeds)
-    return {"finished": len(finished), "running": int((df["state"] == "RUNNING").sum()),
-            "planned": int(planned) if planned else None, "trial_hours": hours,
-            "epochs_per_trial": _find(config, "epochs"),
-            "gmacs_total": float(finished["gmacs"].sum()) if "gmacs" in df else math.nan}
+    return {"finished": finished, "running": running,
+            "planned": int(planned) if planned else None, "trial_hours": seconds / 3600,
+            "epochs_per_trial": _find(config, "epochs"), "gmacs_total": gmacs_total}

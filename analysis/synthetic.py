@@ -310,15 +310,19 @@ def bulk_write_trials(engine: Engine, study: str, trials: Sequence[SyntheticTria
 
 def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int = 5,
                       n_epochs: int = 0, rng_seed: int = 0) -> None:
-    """A large random-placement study through ORM bulk inserts (benchmarks).
+    """A large random-placement study: ``n_trials // seeds`` archs, each run with ``seeds``
+    seeds, final metrics for every trial. Per-epoch rows only when ``n_epochs`` > 0 (then
+    trial by trial through ``bulk_write_trials``); otherwise ``analysis.synthetic_bulk``
+    writes it in bulk (a million trials in minutes)."""
+    if n_epochs > 0:
+        trials = random_trials(max(1, n_trials // seeds), seeds=tuple(range(seeds)),
+                               n_epochs=n_epochs, rng_seed=rng_seed)[:n_trials]
+        bulk_write_trials(engine, study, trials, kind="random",
+                          config={"synthetic": True, "n_trials": n_trials})
+        return
+    from analysis.synthetic_bulk import bulk_write_random as bulk
 
-    ``n_trials // seeds`` archs, each run with ``seeds`` seeds; final metrics for every trial,
-    per-epoch rows only when ``n_epochs`` > 0.
-    """
-    trials = random_trials(max(1, n_trials // seeds), seeds=tuple(range(seeds)),
-                           n_epochs=max(n_epochs, 1), rng_seed=rng_seed)[:n_trials]
-    bulk_write_trials(engine, study, trials, kind="random",
-                      config={"synthetic": True, "n_trials": n_trials}, with_epochs=n_epochs > 0)
+    bulk(engine, study, n_trials, seeds=seeds, rng_seed=rng_seed)
 
 
 # --- an exhaustive benchmark (search.replay) --------------------------------------------------

@@ -1,20 +1,22 @@
-"""How fast the analysis layer and the dashboard are on big studies.
+"""How fast the analysis layer and the dashboard are on big studies (10k to 1M trials).
 
-Writes synthetic random-placement studies of 10k and 100k trials (5 seeds per arch, final
-metrics for every trial) through the store's tables with ORM bulk inserts, then measures:
+Writes synthetic random-placement studies (5 seeds per network, final metrics for every trial,
+placement facts stored: ``analysis.synthetic_bulk``), then measures, per size:
 
-- load: ``analysis.load_trials`` into a DataFrame, with the per-arch spec cache cold (a fresh
-  dashboard process; median of 3) and warm;
-- first render (median of 3): the dashboard's main page (overview: counts, effect table with
-  Student-t CIs, best per family, forest plot) in ``streamlit.testing.v1.AppTest`` with empty
-  data caches; imports are warmed first on a tiny database, as in a server that is already up;
-- pages: the Pareto and placement pages right after (frames cached, figures rebuilt);
+- write: the bulk write of the study;
+- load: the SQL aggregates every summary page reads (``analysis.aggregates.study_facts`` and
+  ``arch_table``: GROUP BY per network), in a fresh process's state (no cache);
+- every page's first render in ``streamlit.testing.v1.AppTest``: ``cold`` with every Streamlit
+  cache emptied first (a user who opens that page first on a server just started), and
+  ``warm`` right after the budget page has been shown (the shared aggregates are cached, the
+  page's own work is not); imports are warmed first on a tiny database, as in a server that
+  is already up;
 - browser (``--browser``): ``streamlit run`` + headless Chromium until the Pareto plot has drawn,
-  on a fresh server (its first session imports streamlit, plotly, scipy) and on one already up.
+  on a fresh server and on one already up.
 
 Usage::
 
-    python benchmarks/bench_dashboard.py                 # 10k and 100k
+    python benchmarks/bench_dashboard.py --sizes 10000 100000 1000000
     python benchmarks/bench_dashboard.py --sizes 10000 --browser
 """
 
@@ -34,13 +36,14 @@ sys.path.insert(0, str(ROOT))
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-import analysis  # noqa: E402
+from analysis import aggregates  # noqa: E402
 from analysis.placement import arch_features  # noqa: E402
 from analysis.synthetic import bulk_write_random, make_demo_db  # noqa: E402
 from search.results.store import open_engine  # noqa: E402
 
 APP = ROOT / "dashboard" / "app.py"
-REPEATS = 3  # load and first render are medians of this many cold runs (the machine is shared)
+PAGES = ("budget", "overview", "pareto", "placement", "importance", "compare", "curves", "trial",
+         "table")
 
 
 def _app_run(db: Path, page: str | None = None,
@@ -102,7 +105,14 @@ def _browser_seconds(db: Path, warm_db: Path, n_trials: int) -> tuple[float, flo
     return times[0], times[1]
 
 
-def bench(n_trials: int, workdir: Path, warm_db: Path, *, browser: bool) -> dict[str, float]:
+def _clear() -> None:
+    arch_features.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def bench(n_trials: int, workdir: Path, warm_db: Path, *, browser: bool,
+          repeats: int) -> dict[str, float]:
     """Write one study of ``n_trials`` and time loading and rendering it."""
     db = workdir / f"bench_{n_trials}.db"
     engine = open_engine(f"sqlite:///{db}", create=True)
@@ -112,41 +122,41 @@ def bench(n_trials: int, workdir: Path, warm_db: Path, *, browser: bool) -> dict
     engine.dispose()
     print(f"{n_trials}: written in {write_s:.1f} s", file=sys.stderr)
 
-    cold, renders = [], []
-    for _ in range(REPEATS):
-        arch_features.cache_clear()
+    loads = []
+    for _ in range(repeats):
         start = time.perf_counter()
-        df = analysis.load_trials(db, "bench")
-        cold.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    analysis.load_trials(db, "bench")
-    load_warm = time.perf_counter() - start
-    assert len(df) == n_trials, len(df)
-    load_cold = statistics.median(cold)
-    print(f"{n_trials}: loaded in {load_cold:.2f} s", file=sys.stderr)
-    for _ in range(REPEATS):
-        arch_features.cache_clear()
-        st.cache_data.clear()
-        st.cache_resource.clear()
-        at, render = _app_run(db)
-        renders.append(render)
-    render = statistics.median(renders)
-    _, pareto = _app_run(db, "views/pareto.py", at)
-    _, placement = _app_run(db, "views/placement.py", at)
-    row = {"trials": n_trials, "archs": df["arch_id"].nunique(), "write_s": write_s,
-           "load_cold_s": load_cold, "load_warm_s": load_warm, "first_render_s": render,
-           "pareto_page_s": pareto, "placement_page_s": placement}
+        facts = aggregates.study_facts(db, "bench")
+        table = aggregates.arch_table(db, "bench", "val/acc1")
+        loads.append(time.perf_counter() - start)
+    assert facts.n_trials == n_trials, facts.n_trials
+    row: dict[str, float] = {"trials": n_trials, "archs": len(table.archs), "write_s": write_s,
+                             "load_s": statistics.median(loads)}
+    print(f"{n_trials}: loaded in {row['load_s']:.2f} s", file=sys.stderr)
+    for page in PAGES:
+        times = []
+        for _ in range(repeats):
+            _clear()
+            times.append(_app_run(db, f"views/{page}.py")[1])
+        row[f"{page}_cold_s"] = statistics.median(times)
+        print(f"{n_trials}: {page} cold {row[f'{page}_cold_s']:.2f} s", file=sys.stderr)
+    _clear()
+    at, _ = _app_run(db, "views/budget.py")
+    for page in PAGES:
+        row[f"{page}_warm_s"] = _app_run(db, f"views/{page}.py", at)[1]
     if browser:
         arch_features.cache_clear()
         row["browser_cold_server_s"], row["browser_warm_server_s"] = _browser_seconds(
             db, warm_db, n_trials)
+    db.unlink()
     return row
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="cold runs per measurement (the median is shown)")
     parser.add_argument("--browser", action="store_true", help="also time headless Chromium")
     args = parser.parse_args(argv)
     rows = []
@@ -156,14 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         make_demo_db(f"sqlite:///{warm}", n_random=4).dispose()
         _app_run(warm)  # import streamlit, plotly, scipy once, as a running server has
         for n in args.sizes:
-            rows.append(bench(n, workdir, warm, browser=args.browser))
+            rows.append(bench(n, workdir, warm, browser=args.browser, repeats=args.repeats))
             print(f"done {n}", file=sys.stderr)
-    cols = list(rows[0])
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for row in rows:
-        print("| " + " | ".join(f"{row[c]:,}" if isinstance(row[c], int) else f"{row[c]:.2f}"
-                                for c in cols) + " |")
+    # one row per measurement, one column per size: the table fits a README
+    sizes = [f"{r['trials']:,}" for r in rows]
+    print("| seconds | " + " | ".join(sizes) + " |")
+    print("|---|" + "---:|" * len(rows))
+    for key in rows[0]:
+        if key == "trials":
+            continue
+        cells = [f"{r[key]:,}" if isinstance(r[key], int) else f"{r[key]:.2f}" for r in rows]
+        print(f"| {key.removesuffix('_s').replace('_', ' ')} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -18,12 +18,16 @@ import streamlit as st
 from sqlalchemy import Engine
 
 import analysis
-from analysis import NoDataError
+from analysis import NoDataError, aggregates, placements, unit_stats
+from analysis.summary import _best_rows
 from search.results import metrics
 
 DEFAULT_DB = "studies.db"
 ENV_DB = "VIDARCH_DB"  # database path or URL, when no --db is given
 TTL_S = 30  # seconds before a cached frame is read again
+SAMPLE = 2000  # trials the per-trial analyses (curves, fidelity) read from a larger study
+IMPORTANCE_SAMPLE = 200  # trials Optuna's evaluators get (fANOVA fits a forest: 17 s at 450 here)
+TOP_NETWORKS = 500  # networks the comparison pages list (best first)
 DEFAULT_METRIC = metrics.VAL_ACC1
 CTX_KEY = "_vidarch_ctx"
 
@@ -71,9 +75,46 @@ def studies(db: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, max_entries=8, show_spinner="Loading trials…")
-def trials(db: str, study: str) -> pd.DataFrame:
-    """``analysis.load_trials`` of one study."""
-    return analysis.load_trials(engine(db), study)
+def trials(db: str, study: str, arch_ids: tuple[str, ...] | None = None,
+           trial_ids: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """``analysis.load_trials`` of one study: only of some archs or trials when given (pages
+    read whole studies through the SQL aggregates below)."""
+    return analysis.load_trials(engine(db), study,
+                                arch_ids=list(arch_ids) if arch_ids is not None else None,
+                                trial_ids=list(trial_ids) if trial_ids is not None else None)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def facts(db: str, study: str) -> aggregates.StudyFacts:
+    """Counts by state, final metrics and compute used (``analysis.aggregates.study_facts``)."""
+    return aggregates.study_facts(engine(db), study)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def spent(db: str, study: str) -> tuple[float, float]:
+    """Seconds and GMACs of the finished trials (``analysis.aggregates.study_spent``)."""
+    return aggregates.study_spent(engine(db), study)
+
+
+@st.cache_resource(ttl=TTL_S, max_entries=8, show_spinner="Summarising the networks…")
+def table(db: str, study: str, metric: str) -> aggregates.ArchTable:
+    """Per-network aggregates of one metric, grouped in SQL (shared, never modified)."""
+    return aggregates.arch_table(engine(db), study, metric)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def sample(db: str, study: str, limit: int = SAMPLE) -> pd.DataFrame:
+    """Trial rows for the per-trial analyses: every trial of a study up to ``limit``
+    COMPLETE ones, else an even sample of ``limit`` of them (``sample_note`` says so)."""
+    ids = aggregates.sample_trial_ids(engine(db), study, limit)
+    return trials(db, study, trial_ids=tuple(ids) if ids is not None else None)
+
+
+def sample_note(db: str, study: str, limit: int = SAMPLE) -> str:
+    """" — an even sample of N of its M COMPLETE trials" when ``sample`` is one, else ""."""
+    done = facts(db, study).counts["COMPLETE"]
+    return (f" — an even sample of {limit:,} of its {done:,} COMPLETE trials"
+            if done > limit else "")
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
@@ -90,33 +131,42 @@ def directions(db: str, study: str) -> dict[str, str]:
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Computing statistics…")
 def verdict(db: str, study: str, metric: str, mode: str) -> dict[str, Any]:
     """``analysis.verdict`` (effect table, headline sentences) in the metric's direction."""
-    return analysis.verdict(trials(db, study), metric, mode=mode)
+    return unit_stats.verdict(table(db, study, metric), mode=mode)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
 def arch_summary(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
     """Per-arch means and CIs over seeds, chance and flags, best first."""
-    return analysis.arch_summary(trials(db, study), metric, mode=mode)
+    return unit_stats.arch_summary(table(db, study, metric), mode=mode)
+
+
+def with_spec(db: str, summary: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The first ``top`` rows of a summary with their flattened spec columns."""
+    head = summary.head(top)
+    fields = placements.spec_fields(engine(db), head["arch_id"].tolist())
+    return head.join(fields, on="arch_id") if len(fields) else head
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
 def best_per_group(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
     """The best arch of each placement family, in the metric's direction."""
-    return analysis.best_per_group(trials(db, study), metric, mode=mode)
+    return _best_rows(arch_summary(db, study, metric, mode), "family", mode)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
 def contrasts(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
     """The study's declared contrasts (empty when it declares none)."""
-    return analysis.declared_contrasts(trials(db, study),
-                                       analysis.study_contrasts(config(db, study)), metric,
-                                       mode=mode)
+    return unit_stats.declared_contrasts(engine(db), study,
+                                         analysis.study_contrasts(config(db, study)), metric,
+                                         mode=mode)
 
 
-@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Reading every network's layers…")
 def marginal_effects(db: str, study: str, metric: str) -> pd.DataFrame:
     """Per-position marginal effects."""
-    return analysis.marginal_effects(trials(db, study), metric)
+    summary = table(db, study, metric)
+    fields = placements.spec_fields(engine(db), summary.archs.index.tolist(), "kind")
+    return unit_stats.marginal_effects(summary, fields)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
@@ -183,12 +233,12 @@ def sidebar() -> Context | Problem:
         study = st.selectbox("Study", names, key="study",
                              format_func=lambda n: f"{n} ({counts[n]} trials)")
         try:
-            df = trials(db, study)
+            known = facts(db, study)
         except NoDataError as exc:
             return Problem(str(exc), exc.hint)
         declared = directions(db, study)
         # only metrics with a direction that vary (val/acc5 = 1.0 on 4 classes ranks nothing)
-        names = analysis.informative_metrics(df, declared) or [DEFAULT_METRIC]
+        names = known.informative(declared) or [DEFAULT_METRIC]
         if st.session_state.get("metric") not in names:
             st.session_state["metric"] = names[0]
         metric = st.selectbox("Metric", names, key="metric",
@@ -196,7 +246,7 @@ def sidebar() -> Context | Problem:
                                    "metrics are not offered")
         mode = metrics.direction(metric, declared) if metrics.has_direction(metric, declared) \
             else metrics.MAX
-        st.caption(f"{metrics.wording(mode).capitalize()} · {len(df):,} trials · refreshed "
+        st.caption(f"{metrics.wording(mode).capitalize()} · {known.n_trials:,} trials · refreshed "
                    f"every {TTL_S} s")
     return Context(db=db, study=study, metric=metric, mode=mode)
 
@@ -209,11 +259,9 @@ def context(*, need_complete: bool = True) -> Context:
         st.stop()
     assert isinstance(ctx, Context)
     if need_complete:
-        df = trials(ctx.db, ctx.study)
-        n_done = int((df["state"] == "COMPLETE").sum())
-        if n_done == 0 or ctx.metric not in df or df.loc[df["state"] == "COMPLETE",
-                                                          ctx.metric].notna().sum() == 0:
-            counts = analysis.state_counts(df)
+        known = facts(ctx.db, ctx.study)
+        if not known.has_values(ctx.metric):
+            counts = known.counts
             show_problem(Problem(
                 f"Study {ctx.study!r} has no completed trial with {ctx.metric} yet "
                 f"({', '.join(f'{v} {k.lower()}' for k, v in counts.items())}).",
@@ -260,37 +308,52 @@ def number_columns(**labels: str) -> dict[str, Any]:
 def budget_answer(db: str, study: str, metric: str, axis: str,
                   budget: float) -> analysis.BudgetAnswer:
     """``analysis.at_budget`` of one study at one budget (``axis`` = macs, params, latency_ms)."""
-    return analysis.at_budget(trials(db, study), metric=metric, **{axis: budget})
+    return unit_stats.at_budget(table(db, study, metric), **{axis: budget})
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
-def chance(db: str, study: str) -> float:
-    """The study's chance accuracy: stored per trial, else 1 / the data's or the spec's classes."""
-    df = trials(db, study)
-    data = config(db, study).get("data")
-    classes = data.get("num_classes") if isinstance(data, dict) else None
-    if not classes and len(df):
-        classes = analysis.load_arch(engine(db), str(df["arch_id"].iloc[0]))[0].num_classes
-    return analysis.chance_level(df, int(classes) if classes else None)
+def chance(db: str, study: str, metric: str) -> float:
+    """The study's chance accuracy (``analysis.checks.baselines`` of its COMPLETE trials)."""
+    return float(unit_stats.baselines(table(db, study, metric))["chance"])
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Asking Optuna's importance evaluators…")
 def importance(db: str, study: str, metric: str, evaluator: str = "ped_anova") -> pd.DataFrame:
-    """``analysis.importance`` (PED-ANOVA and fANOVA) of one study."""
-    return analysis.importance(trials(db, study), metric, evaluator=evaluator)
+    """``analysis.importance`` (PED-ANOVA and fANOVA) of one study (``sample``)."""
+    return analysis.importance(sample(db, study, IMPORTANCE_SAMPLE), metric, evaluator=evaluator)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Bootstrapping the per-position view…")
 def position_effects(db: str, study: str, metric: str, level: str = "block") -> pd.DataFrame:
-    """``analysis.position_effects`` of one study."""
-    return analysis.position_effects(trials(db, study), metric, level=level)
+    """``analysis.position_effects`` of one study (``sample``)."""
+    return analysis.position_effects(sample(db, study, IMPORTANCE_SAMPLE), metric, level=level)
+
+
+def top_networks(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
+    """Trials of the ``TOP_NETWORKS`` best networks (all of a smaller study)."""
+    ids = arch_summary(db, study, metric, mode)["arch_id"].head(TOP_NETWORKS)
+    return trials(db, study, arch_ids=tuple(ids))
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
-def choice_table(db: str, study: str, metric: str,
+def choice_table(db: str, study: str, metric: str, mode: str,
                  fields: tuple[str, ...] = ("kind",)) -> pd.DataFrame:
-    """``analysis.choice_table`` (one row per network) of one study."""
-    return analysis.choice_table(trials(db, study), metric, fields=fields)
+    """``analysis.choice_table`` (one row per network) of the best networks."""
+    return analysis.choice_table(top_networks(db, study, metric, mode), metric, fields=fields)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def top_trials(db: str, study: str, metric: str, mode: str, limit: int) -> pd.DataFrame:
+    """The ``limit`` best trials by ``metric`` with their hardware and placement (SQL)."""
+    return aggregates.top_trials(engine(db), study, metric, mode, limit=limit)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def trial_page(db: str, study: str, names: tuple[str, ...], where: aggregates.TrialFilter,
+               offset: int, limit: int) -> tuple[pd.DataFrame, int]:
+    """One page of the trial table and how many trials pass the filter (SQL)."""
+    return aggregates.trial_page(engine(db), study, list(names), where=where, offset=offset,
+                                 limit=limit)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
@@ -299,9 +362,21 @@ def studies_of_arch(db: str, arch_id: str) -> list[str]:
     return analysis.studies_of_arch(engine(db), arch_id)
 
 
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def cross_study(db: str, arch_id: str, metric: str) -> pd.DataFrame:
+    """``analysis.cross_study`` of one network: its trials, ranked among each study's
+    networks by the SQL aggregates."""
+    names = studies_of_arch(db, arch_id)
+    return analysis.cross_study({n: trials(db, n, arch_ids=(arch_id,)) for n in names}, arch_id,
+                                metric, {n: config(db, n) for n in names},
+                                nets_of={n: unit_stats.network_table(table(db, n, metric))
+                                         for n in names})
+
+
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Checking early rankings…")
 def fidelity(db: str, study: str, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``analysis.fidelity`` (per epoch) and ``analysis.clip_fidelity`` of one study."""
-    df = trials(db, study)
-    return (analysis.fidelity(curves(db, study, names=(metric,)), df, metric),
-            analysis.clip_fidelity(df, metric))
+    """``analysis.fidelity`` (per epoch) and ``analysis.clip_fidelity`` of one study
+    (``sample``)."""
+    df = sample(db, study)
+    curves_of = curves(db, study, names=(metric,), trial_ids=tuple(df["trial_id"]))
+    return (analysis.fidelity(curves_of, df, metric), analysis.clip_fidelity(df, metric))

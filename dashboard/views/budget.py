@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from analysis import insight_figures as figs
+from analysis import unit_stats
 from analysis.budget import COST_AXES, fmt_cost
 from dashboard import common
 
+MAX_ROWS = 1000  # networks listed under the budget (best first)
+
 ctx = common.context()
-df = common.trials(ctx.db, ctx.study)
+archs = common.table(ctx.db, ctx.study, ctx.metric).archs
 
 st.title("What to pick under a budget")
 st.caption(f"Study **{ctx.study}** · ranked by {ctx.metric} · COMPLETE trials only")
 names = {"macs": "MACs per clip", "params": "parameters", "latency_ms": "latency"}
-axes = [a for a in COST_AXES if a in df and pd.to_numeric(df[a], errors="coerce").notna().any()]
+axes = [a for a in COST_AXES if a in archs and pd.to_numeric(archs[a], errors="coerce").notna().any()]
 axis = st.radio("Budget on", axes, format_func=names.get, horizontal=True, key="budget_axis")
 unit, scale = COST_AXES[axis]
-costs = pd.to_numeric(df.loc[df["state"] == "COMPLETE", axis], errors="coerce").dropna() / scale
+# one value per COMPLETE trial (a network's cost once per trial it ran)
+costs = pd.Series(np.repeat(pd.to_numeric(archs[axis], errors="coerce").to_numpy(dtype=float),
+                            archs["n"].to_numpy())).dropna() / scale
 low, high = float(costs.min()), float(costs.max())
 if high > low:
     value = st.slider(f"Budget ({unit})", min_value=low, max_value=high,
@@ -71,17 +78,26 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="budget_a
                             "n": st.column_config.NumberColumn("seeds / units"),
                             unit: st.column_config.NumberColumn(unit, format="%.4g")})
 
-chance = common.chance(ctx.db, ctx.study) if "acc" in ctx.metric else math.nan
-common.plot(figs.budget_figure(answer, chance=chance), key="budget_plot")
+chance = common.chance(ctx.db, ctx.study, ctx.metric) if "acc" in ctx.metric else math.nan
+nets = answer.networks
+shown_nets = unit_stats.plotted(nets, keep=nets["pareto"] | (nets["arch_id"] == (
+    best["arch_id"] if best else None)))
+common.plot(figs.budget_figure(dataclasses.replace(answer, networks=shown_nets), chance=chance),
+            key="budget_plot")
 st.caption("Points: mean over seeds; bars: 95% Student-t interval over per-seed means; faded: "
            "over the budget; dotted steps: the Pareto front; ring: the best under the budget. "
-           + (f"Chance accuracy: {chance:.3g}." if math.isfinite(chance) else ""))
+           + (f"Chance accuracy: {chance:.3g}." if math.isfinite(chance) else "")
+           + (f" Plotted: {len(shown_nets):,} of {len(nets):,} networks (the front, the best, "
+              "an even sample of the rest)." if len(shown_nets) < len(nets) else ""))
 
 with st.expander("Families under the budget"):
     st.dataframe(answer.families, hide_index=True, width="stretch",
                  column_config=common.number_columns(mean=ctx.metric))
 with st.expander("Networks under the budget"):
-    shown = answer.within.assign(**{unit: answer.within["cost"] / scale})
+    shown = answer.within.head(MAX_ROWS)
+    shown = shown.assign(**{unit: shown["cost"] / scale})
+    if len(answer.within) > MAX_ROWS:
+        st.caption(f"The best {MAX_ROWS:,} of {len(answer.within):,}.")
     st.dataframe(shown, hide_index=True, width="stretch", column_order=[
         "name", "family", "mean", "ci_low", "ci_high", "n_seeds", unit, "pareto", "arch_id"],
         column_config=common.number_columns(mean=ctx.metric))

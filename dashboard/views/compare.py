@@ -8,12 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from analysis import insight_figures as figs
-from analysis.networks import BLOCK_FIELDS, cross_study, network_diff
+from analysis.networks import BLOCK_FIELDS, network_diff
 from dashboard import common
 
 ctx = common.context()
-df = common.trials(ctx.db, ctx.study)
-table = common.choice_table(ctx.db, ctx.study, ctx.metric)
+table = common.choice_table(ctx.db, ctx.study, ctx.metric, ctx.mode)
+n_networks = len(common.arch_summary(ctx.db, ctx.study, ctx.metric, ctx.mode))
 
 st.title("Compare networks")
 st.subheader("Every network's choices")
@@ -21,9 +21,12 @@ fields = st.multiselect("Choices", ["kind", "t_kernel", "inflate"], default=["ki
                         key="parcoords_fields")
 st.caption("One line per network through the choices that differ between networks, its cost and "
            f"its mean {ctx.metric} over seeds; drag along an axis to filter. A stage whose "
-           "blocks always agree is one axis.")
+           "blocks always agree is one axis."
+           + (f" The best {len(table):,} of {n_networks:,} networks." if len(table) < n_networks
+              else ""))
 common.plot(figs.parcoords_figure(
-    common.choice_table(ctx.db, ctx.study, ctx.metric, tuple(fields) or ("kind",)), ctx.metric),
+    common.choice_table(ctx.db, ctx.study, ctx.metric, ctx.mode, tuple(fields) or ("kind",)),
+    ctx.metric),
     key="parcoords")
 
 st.subheader("Two networks, block by block")
@@ -38,8 +41,8 @@ runner_up = next((i for i in others if family[i] != family.get(a)), others[0] if
 b = right.selectbox("Network B", others, key="diff_b", format_func=lambda i: label[i],
                     index=others.index(runner_up) if runner_up in others else 0)
 if a is not None and b is not None:
-    diff = network_diff(common.arch(ctx.db, a)[0], common.arch(ctx.db, b)[0], df, a, b,
-                        ctx.metric)
+    diff = network_diff(common.arch(ctx.db, a)[0], common.arch(ctx.db, b)[0],
+                        common.trials(ctx.db, ctx.study, arch_ids=(a, b)), a, b, ctx.metric)
     d = diff.delta
     if d["n_pairs"]:
         ci = (f"95% t interval {d['ci_low']:+.4f} to {d['ci_high']:+.4f}"
@@ -68,9 +71,7 @@ if a is not None and b is not None:
 st.subheader("One network in every study")
 pick = st.selectbox("Network", ids, key="cross_arch", format_func=lambda i: label[i])
 if pick is not None:
-    names = common.studies_of_arch(ctx.db, pick)
-    frames = {n: common.trials(ctx.db, n) for n in names}
-    across = cross_study(frames, pick, ctx.metric, {n: common.config(ctx.db, n) for n in names})
+    across = common.cross_study(ctx.db, pick, ctx.metric)
     st.dataframe(across, hide_index=True, width="stretch", key="cross_table",
                  column_config={**common.number_columns(mean=ctx.metric),
                                 "rank": st.column_config.NumberColumn("rank (1 = best)")})

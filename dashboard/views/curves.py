@@ -11,7 +11,8 @@ from analysis.fidelity import fidelity_lines
 from dashboard import common
 
 ctx = common.context()
-df = common.trials(ctx.db, ctx.study)
+df = common.sample(ctx.db, ctx.study)
+note = common.sample_note(ctx.db, ctx.study)
 
 st.title("Learning curves")
 names = common.curve_names(ctx.db, ctx.study)
@@ -27,7 +28,8 @@ by = right.selectbox("Group by", groups, key="curves_by")
 states = st.multiselect("Trial states", ["COMPLETE", "PRUNED", "FAILED", "RUNNING"],
                         default=["COMPLETE"], key="curves_states",
                         help="Pruned trials stop early: including them biases late epochs")
-curves = common.curves(ctx.db, ctx.study, names=(metric,))
+curves = common.curves(ctx.db, ctx.study, names=(metric,),
+                       trial_ids=tuple(df["trial_id"]) if note else None)
 curves = curves[curves["state"].isin(states)]
 summary = analysis.curve_summary(curves, df, metric=metric, by=by)
 if summary.empty:
@@ -36,7 +38,7 @@ else:
     chance = analysis.baselines(df)["chance"]
     common.plot(figs.curves_figure(summary, by=by, metric=metric, chance=chance), key="curves")
     st.caption("Lines: mean over trials of the group at each epoch; bands: 95% Student-t "
-               "interval over those trials; dashed: chance accuracy.")
+               f"interval over those trials; dashed: chance accuracy. Trials: the study's{note}.")
 
 st.subheader("Does an early epoch predict the final ranking?")
 early, by_clip = common.fidelity(ctx.db, ctx.study, ctx.metric)

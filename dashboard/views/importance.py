@@ -12,7 +12,7 @@ from dashboard import common
 FEW_TRIALS = 50  # PED-ANOVA's top 10% holds fewer than 5 trials below this
 
 ctx = common.context()
-df = common.trials(ctx.db, ctx.study)
+df = common.sample(ctx.db, ctx.study, common.IMPORTANCE_SAMPLE)
 done = completed(df, ctx.metric)
 
 st.title("Which choice matters, and where")
@@ -21,7 +21,7 @@ table = common.importance(ctx.db, ctx.study, ctx.metric)
 source = ("the parameters the search sampled" if has_sampled_params(done)
           else "the spec fields that differ between the grid's networks")
 st.caption(f"Optuna's own evaluators over an in-memory study rebuilt from {len(done):,} "
-           f"COMPLETE trials, using {source}. PED-ANOVA asks what it takes to reach the top 10% "
+           f"COMPLETE trials{common.sample_note(ctx.db, ctx.study, common.IMPORTANCE_SAMPLE)}, using {source}. PED-ANOVA asks what it takes to reach the top 10% "
            "and handles conditional choices (an extent exists only where a layer is temporal); "
            "fANOVA decomposes the variance of a random-forest fit and, in Optuna, assesses only "
            "choices present in every trial (blank for the others). Each sums to 1.")

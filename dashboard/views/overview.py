@@ -8,22 +8,24 @@ import streamlit as st
 
 import analysis
 from analysis import figures as figs
-from analysis.summary import fmt_macs
+from analysis import unit_stats
+from analysis.summary import budget_of, fmt_macs
 from dashboard import common
 from search.results import metrics
 
 ctx = common.context(need_complete=False)
-df = common.trials(ctx.db, ctx.study)
+known = common.facts(ctx.db, ctx.study)
 cfg = common.config(ctx.db, ctx.study)
-counts = analysis.state_counts(df)
-spent = analysis.budget(df, cfg)
+counts = known.counts
+spent = budget_of(counts["COMPLETE"] + counts["PRUNED"] + counts["FAILED"], counts["RUNNING"],
+                  *common.spent(ctx.db, ctx.study), cfg)
 
 st.title(f"Study · {ctx.study}")
 if isinstance(cfg.get("study"), dict) and cfg["study"].get("description"):
     st.caption(cfg["study"]["description"])
 
 cols = st.columns(6)
-cols[0].metric("Trials", f"{len(df):,}")
+cols[0].metric("Trials", f"{known.n_trials:,}")
 cols[1].metric("Complete", f"{counts['COMPLETE']:,}")
 cols[2].metric("Pruned", f"{counts['PRUNED']:,}", help="Stopped early; never a Pareto point")
 cols[3].metric("Failed", f"{counts['FAILED']:,}")
@@ -40,7 +42,7 @@ result = common.verdict(ctx.db, ctx.study, ctx.metric, ctx.mode)
 
 st.subheader("The answer")
 st.info("\n\n".join(result["sentences"]))
-base = analysis.baselines(df)
+base = unit_stats.baselines(common.table(ctx.db, ctx.study, ctx.metric))
 b1, b2 = st.columns(2)
 b1.metric("Chance accuracy", "—" if math.isnan(base["chance"]) else f"{base['chance']:.3f}",
           help="Recorded per trial, else 1 / classes of the network")

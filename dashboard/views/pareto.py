@@ -6,6 +6,7 @@ import streamlit as st
 
 import analysis
 from analysis import figures as figs
+from analysis import unit_stats
 from dashboard import common
 
 ctx = common.context()
@@ -25,8 +26,12 @@ with left:
 front = (analysis.credible_front(summary, ctx.metric, cost, mode=ctx.mode) if credible else
          analysis.pareto_front(summary, (("mean", ctx.mode), (cost, "min")), complete_only=False))
 with right:
-    common.plot(figs.pareto_figure(summary, front, metric=ctx.metric, cost=cost, color=color),
+    shown = unit_stats.plotted(summary, keep=summary["arch_id"].isin(front["arch_id"]))
+    common.plot(figs.pareto_figure(shown, front, metric=ctx.metric, cost=cost, color=color),
                 key="pareto")
+    if len(shown) < len(summary):
+        st.caption(f"Plotted: {len(shown):,} of {len(summary):,} networks (the front, the "
+                   "best, an even sample of the rest).")
 
 st.markdown(f"**{len(front)} Pareto-optimal networks** of {len(summary):,} "
             f"(mean {ctx.metric} over seeds, {'higher' if ctx.mode == 'max' else 'lower'} is "

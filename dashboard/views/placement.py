@@ -15,7 +15,8 @@ top = len(summary)
 if len(summary) > 5:
     top = st.slider("Networks shown (best first)", min_value=5, max_value=min(200, len(summary)),
                     value=min(40, len(summary)), key="placement_top")
-common.plot(figs.placement_heatmap(summary, metric=ctx.metric, top=top, mode=ctx.mode),
+common.plot(figs.placement_heatmap(common.with_spec(ctx.db, summary, top), metric=ctx.metric,
+                                   top=top, mode=ctx.mode),
             key="heatmap")
 
 st.subheader("Marginal effect of each position")

@@ -10,16 +10,14 @@ from analysis import figures as figs
 from dashboard import common
 from search.results.metrics import TRAIN_LOSS
 
-MAX_OPTIONS = 1000  # trials offered in the pickers (best first); others by number below
+MAX_OPTIONS = 1000  # trials offered in the pickers: the best, by the chosen metric
 
 ctx = common.context(need_complete=False)
-df = common.trials(ctx.db, ctx.study)
+ranked = common.top_trials(ctx.db, ctx.study, ctx.metric, ctx.mode, MAX_OPTIONS)  # best first
 
 st.title("Trial detail")
-ranked = df.sort_values(ctx.metric, ascending=ctx.mode == "min", na_position="last") \
-    if ctx.metric in df else df
-numbers = ranked["number"].head(MAX_OPTIONS).tolist()
-by_number = df.set_index("number")
+numbers = ranked["number"].tolist()
+by_number = ranked.set_index("number")
 gaps = analysis.checks.trial_gap(by_number)
 chance = analysis.checks.trial_chance(by_number)
 

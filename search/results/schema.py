@@ -103,6 +103,31 @@ class ArchRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ArchPlacementRow(Base):
+    """Placement facts derived from an arch's spec (``analysis.placement``), stored so that
+    summaries group by family in SQL (migration 0004). Derived data: a row may be missing or
+    of an older ``version``; readers then compute it from the spec."""
+
+    __tablename__ = "arch_placements"
+    __table_args__ = (
+        # what a per-network summary joins, without reading the spec fields (0004)
+        Index("ix_arch_placements_facts", "arch_id", "version", "family", "name", "n_temporal",
+              "t_com", "t_share_bottom", "t_share_top", "temporal_mac_frac", "num_classes"),
+    )
+
+    arch_id: Mapped[str] = mapped_column(ForeignKey("archs.arch_id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)  # rules that wrote it (analysis.placements)
+    family: Mapped[str] = mapped_column(String(64), index=True)  # analysis.placement.FAMILIES
+    name: Mapped[str] = mapped_column(String(255))  # display name (placement runs)
+    n_temporal: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    t_com: Mapped[float | None] = mapped_column(Float, nullable=True)
+    t_share_bottom: Mapped[float | None] = mapped_column(Float, nullable=True)
+    t_share_top: Mapped[float | None] = mapped_column(Float, nullable=True)
+    temporal_mac_frac: Mapped[float | None] = mapped_column(Float, nullable=True)
+    num_classes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fields_json: Mapped[str] = mapped_column(Text)  # flattened spec fields ("stem.kind": ...)
+
+
 # trials.resources_json: what the trial reserved (cpus, gpus, ray_address, resumed_from) and,
 # once its first result arrives, the hardware it ran on under these keys (search.hardware).
 HARDWARE_KEYS: tuple[str, ...] = ("node_ip", "hostname", "node_id", "device", "device_name",
@@ -118,6 +143,7 @@ class TrialRow(Base):
         UniqueConstraint("study_id", "number"),
         UniqueConstraint("study_id", "arch_id", "seed"),  # a cell is trained once per study
         Index("ix_trials_study_state", "study_id", "state"),
+        Index("ix_trials_study_state_arch", "study_id", "state", "arch_id", "seed"),  # 0004
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -179,7 +205,10 @@ class ResultRow(Base):
     """One final metric of a trial (the values of its last reported epoch, plus totals)."""
 
     __tablename__ = "results"
-    __table_args__ = (UniqueConstraint("trial_id", "name"),)
+    __table_args__ = (UniqueConstraint("trial_id", "name"),
+                      # covering: one metric of every trial without reading the table (0004)
+                      Index("ix_results_name_trial_value", "name", "trial_id", "value",
+                            "value_type"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)

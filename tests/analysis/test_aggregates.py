@@ -1,0 +1,139 @@
+"""SQL aggregates (analysis.aggregates + analysis.unit_stats) against pandas on the same trials.
+
+The per-network GROUP BY must give the numbers ``analysis.stats`` / ``analysis.budget`` /
+``analysis.summary`` compute from ``load_trials`` rows: on SQLite and on PostgreSQL, with and
+without stored placement facts; trial pages return every row once.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import analysis
+from analysis import aggregates, placements, unit_stats
+from analysis.synthetic import bulk_write_random, make_demo_db
+from search.results.store import open_engine
+
+SUMMARY_COLUMNS = ["arch_id", "family", "label", "gmacs", "params", "latency_ms", "n", "mean",
+                   "std", "ci_low", "ci_high", "seeds", "chance", "majority", "above_chance",
+                   "train_val_gap", "n_undertrained", "memorising", "flags"]
+
+
+def _frame_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+    assert list(a.columns) == list(b.columns)
+    for col in a.columns:
+        left, right = a[col], b[col]
+        if pd.api.types.is_numeric_dtype(left) and pd.api.types.is_numeric_dtype(right) \
+                and not pd.api.types.is_bool_dtype(left):
+            np.testing.assert_allclose(left.to_numpy(dtype=float, na_value=np.nan),
+                                       right.to_numpy(dtype=float, na_value=np.nan),
+                                       rtol=1e-9, atol=1e-12, err_msg=col)
+        else:
+            assert [None if pd.isna(v) else v for v in left] == \
+                   [None if pd.isna(v) else v for v in right], col
+
+
+def _check_study(db: str | Path, study: str, metric: str) -> None:
+    df = analysis.load_trials(db, study)
+    table = aggregates.arch_table(db, study, metric)
+    mode = analysis.stats.metrics.direction(metric)
+    by_arch = analysis.arch_summary(df, metric, mode=mode).sort_values("arch_id")
+    sql = unit_stats.arch_summary(table, mode=mode).sort_values("arch_id")
+    _frame_equal(by_arch[SUMMARY_COLUMNS], sql[SUMMARY_COLUMNS])
+    for by in ("family", "label") if df["label"].notna().any() else ("family",):
+        _frame_equal(analysis.compare(df, by=by, metric=metric, mode=mode),
+                     unit_stats.compare(table, by, mode=mode))
+    nets = analysis.network_table(df, metric)
+    _frame_equal(nets.sort_values("arch_id"),
+                 unit_stats.network_table(table).sort_values("arch_id"))
+    budget = float(np.median(df["macs"]))
+    want, got = analysis.at_budget(df, macs=budget, metric=metric), \
+        unit_stats.at_budget(table, macs=budget)
+    assert want.sentences == got.sentences
+    _frame_equal(want.families, got.families)
+    assert analysis.verdict(df, metric, mode=mode)["sentences"] == \
+        unit_stats.verdict(table, mode=mode)["sentences"]
+    fields = placements.spec_fields(db, table.archs.index.tolist(), "kind")
+    cols = ["position", "kind", "n", "mean", "delta", "sem", "gmacs", "delta_gmacs"]
+    _frame_equal(analysis.marginal_effects(df, metric)[cols].sort_values(["position", "kind"]),
+                 unit_stats.marginal_effects(table, fields)[cols]
+                 .sort_values(["position", "kind"]))
+    assert unit_stats.baselines(table) == pytest.approx(analysis.baselines(
+        analysis.stats.completed(df, metric)))
+
+
+@pytest.mark.parametrize("metric", ["val/acc1", "val/loss"])
+def test_sql_summaries_equal_pandas_on_sqlite(demo_db: Path, metric: str) -> None:
+    for study in ("bottom_vs_top", "random_placement"):
+        _check_study(demo_db, study, metric)
+
+
+def test_stored_placements_give_the_same_answers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    engine = open_engine(url, create=True)
+    bulk_write_random(engine, "bench", 300, seeds=3)  # stores arch_placements as it writes
+    engine.dispose()
+    _check_study(url, "bench", "val/acc1")
+    ids = aggregates.sample_trial_ids(url, "bench", 40)
+    assert ids is not None and 35 <= len(ids) <= 40 and len(set(ids)) == len(ids)
+    assert placements.fill(url) == 0  # every arch already described
+
+
+def test_study_facts_match_the_trials(demo_db: Path) -> None:
+    df = analysis.load_trials(demo_db, "bottom_vs_top")
+    facts = aggregates.study_facts(demo_db, "bottom_vs_top")
+    assert facts.counts == analysis.state_counts(df)
+    assert facts.informative() == analysis.informative_metrics(df)
+    spent = analysis.budget(df)
+    seconds, gmacs = aggregates.study_spent(demo_db, "bottom_vs_top")
+    assert seconds == pytest.approx(spent["trial_hours"] * 3600)
+    assert gmacs == pytest.approx(spent["gmacs_total"])
+
+
+def test_trial_pages_return_every_row_once(demo_db: Path) -> None:
+    df = analysis.load_trials(demo_db, "random_placement")
+    seen: list[int] = []
+    offset, total = 0, None
+    while True:
+        page, total = aggregates.trial_page(demo_db, "random_placement", ["val/acc1"],
+                                            offset=offset, limit=7)
+        if page.empty:
+            break
+        seen += page["number"].tolist()
+        offset += len(page)
+    assert total == len(df) and sorted(seen) == seen == sorted(df["number"])
+    where = aggregates.TrialFilter(states=("COMPLETE",), families=("mixed",))
+    page, n = aggregates.trial_page(demo_db, "random_placement", ["val/acc1"], where=where,
+                                    limit=1000)
+    want = df[(df["state"] == "COMPLETE") & (df["family"] == "mixed")]
+    assert n == len(want) and page["number"].tolist() == want["number"].tolist()
+    np.testing.assert_allclose(page["val/acc1"], want["val/acc1"])
+    top = aggregates.top_trials(demo_db, "random_placement", "val/acc1", "max", limit=5)
+    best = df.sort_values("val/acc1", ascending=False).head(5)
+    assert top["number"].tolist() == best["number"].tolist()
+
+
+def test_sql_summaries_equal_pandas_on_postgres(postgres_db: str, demo_db: Path) -> None:
+    make_demo_db(postgres_db, n_random=12).dispose()
+    for study in ("bottom_vs_top", "random_placement"):
+        want = analysis.load_trials(demo_db, study)  # the same synthetic trials, on SQLite
+        table = aggregates.arch_table(postgres_db, study, "val/acc1")
+        got = unit_stats.arch_summary(table).sort_values("arch_id")
+        _frame_equal(analysis.arch_summary(want).sort_values("arch_id")[SUMMARY_COLUMNS],
+                     got[SUMMARY_COLUMNS])
+        _frame_equal(analysis.compare(want, by="family"), unit_stats.compare(table, "family"))
+        _check_study(postgres_db, study, "val/acc1")
+        page, total = aggregates.trial_page(postgres_db, study, ["val/acc1"], limit=5,
+                                            offset=5)
+        assert total == len(want) and page["number"].tolist() == list(range(5, 10))
+        facts = aggregates.study_facts(postgres_db, study)
+        assert facts.counts == analysis.state_counts(want)
+        assert facts.informative() == analysis.informative_metrics(want)
+        assert math.isclose(aggregates.study_spent(postgres_db, study)[1],
+                            analysis.budget(want)["gmacs_total"])
