@@ -29,7 +29,7 @@ from analysis.checks import FLAG_COLUMNS, add_flags
 from analysis.stats import COMPARE_COLUMNS, _order, t_interval
 from analysis.summary import verdict_of
 from search.results import metrics
-from search.results.seed_stats import CI_METHOD, mean_ci, paired_contrast
+from search.results.seed_stats import CI_METHOD, clip_interval, mean_ci, paired_contrast
 
 FACT_COLUMNS = ("family", "label", "gmacs", "macs", "params", "latency_ms", "t_com",
                 "t_share_bottom", "temporal_mac_frac")
@@ -208,7 +208,8 @@ def network_table(table: ArchTable, confidence: float = 0.95) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         half = sps.t.ppf(0.5 + confidence / 2, dof) * std / np.sqrt(n)
     out = archs.reindex(columns=["family", "label", "macs", "params", "latency_ms"]).copy()
-    out["n_seeds"], out["mean"], out["ci_low"], out["ci_high"] = n, mean, mean - half, mean + half
+    low, high = clip_interval(mean - half, mean + half, metrics.bounds(table.metric))
+    out["n_seeds"], out["mean"], out["ci_low"], out["ci_high"] = n, mean, low, high
     names = archs["name"] if "name" in archs else pd.Series(None, index=archs.index)
     out["name"] = [network_name(lbl, a) if isinstance(lbl, str) and lbl
                    and not HASH_LABEL.fullmatch(lbl) else (nm if isinstance(nm, str) else a[:12])
