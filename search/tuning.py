@@ -38,7 +38,7 @@ from search.results.metrics import (
     VAL_ACC5,
     VAL_LOSS,
 )
-from search.results.schema import TrialRow, TrialState
+from search.results.schema import TrialState
 from search.results.store import (
     drop_epochs_after,
     epoch_curve,
@@ -49,6 +49,7 @@ from search.results.store import (
     record_latency,
     record_protocol,
     session_scope,
+    set_checkpoint_path,
     start_trial,
     upsert_arch,
 )
@@ -378,7 +379,7 @@ class StoreCallback(Callback):
                                 majority_acc=float(result["majority_acc"]))
                 self.baselined.add(trial.trial_id)
             if note:  # the checkpoint it was to resume from was refused or discarded: say why
-                _add_note(s, row, str(note))
+                merge_resources(s, row, {RESUME_NOTE: str(note)})
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
@@ -387,9 +388,7 @@ class StoreCallback(Callback):
         if row is None or not path:
             return
         with session_scope(self.engine) as s:
-            trial_row = s.get(TrialRow, row)
-            if trial_row is not None:
-                trial_row.checkpoint_path = str(path)
+            set_checkpoint_path(s, row, str(path))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)
@@ -406,9 +405,8 @@ class StoreCallback(Callback):
                 drop_epochs_after(s, row, int(result["epoch"]))
             finish_trial(s, row, state, results=final, error=error)
             self._record_convergence(s, row, result)
-            trial_row = s.get(TrialRow, row)
-            if finished and trial_row is not None:
-                trial_row.checkpoint_path = None
+            if finished:
+                set_checkpoint_path(s, row, None)
         if finished and self.checkpoints is not None:  # COMPLETE or PRUNED: it never resumes
             root, study = self.checkpoints
             remove_checkpoints(trial, root=root, study=study)
@@ -436,13 +434,3 @@ class StoreCallback(Callback):
             self._record_convergence(s, row, result)
         self.events.append(("FAILED", trial.config.get("label"), reason))
 
-
-def _add_note(session: Any, trial_id: int, note: str) -> None:
-    """Store ``note`` with the trial (``resources_json["resume_note"]``) once."""
-    row = session.get(TrialRow, trial_id)
-    if row is None:
-        return
-    notes = json.loads(row.resources_json or "{}")
-    if notes.get(RESUME_NOTE) != note:
-        notes[RESUME_NOTE] = note
-        row.resources_json = json.dumps(notes, sort_keys=True, default=str)

@@ -199,6 +199,13 @@ def merge_resources(session: Session, trial_id: int, extra: Mapping[str, Any]) -
     row.resources_json = json.dumps(merged, sort_keys=True, default=str)
 
 
+def set_checkpoint_path(session: Session, trial_id: int, path: str | None) -> None:
+    """Where the trial's latest checkpoint lies (None once it can no longer resume)."""
+    row = session.get(TrialRow, trial_id)
+    if row is not None:
+        row.checkpoint_path = path
+
+
 def _upsert_values(session: Session, model: Any, keys: Mapping[str, Any],
                    values: Mapping[str, float]) -> None:
     existing = {r.name: r for r in session.scalars(
