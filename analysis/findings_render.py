@@ -27,7 +27,8 @@ intervals over seeds. Hand-written prose lives outside the generated blocks; the
 database by
 
 ```bash
-make findings            # = python -m analysis.findings --db studies.db --out docs
+scripts/run_studies.sh   # runs (or resumes) every study into docs/findings/findings.db
+make findings            # = python -m analysis.findings --db docs/findings/findings.db --out docs
 ```
 
 which regenerates every figure (PNG, exported from the dashboard's plotly figures) and table

@@ -86,8 +86,10 @@ def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 # Keys whose default changed when they were added: a study stored before them ran without the
-# feature, so it resumes that way (the plateau stopper came with schema 0003).
-LEGACY_VALUES: dict[tuple[str, str], Any] = {("train", "plateau_stop"): False}
+# feature, so it resumes that way (the plateau stopper came with schema 0003; before
+# data.event_gap, long_order spread its events over the clip, which is event_gap 0).
+LEGACY_VALUES: dict[tuple[str, str], Any] = {("train", "plateau_stop"): False,
+                                             ("data", "event_gap"): 0}
 
 
 def _get(data: Any, dotted: str) -> Any:

@@ -129,6 +129,18 @@ def test_a_changed_design_is_refused_but_more_seeds_extend_the_study(tmp_path: P
     assert check_resumable(stored, hardware, "smoke") is False  # where it runs is not design
 
 
+def test_a_study_stored_before_a_key_existed_resumes_with_its_legacy_value() -> None:
+    """A config stored before ``data.event_gap`` existed (bench_video's partial database) ran
+    with the events spread over the clip (0); the same design composed today resumes it."""
+    from search.design.resuming import check_resumable, snapshot
+
+    current = snapshot(to_run_config(compose(["study=smoke"])))
+    old = json.loads(json.dumps(current))
+    del old["data"]["event_gap"]
+    assert current["data"]["event_gap"] == 0
+    assert check_resumable(json.dumps(old), current, "smoke") is False
+
+
 def test_help_and_cfg_print_and_create_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["--help"]) == 0
