@@ -86,10 +86,12 @@ def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 # Keys whose default changed when they were added: a study stored before them ran without the
-# feature, so it resumes that way (the plateau stopper came with schema 0003; before
-# data.event_gap, long_order spread its events over the clip, which is event_gap 0).
+# feature, so it resumes that way (the plateau stopper came with schema 0003). The task knobs
+# resolve a null to the task's own default, which is what a study stored before them ran with:
+# no zoom (scale 1), events spread over the clip (event_gap 0), two directions.
 LEGACY_VALUES: dict[tuple[str, str], Any] = {("train", "plateau_stop"): False,
-                                             ("data", "event_gap"): 0}
+                                             ("data", "event_gap"): 0, ("data", "scale"): 1.0,
+                                             ("data", "n_directions"): 2}
 
 
 def _get(data: Any, dotted: str) -> Any:

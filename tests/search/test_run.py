@@ -130,14 +130,16 @@ def test_a_changed_design_is_refused_but_more_seeds_extend_the_study(tmp_path: P
 
 
 def test_a_study_stored_before_a_key_existed_resumes_with_its_legacy_value() -> None:
-    """A config stored before ``data.event_gap`` existed (bench_video's partial database) ran
-    with the events spread over the clip (0); the same design composed today resumes it."""
+    """A config stored before the task knobs existed (bench_video's partial database) ran with
+    no zoom, events spread over the clip, two directions; the same design today resumes it."""
     from search.design.resuming import check_resumable, snapshot
 
     current = snapshot(to_run_config(compose(["study=smoke"])))
     old = json.loads(json.dumps(current))
-    del old["data"]["event_gap"]
-    assert current["data"]["event_gap"] == 0
+    for key in ("event_gap", "scale", "n_directions"):
+        del old["data"][key]
+    assert (current["data"]["event_gap"], current["data"]["scale"],
+            current["data"]["n_directions"]) == (0, 1.0, 2)
     assert check_resumable(json.dumps(old), current, "smoke") is False
 
 
