@@ -191,11 +191,14 @@ class TrainSettings:
     plateau_metric: str = VAL_ACC1  # the curve watched: "val/acc1" (higher) or "val/loss" (lower)
     plateau_patience: int = 2  # epochs without an improvement larger than plateau_min_delta
     plateau_min_delta: float = 0.01  # smaller changes are no improvement (accuracy: 1 point)
+    # no plateau is called before this many epochs; null: half the epoch budget, rounded up
+    # (early curves are noisy: a dip at epochs 2-3 is not convergence)
+    plateau_min_epochs: int | None = None
 
 
 # TrainSettings fields that are not TrainConfig fields: they steer the trial, not the loop.
 PLATEAU_KEYS: tuple[str, ...] = ("plateau_stop", "plateau_metric", "plateau_patience",
-                                 "plateau_min_delta")
+                                 "plateau_min_delta", "plateau_min_epochs")
 
 
 @dataclass

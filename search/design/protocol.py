@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from search.design.train_config import TrainConfig
 from search.results import metrics
 from search.results.metrics import TRAIN_ACC1, VAL_ACC1
 
@@ -43,19 +44,20 @@ def trial_data_seed(pinned: int | None, seed: int) -> int:
 
 
 def plateaued(curve: Sequence[float], *, patience: int, min_delta: float,
-              higher_is_better: bool) -> bool:
+              higher_is_better: bool, min_epochs: int = 0) -> bool:
     """True when the last ``patience`` values did not beat the best before them by > min_delta.
 
-    A curve of ``patience`` values or fewer has not shown a plateau yet (False). Non-finite
-    values never count as an improvement.
+    A curve of ``patience`` values or fewer, or shorter than ``min_epochs``, has not shown a
+    plateau yet (False). Non-finite values never count as an improvement.
 
     Args:
         curve: one value per epoch, in epoch order.
         patience: epochs without improvement that make a plateau (>= 1).
         min_delta: the smallest change that counts as an improvement (>= 0).
         higher_is_better: True for accuracies, False for losses.
+        min_epochs: epochs a curve must have before a plateau can be called.
     """
-    if len(curve) <= patience:
+    if len(curve) <= patience or len(curve) < min_epochs:
         return False
     sign = 1.0 if higher_is_better else -1.0
     scores = [sign * v if math.isfinite(v) else -math.inf for v in curve]
@@ -77,14 +79,28 @@ def protocol_problem(cfg: Any) -> str | None:
         return f"train.plateau_patience: must be >= 1 epoch, got {settings.plateau_patience}"
     if not (math.isfinite(settings.plateau_min_delta) and settings.plateau_min_delta >= 0):
         return f"train.plateau_min_delta: must be >= 0, got {settings.plateau_min_delta}"
+    if settings.plateau_min_epochs is not None and settings.plateau_min_epochs < 0:
+        return f"train.plateau_min_epochs: must be null or >= 0, got {settings.plateau_min_epochs}"
     return None
 
 
 def curve_plateaued(curve: Sequence[float], settings: Mapping[str, Any]) -> bool:
-    """``plateaued`` with the ``plateau_*`` fields of a ``TrainSettings`` mapping."""
+    """``plateaued`` with the ``plateau_*`` fields (and ``epochs``) of a ``TrainSettings``
+    mapping."""
     return plateaued(curve, patience=int(settings["plateau_patience"]),
                      min_delta=float(settings["plateau_min_delta"]),
-                     higher_is_better=PLATEAU_METRICS[settings["plateau_metric"]])
+                     higher_is_better=PLATEAU_METRICS[settings["plateau_metric"]],
+                     min_epochs=plateau_min_epochs(settings))
+
+
+def plateau_min_epochs(settings: Mapping[str, Any]) -> int:
+    """Epochs before which no plateau is called: ``plateau_min_epochs``, or when null (or
+    absent) half the epoch budget rounded up."""
+    explicit = settings.get("plateau_min_epochs")
+    if explicit is not None:
+        return int(explicit)
+    budget = settings.get("epochs") or TrainConfig.epochs
+    return math.ceil(int(budget) / 2)
 
 
 def baselines(labels: Iterable[int], num_classes: int) -> tuple[float, float]:

@@ -89,7 +89,9 @@ def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
 # feature, so it resumes that way (the plateau stopper came with schema 0003). The task knobs
 # resolve a null to the task's own default, which is what a study stored before them ran with:
 # no zoom (scale 1), events spread over the clip (event_gap 0), two directions.
+# Before train.plateau_min_epochs a plateau could be called from the first epochs on (0).
 LEGACY_VALUES: dict[tuple[str, str], Any] = {("train", "plateau_stop"): False,
+                                             ("train", "plateau_min_epochs"): 0,
                                              ("data", "event_gap"): 0, ("data", "scale"): 1.0,
                                              ("data", "n_directions"): 2}
 

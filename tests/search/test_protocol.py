@@ -55,6 +55,23 @@ def test_plateau_rule_is_direction_aware() -> None:
     # Too short to tell; non-finite values never improve.
     assert not plateaued([0.25, 0.25], **rule, higher_is_better=True)
     assert plateaued([0.5, math.nan, math.nan], **rule, higher_is_better=True)
+    # Not before min_epochs: an early dip (placement_crossover.scale4, mc3 seed 0: 0.42, 0.41,
+    # 0.31 was called a plateau at epoch 3 and ended a run that other seeds took to 0.95).
+    dip = [0.42, 0.41, 0.31]
+    assert plateaued(dip, **rule, higher_is_better=True)
+    assert not plateaued(dip, **rule, higher_is_better=True, min_epochs=4)
+    assert plateaued([*dip, 0.30], **rule, higher_is_better=True, min_epochs=4)
+
+
+def test_plateau_min_epochs_defaults_to_half_the_budget() -> None:
+    from search.design.protocol import curve_plateaued, plateau_min_epochs
+
+    assert plateau_min_epochs({**SETTINGS, "epochs": 8}) == 4
+    assert plateau_min_epochs({**SETTINGS, "epochs": 5}) == 3
+    assert plateau_min_epochs({**SETTINGS, "epochs": 8, "plateau_min_epochs": 1}) == 1
+    dip = [0.42, 0.41, 0.31]
+    assert not curve_plateaued(dip, {**SETTINGS, "epochs": 8})
+    assert curve_plateaued(dip, {**SETTINGS, "epochs": 8, "plateau_min_epochs": 0})
 
 
 def test_each_seed_draws_its_own_data_unless_pinned() -> None:

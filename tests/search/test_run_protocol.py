@@ -110,8 +110,9 @@ def test_each_seed_draws_its_own_clips_unless_the_study_pins_them(study_a) -> No
 @pytest.mark.slow
 def test_a_trial_the_plateau_stopper_ends_is_complete_and_plateaued(runner) -> None:
     """A budget of 5 epochs with a rule every curve meets after 2 epochs (no change can beat
-    min_delta=1.0): every trial stops at epoch 2, COMPLETE; with the stopper off the same rule
-    is still recorded after all 5 epochs."""
+    min_delta=1.0): no plateau is called before half the budget (3 epochs, the default
+    train.plateau_min_epochs), so every trial stops at epoch 3, COMPLETE; with the stopper off
+    the same rule is still recorded after all 5 epochs."""
     rule = ("train.epochs=5", "train.plateau_patience=1", "train.plateau_min_delta=1.0",
             "study.seeds=[0]")
     out = runner.run(*rule)
@@ -122,10 +123,10 @@ def test_a_trial_the_plateau_stopper_ends_is_complete_and_plateaued(runner) -> N
                             "ON e.trial_id = t.id GROUP BY t.id")
     assert len(rows) == 2
     for trial_id, state, error, plateau, gap, last_epoch in rows:
-        assert (state, error, plateau, last_epoch) == ("COMPLETE", None, 1, 2)
+        assert (state, error, plateau, last_epoch) == ("COMPLETE", None, 1, 3)
         final = dict(query(runner.db, f"SELECT name, value FROM results "
                                       f"WHERE trial_id = {trial_id}"))
-        assert final["epoch"] == 2
+        assert final["epoch"] == 3
         assert gap == final["train/acc1"] - final["val/acc1"]
 
     fixed = runner.run(*rule, "train.plateau_stop=false", "study.name=fixed")
