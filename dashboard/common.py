@@ -90,15 +90,32 @@ def facts(db: str, study: str) -> aggregates.StudyFacts:
     return aggregates.study_facts(engine(db), study)
 
 
-@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
 def spent(db: str, study: str) -> tuple[float, float]:
     """Seconds and GMACs of the finished trials (``analysis.aggregates.study_spent``)."""
+    return _spent(db, study, stamp(db, study))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _spent(db: str, study: str, version: tuple[tuple[str, int], ...]) -> tuple[float, float]:
     return aggregates.study_spent(engine(db), study)
 
 
-@st.cache_resource(ttl=TTL_S, max_entries=8, show_spinner="Summarising the networks…")
+def stamp(db: str, study: str) -> tuple[tuple[str, int], ...]:
+    """What changes when a trial of the study starts or ends: its counts by state (read every
+    ``TTL_S`` seconds). The costly aggregates are cached under it (an argument Streamlit hashes)
+    rather than for ``TTL_S``:
+    a million-trial study is summarised again when it changed, not every 30 s."""
+    return tuple(facts(db, study).counts.items())
+
+
 def table(db: str, study: str, metric: str) -> aggregates.ArchTable:
     """Per-network aggregates of one metric, grouped in SQL (shared, never modified)."""
+    return _table(db, study, metric, stamp(db, study))
+
+
+@st.cache_resource(max_entries=8, show_spinner="Summarising the networks…")
+def _table(db: str, study: str, metric: str, version: tuple[tuple[str, int], ...]
+           ) -> aggregates.ArchTable:
     return aggregates.arch_table(engine(db), study, metric)
 
 
@@ -161,9 +178,14 @@ def contrasts(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
                                          mode=mode)
 
 
-@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Reading every network's layers…")
 def marginal_effects(db: str, study: str, metric: str) -> pd.DataFrame:
     """Per-position marginal effects."""
+    return _marginal_effects(db, study, metric, stamp(db, study))
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading every network's layers…")
+def _marginal_effects(db: str, study: str, metric: str,
+                      version: tuple[tuple[str, int], ...]) -> pd.DataFrame:
     summary = table(db, study, metric)
     fields = placements.spec_fields(engine(db), summary.archs.index.tolist(), "kind")
     return unit_stats.marginal_effects(summary, fields)
