@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -145,6 +145,15 @@ def compare(df: pd.DataFrame, by: str = "family", metric: str = metrics.VAL_ACC1
     table = pd.DataFrame(rows)
     table = table.set_index("group").loc[_order(list(table["group"]), by)]
     table = add_flags(table.join(group_checks(data, by)), metric).reset_index()
+    return against_reference(table, units_of, seed_means, mode, reference)
+
+
+def against_reference(table: pd.DataFrame, units_of: Mapping[str, np.ndarray],
+                      seed_means: Mapping[str, pd.Series], mode: str,
+                      reference: str | None = None) -> pd.DataFrame:
+    """``table`` (one row per ``group`` with its ``mean``) with each group tested against the
+    reference (``reference``, else the best mean): Δ, paired t and Wilcoxon over the seeds both
+    ran, Welch unpaired over the units; the ``COMPARE_COLUMNS``."""
     best = table["mean"].idxmax() if mode == metrics.MAX else table["mean"].idxmin()
     ref = reference if reference in units_of else table.loc[best, "group"]
     deltas, pairs, p_t, p_w, p_welch = [], [], [], [], []
@@ -157,12 +166,11 @@ def compare(df: pd.DataFrame, by: str = "family", metric: str = metrics.VAL_ACC1
         if group != ref:
             paired = paired_contrast((a.loc[common] - b.loc[common]).to_numpy(dtype=float))
             t_p, w_p = paired["p_t"], paired["p_wilcoxon"]
+            ua, ub = units_of[group], units_of[ref]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                if (len(units_of[group]) >= 2 and len(units_of[ref]) >= 2
-                        and np.ptp(units_of[group]) + np.ptp(units_of[ref]) > 0):
-                    welch = float(sps.ttest_ind(units_of[group], units_of[ref],
-                                                equal_var=False).pvalue)
+                if len(ua) >= 2 and len(ub) >= 2 and np.ptp(ua) + np.ptp(ub) > 0:
+                    welch = float(sps.ttest_ind(ua, ub, equal_var=False).pvalue)
         p_t.append(t_p)
         p_w.append(w_p)
         p_welch.append(welch)

@@ -10,7 +10,6 @@ numbers on the same trials.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -26,10 +25,10 @@ from analysis.budget import (
     network_name,
 )
 from analysis.checks import FLAG_COLUMNS, add_flags
-from analysis.stats import COMPARE_COLUMNS, _order, t_interval
+from analysis.stats import COMPARE_COLUMNS, _order, against_reference, t_interval
 from analysis.summary import verdict_of
 from search.results import metrics
-from search.results.seed_stats import CI_METHOD, clip_interval, mean_ci, paired_contrast
+from search.results.seed_stats import CI_METHOD, clip_interval, mean_ci
 
 FACT_COLUMNS = ("family", "label", "gmacs", "macs", "params", "latency_ms", "t_com",
                 "t_share_bottom", "temporal_mac_frac")
@@ -152,30 +151,7 @@ def compare(table: ArchTable, by: str = "family", *, reference: str | None = Non
     out = out.set_index("group").loc[_order(list(out["group"]), by)]
     checks = _checks(pd.DataFrame(check_rows).T)
     out = add_flags(out.join(checks), metric).reset_index()
-    best = out["mean"].idxmax() if mode == metrics.MAX else out["mean"].idxmin()
-    ref = reference if reference in units_of else out.loc[best, "group"]
-    deltas, pairs, p_t, p_w, p_welch = [], [], [], [], []
-    for group in out["group"]:
-        deltas.append(float(units_of[group].mean() - units_of[ref].mean()))
-        a, b = seed_means[group], seed_means[ref]
-        common = a.index.intersection(b.index)
-        pairs.append(len(common) if group != ref else 0)
-        t_p = w_p = welch = math.nan
-        if group != ref:
-            paired = paired_contrast((a.loc[common] - b.loc[common]).to_numpy(dtype=float))
-            t_p, w_p = paired["p_t"], paired["p_wilcoxon"]
-            ua, ub = units_of[group], units_of[ref]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if len(ua) >= 2 and len(ub) >= 2 and np.ptp(ua) + np.ptp(ub) > 0:
-                    welch = float(sps.ttest_ind(ua, ub, equal_var=False).pvalue)
-        p_t.append(t_p)
-        p_w.append(w_p)
-        p_welch.append(welch)
-    out["delta"], out["n_pairs"] = deltas, pairs
-    out["p_paired_t"], out["p_wilcoxon"], out["p_welch"] = p_t, p_w, p_welch
-    out["reference"] = ref
-    return out[list(COMPARE_COLUMNS)]
+    return against_reference(out, units_of, seed_means, mode, reference)
 
 
 def baselines(table: ArchTable) -> dict[str, Any]:
