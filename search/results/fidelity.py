@@ -19,6 +19,7 @@ from scipy import stats as sps
 
 COLUMNS = ["n_networks", "spearman", "spearman_low", "spearman_high", "kendall", "kendall_low",
            "kendall_high", "same_best"]
+BOOT_MIN = 5  # networks: below this a bootstrap over them is degenerate, so no interval
 KENDALL_BOOT_MAX = 300  # networks: above this, τ's interval is Fisher-z asymptotic, not bootstrap
 PAIRS_CHUNK = 4_000_000  # (resamples x networks x networks) held in memory at once
 
@@ -90,7 +91,8 @@ def _boot_interval(statistic: Any, x: np.ndarray, y: np.ndarray, n_boot: int,
 def rank_agreement(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, confidence: float = 0.95,
                    rng: np.random.Generator | None = None) -> dict[str, float]:
     """Spearman ρ and Kendall τ-b of ``x`` against ``y`` with bootstrap intervals over the pairs
-    (NaN when fewer than three pairs or when either side is constant)."""
+    (NaN when fewer than three pairs or when either side is constant; the intervals NaN below
+    ``BOOT_MIN`` pairs)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     out = dict.fromkeys(COLUMNS[1:-1], math.nan)
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -99,6 +101,8 @@ def rank_agreement(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, confiden
         warnings.simplefilter("ignore")
         out["spearman"] = float(sps.spearmanr(x, y).statistic)
         out["kendall"] = float(sps.kendalltau(x, y).statistic)
+    if x.size < BOOT_MIN:  # resamples of 3-4 pairs are mostly ties: no honest interval
+        return {k: float(v) for k, v in out.items()}
     rng = rng or np.random.default_rng(0)
     out["spearman_low"], out["spearman_high"] = _boot_interval(_spearman_rows, x, y, n_boot,
                                                                confidence, rng)
@@ -156,7 +160,9 @@ def fidelity_lines(rows: Sequence[Mapping[str, Any]], *,
     where = "ASHA's first cut" if wanted else "the earliest comparable epoch"
     rho = row["spearman"]
     verdict = ("agrees well with" if row["spearman_low"] > 0.7 else
-               "is related to" if row["spearman_low"] > 0 else "does not reliably predict")
+               "is related to" if row["spearman_low"] > 0 else
+               "does not reliably predict" if math.isfinite(row["spearman_low"]) else
+               f"cannot be judged (an interval needs {BOOT_MIN}+ networks) against")
     return [f"Ranking at epoch {int(row['epoch'])} ({where}) {verdict} the final ranking of "
             f"{int(row['n_networks'])} networks: Spearman ρ {rho:.2f} "
             f"{_interval(row, 'spearman')}, Kendall τ {row['kendall']:.2f} "

@@ -32,3 +32,18 @@ def test_the_asha_cut_is_reported_when_it_has_a_correlation() -> None:
     line = fidelity_lines(epoch_fidelity(early, final, higher=True, n_boot=100),
                           grace_epochs=2)[0]
     assert line.startswith("Ranking at epoch 2 (ASHA's first cut) agrees well")
+
+
+def test_too_few_networks_get_a_coefficient_but_no_interval() -> None:
+    """Three networks (placement_crossover's arms): a bootstrap over 3 pairs is mostly ties, so
+    the interval is withheld and the summary says the ranking cannot be judged."""
+    early = {"a": 0.3, "b": 0.5, "c": 0.4}
+    final = {"a": 0.9, "b": 0.3, "c": 0.8}
+    row = agreement_row(early, final, higher=True)
+    assert row["n_networks"] == 3 and row["spearman"] == -1.0
+    assert all(math.isnan(row[k]) for k in ("spearman_low", "spearman_high", "kendall_low",
+                                            "kendall_high"))
+    line = fidelity_lines([{**row, "epoch": 1}])[0]
+    assert "cannot be judged" in line and "(no interval)" in line
+    five = agreement_row({**early, "d": 0.6, "e": 0.7}, {**final, "d": 0.5, "e": 0.6}, True)
+    assert math.isfinite(five["spearman_low"]) and five["spearman_low"] <= five["spearman"]
