@@ -40,6 +40,7 @@ from search.results.schema import (
     decode_value,
 )
 from search.results.store import StoreError, open_engine, session_scope
+from search.results.urls import to_url
 
 FORMAT = "vidarch-bench/1"
 ACC = VAL_ACC1
@@ -169,10 +170,10 @@ def study_table(url: str, study: str) -> BenchTable:
         ReplayError: the database cannot be opened, has no such study, or the study has no
             COMPLETE trial with per-epoch ``val/acc1`` and ``epoch_time_s``.
     """
-    if "://" not in url:
-        url = f"sqlite:///{Path(url).expanduser()}"
-        if not Path(url.removeprefix("sqlite:///")).is_file():
-            raise ReplayError(f"--db: no such database {url.removeprefix('sqlite:///')!r}")
+    if "://" not in url:  # a file path: it must exist (a typo never becomes a new database)
+        if not Path(url).expanduser().is_file():
+            raise ReplayError(f"--db: no such database {str(Path(url).expanduser())!r}")
+        url = to_url(url)
     try:
         engine = open_engine(url, create=False)
     except StoreError as exc:
