@@ -100,7 +100,7 @@ def _missing(value: Any) -> bool:
 
 
 def importance(df: pd.DataFrame, metric: str = VAL_ACC1, *, evaluator: str = "ped_anova",
-               seed: int = 0) -> pd.DataFrame:
+               seed: int = 0, fanova: bool = True) -> pd.DataFrame:
     """One row per searched choice: how much it mattered to ``metric``, by Optuna's evaluators.
 
     Columns: ``param``; ``importance`` (the chosen ``evaluator``'s values, summing to 1 over the
@@ -112,9 +112,12 @@ def importance(df: pd.DataFrame, metric: str = VAL_ACC1, *, evaluator: str = "pe
         df: a ``load_trials`` frame of one study; its COMPLETE trials with a finite ``metric``
             become the Optuna trials.
         evaluator: ``"ped_anova"`` or ``"fanova"``: which one fills ``importance``.
+        fanova: False skips the fANOVA forest (seconds per hundred trials; ``fanova`` NaN).
     """
     if evaluator not in ("ped_anova", "fanova"):
         raise ValueError(f"evaluator: 'ped_anova' or 'fanova', got {evaluator!r}")
+    if evaluator == "fanova" and not fanova:
+        raise ValueError("evaluator: 'fanova' needs fanova=True")
     data = completed(df, metric)
     params = searched_params(data)
     params = params.loc[:, [c for c in params if params[c].dropna().astype(str).nunique() >= 1]]
@@ -135,7 +138,7 @@ def importance(df: pd.DataFrame, metric: str = VAL_ACC1, *, evaluator: str = "pe
         warnings.simplefilter("ignore")  # "some regimes have less than 2 trials" on small studies
         ped = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator(),
                                     params=list(params))
-        if always:
+        if always and fanova:
             if len(params) > FANOVA_MAX_TRIALS:  # its forest costs seconds per 100 trials
                 pick = np.random.default_rng(seed).choice(len(params), FANOVA_MAX_TRIALS,
                                                           replace=False)

@@ -340,9 +340,12 @@ def chance(db: str, study: str, metric: str) -> float:
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Asking Optuna's importance evaluators…")
-def importance(db: str, study: str, metric: str, evaluator: str = "ped_anova") -> pd.DataFrame:
-    """``analysis.importance`` (PED-ANOVA and fANOVA) of one study (``sample``)."""
-    return analysis.importance(sample(db, study, IMPORTANCE_SAMPLE), metric, evaluator=evaluator)
+def importance(db: str, study: str, metric: str, evaluator: str = "ped_anova",
+               fanova: bool = True) -> pd.DataFrame:
+    """``analysis.importance`` (PED-ANOVA, and fANOVA unless ``fanova`` is False) of one study
+    (``sample``)."""
+    return analysis.importance(sample(db, study, IMPORTANCE_SAMPLE), metric, evaluator=evaluator,
+                               fanova=fanova)
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Bootstrapping the per-position view…")

@@ -10,6 +10,7 @@ from analysis.stats import completed
 from dashboard import common
 
 FEW_TRIALS = 50  # PED-ANOVA's top 10% holds fewer than 5 trials below this
+FANOVA_AT_ONCE = 100  # trials: above this fANOVA's forest (~10 s on 200) waits to be asked for
 
 ctx = common.context()
 df = common.sample(ctx.db, ctx.study, common.IMPORTANCE_SAMPLE)
@@ -17,7 +18,9 @@ done = completed(df, ctx.metric)
 
 st.title("Which choice matters, and where")
 st.subheader("Importance of each searched choice")
-table = common.importance(ctx.db, ctx.study, ctx.metric)
+with_fanova = st.toggle("fANOVA too (a random-forest fit: about 10 s on 200 trials)",
+                        value=len(done) <= FANOVA_AT_ONCE, key="importance_fanova")
+table = common.importance(ctx.db, ctx.study, ctx.metric, fanova=with_fanova)
 source = ("the parameters the search sampled" if has_sampled_params(done)
           else "the spec fields that differ between the grid's networks")
 st.caption(f"Optuna's own evaluators over an in-memory study rebuilt from {len(done):,} "

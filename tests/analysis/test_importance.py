@@ -106,6 +106,15 @@ def test_optuna_importance_finds_the_position_and_sums_to_one(one_position) -> N
     assert table.set_index("param")["fanova"].isna()[f"{ONLY}.t_kernel"]  # Optuna: not in all
 
 
+def test_ped_anova_alone_skips_the_forest_and_gives_the_same_ranking(one_position) -> None:
+    both = analysis.importance(one_position, metric="val/acc1")
+    alone = analysis.importance(one_position, metric="val/acc1", fanova=False)
+    assert alone["fanova"].isna().all()
+    pd.testing.assert_frame_equal(alone.drop(columns="fanova"), both.drop(columns="fanova"))
+    with pytest.raises(ValueError, match="^evaluator: 'fanova' needs fanova=True"):
+        analysis.importance(one_position, metric="val/acc1", evaluator="fanova", fanova=False)
+
+
 def test_a_grid_uses_the_spec_fields_that_differ(demo_db: Path) -> None:
     df = analysis.load_trials(demo_db, "bottom_vs_top")
     params = searched_params(df)

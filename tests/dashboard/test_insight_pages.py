@@ -3,9 +3,12 @@ on the synthetic demo database and on a real study=smoke run."""
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import analysis
@@ -86,12 +89,33 @@ def test_budget_on_parameters_and_on_another_study(app, demo_db: Path) -> None:
     assert _plots(at) == 1
 
 
+def _fanova_values(at) -> list[float]:
+    """The finite fANOVA bars of the importance figure (the page's first chart)."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    values: list[float] = []
+    for trace in (t for t in spec["data"] if t.get("name") == "fANOVA"):
+        x = trace.get("x") or []
+        if isinstance(x, dict):  # plotly 7 ships arrays as base64 typed buffers
+            x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]).tolist()
+        values += [float(v) for v in x if isinstance(v, int | float) and math.isfinite(v)]
+    return values
+
+
 def test_importance_page(app, demo_db: Path) -> None:
     at = app(demo_db, "views/importance.py")
     _ok(at)
     assert at.title[0].value == "Which choice matters, and where"
     assert _plots(at) == 2  # Optuna importances, per-position heatmap
     assert any("Most explained" in m.value for m in at.markdown)
+    # fANOVA's forest is on for a small study and can be switched off (and back on)
+    toggle = at.toggle(key="importance_fanova")
+    assert toggle.value is True
+    assert _fanova_values(at)
+    toggle.set_value(False).run()
+    _ok(at)
+    assert not _fanova_values(at)
+    at.toggle(key="importance_fanova").set_value(True).run()
+    assert _fanova_values(at)
     at.radio(key="importance_level").set_value("stage").run()
     _ok(at)
     at.sidebar.selectbox(key="study").set_value("random_placement").run()
