@@ -2,17 +2,15 @@
 
 ``setup_markdown`` writes the task, data and training budget of a study; ``run_command`` the
 ``python -m search.run study=PRESET key=value ...`` line whose overrides are the keys where the
-stored config differs from the preset's effective config (``preset_configs``, read from
-``search.run --cfg`` in a subprocess: search.run reaches torch and ray, analysis must not).
+stored config differs from the preset's effective config (``preset_configs``: what
+``search.run --cfg`` prints, composed in process by the torch-free ``search.design``).
 """
 
 from __future__ import annotations
 
+import json
 import re
-import subprocess
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 
@@ -71,29 +69,20 @@ _PRESETS: dict[str, dict[str, Any] | None] = {}  # preset name -> effective conf
 
 
 def preset_configs(presets: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-    """Each preset's effective config, from ``python -m search.run study=NAME --cfg``.
+    """Each preset's effective config, as ``python -m search.run study=NAME --cfg`` prints it
+    (composed in process: ``search.design`` is torch-free), cached for the process. None where
+    it cannot be composed."""
+    from search.design.composing import ConfigError, compose, to_run_config
+    from search.design.resuming import snapshot
 
-    A subprocess, because ``search.run`` reaches torch and ray, which analysis must not import;
-    the presets run in parallel and are cached for the process. None where it fails.
-    """
-    import yaml
-
-    todo = sorted({p for p in presets if p not in _PRESETS})
-    root = Path(__file__).resolve().parents[1]  # where the search package is, installed or not
-    procs = {p: subprocess.Popen([sys.executable, "-m", "search.run", f"study={p}", "--cfg"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                 cwd=root)
-             for p in todo}
-    for preset, proc in procs.items():
+    for preset in sorted({p for p in presets if p not in _PRESETS}):
         try:
-            stdout, _ = proc.communicate(timeout=120)
-            value = yaml.safe_load(stdout) if proc.returncode == 0 else None
-        except (subprocess.TimeoutExpired, yaml.YAMLError):
-            proc.kill()
+            value = snapshot(to_run_config(compose([f"study={preset}"])))
+        except ConfigError:
             value = None
-        _PRESETS[preset] = value if isinstance(value, dict) else None
+        # plain JSON types, as the printed YAML reads back (tuples as lists)
+        _PRESETS[preset] = json.loads(json.dumps(value, default=str)) if value else None
     return {p: _PRESETS[p] for p in presets}
-
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict) and value:
