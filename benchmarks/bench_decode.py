@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -72,10 +73,9 @@ def clip_rate(dataset: torch.utils.data.Dataset, n_clips: int, repeats: int) -> 
 
 def consumption_rate(steps: int, batch_size: int, repeats: int) -> float:
     """Clips/s ``search.train`` trains the default study's all-2D network at 16 x 112^2."""
-    from arch_space.builder import build_network
     from arch_space.presets import uniform
     from search.data.synthetic import ClipSet
-    from search.train import TrainConfig, train
+    from search.train import TrainConfig
 
     spec = uniform("2d", widths=(8, 16, 32, 64), depths=(1, 1, 1, 1), num_classes=10,
                    clip_len=CLIP_LEN, crop_size=CROP)
@@ -85,23 +85,15 @@ def consumption_rate(steps: int, batch_size: int, repeats: int) -> float:
                     torch.randint(10, (n,), generator=gen), 10)
     val = ClipSet(clips.clips[:1], clips.labels[:1], 10)
     cfg = TrainConfig(epochs=1, batch_size=batch_size, warmup_epochs=0, device="cpu")
-    best = float("inf")
-    for _ in range(repeats):
-        torch.manual_seed(0)
-        model = build_network(spec)
-        start = time.perf_counter()
-        train(model, clips, val, cfg, seed=0)
-        best = min(best, time.perf_counter() - start)
-    return n / best
+    return _train_rate(spec, clips, val, cfg, repeats, seed=0)
 
 
 def synthetic_consumption_rate(n_clips: int, repeats: int) -> float:
     """Clips/s ``search.train`` trains in a default (synthetic) CPU trial: the reference of
     ``bench_train.py`` (uniform 3D, widths 16-128, the motion task's clips), the issue's 101."""
-    from arch_space.builder import build_network
     from arch_space.presets import uniform
     from search.data.synthetic import default_cpu_config, generate
-    from search.train import TrainConfig, train
+    from search.train import TrainConfig
 
     data = default_cpu_config("motion")
     cfg = TrainConfig(epochs=1, warmup_epochs=0, device="cpu")
@@ -109,14 +101,23 @@ def synthetic_consumption_rate(n_clips: int, repeats: int) -> float:
                    num_classes=data.num_classes, clip_len=data.clip_len, crop_size=data.size)
     clips = generate(data, n_clips, seed=0)
     val = generate(data, cfg.batch_size, seed=1, split="val")
+    return _train_rate(spec, clips, val, cfg, repeats, seed=1)
+
+
+def _train_rate(spec: Any, clips: Any, val: Any, cfg: Any, repeats: int, *, seed: int) -> float:
+    """Clips/s of ``search.train`` on ``clips``: the best of ``repeats`` one-epoch runs, each
+    from the same fresh network."""
+    from arch_space.builder import build_network
+    from search.train import train
+
     best = float("inf")
     for _ in range(repeats):
         torch.manual_seed(0)
         model = build_network(spec)
         start = time.perf_counter()
-        train(model, clips, val, cfg, seed=1)
+        train(model, clips, val, cfg, seed=seed)
         best = min(best, time.perf_counter() - start)
-    return n_clips / best
+    return len(clips.labels) / best
 
 
 def main() -> None:
