@@ -367,9 +367,12 @@ def _pair_sentence(pair: dict[str, Any], which: str, a: BudgetAnswer) -> str:
         verdict = "no difference"
     else:
         better_bottom = (pair["delta"] > 0) == a.higher_is_better
-        verdict = "**bottom-heavy** is better" if better_bottom else "**top-heavy** is better"
-        if not (math.isfinite(pair["ci_low"]) and (pair["ci_low"] > 0 or pair["ci_high"] < 0)):
-            verdict += " (the interval includes 0: undecided)"
+        ahead = "bottom-heavy" if better_bottom else "top-heavy"
+        if math.isfinite(pair["ci_low"]) and (pair["ci_low"] > 0 or pair["ci_high"] < 0):
+            verdict = f"**{ahead}** is better"
+        else:  # a point estimate is not a finding
+            verdict = (f"**undecided**: the interval includes 0 ({ahead} is ahead on the "
+                       f"means only)")
     return (f"{head}: {verdict}; Δ {pair['delta']:+.4f} ({_ci(pair['ci_low'], pair['ci_high'])}"
             f", paired over {pair['n_pairs']} seeds).")
 

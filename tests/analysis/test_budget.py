@@ -136,3 +136,21 @@ def test_chance_from_the_trials_or_the_class_count(grid: pd.DataFrame) -> None:
     unrecorded = grid.assign(chance_acc=math.nan)  # rows written before schema 0003
     assert analysis.chance_level(unrecorded, 10) == pytest.approx(0.1)
     assert math.isnan(analysis.chance_level(unrecorded))
+
+
+def test_an_undecided_pair_is_not_called_better() -> None:
+    """The Budget page said "top-heavy is better (the interval includes 0: undecided)" on
+    placement_crossover.scale4: a point estimate is not a finding."""
+    from analysis.budget import BudgetAnswer, _pair_sentence
+
+    answer = BudgetAnswer(axis="macs", budget=19e6, metric="val/acc1", higher_is_better=True,
+                          networks=pd.DataFrame(), families=pd.DataFrame(), best=None,
+                          best_family=None, bottom_vs_top=None, matched=None)
+    pair = {"bottom": "mc3", "top": "rmc4", "bottom_cost": 19e6, "top_cost": 19e6,
+            "matched": True, "cost_ratio": 1.0, "n_pairs": 8, "delta": -0.1001,
+            "ci_low": -0.2917, "ci_high": 0.0915}
+    undecided = _pair_sentence(pair, "best of each under the budget", answer)
+    assert "**undecided**" in undecided and "is better" not in undecided
+    assert "top-heavy is ahead on the means only" in undecided
+    decided = _pair_sentence({**pair, "ci_high": -0.01}, "at matched cost", answer)
+    assert "**top-heavy** is better" in decided and "undecided" not in decided
