@@ -111,7 +111,7 @@ def test_ped_anova_alone_skips_the_forest_and_gives_the_same_ranking(one_positio
     alone = analysis.importance(one_position, metric="val/acc1", fanova=False)
     assert alone["fanova"].isna().all()
     pd.testing.assert_frame_equal(alone.drop(columns="fanova"), both.drop(columns="fanova"))
-    with pytest.raises(ValueError, match="^evaluator: 'fanova' needs fanova=True"):
+    with pytest.raises(ValueError, match=r"^evaluator: 'fanova' needs fanova=True"):
         analysis.importance(one_position, metric="val/acc1", evaluator="fanova", fanova=False)
 
 
