@@ -22,6 +22,7 @@ from scipy import stats as sps
 
 from analysis.loading import spec_columns
 from analysis.stats import completed, pareto_mask
+from analysis.stats import t_interval as row_t_intervals
 from arch_space.naming import HASH_LABEL, runs_name
 from arch_space.spec import TEMPORAL_KINDS
 from search.results import metrics
@@ -95,12 +96,11 @@ def network_table(df: pd.DataFrame, metric: str = VAL_ACC1,
     specs = data.groupby("arch_id", sort=False)[
         [*spec_columns(data, "kind"), *spec_columns(data, "t_kernel")]].first()
     stats = per_seed.groupby("arch_id", sort=False)["value"].agg(["count", "mean", "std"])
-    dof = (stats["count"] - 1).where(stats["count"] > 1)  # NaN: one seed, no interval
-    half = sps.t.ppf(0.5 + confidence / 2, dof) * stats["std"] / np.sqrt(stats["count"])
-    low, high = metrics.bounds(metric)  # an accuracy's interval stays inside [0, 1]
+    # NaN with one seed; an accuracy's interval stays inside [0, 1]
+    low, high = row_t_intervals(stats["mean"], stats["std"], stats["count"], confidence,
+                                metrics.bounds(metric))
     table = pd.DataFrame({"n_seeds": stats["count"], "mean": stats["mean"],
-                          "ci_low": (stats["mean"] - half).clip(lower=low, upper=high),
-                          "ci_high": (stats["mean"] + half).clip(lower=low, upper=high)})
+                          "ci_low": low, "ci_high": high})
     out = facts.join(table).reset_index()
     for col in ("family", "label", "macs", "params", "latency_ms"):
         if col not in out:

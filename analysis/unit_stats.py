@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from analysis.aggregates import ArchTable
 from analysis.budget import (
@@ -28,7 +27,7 @@ from analysis.checks import FLAG_COLUMNS, add_flags
 from analysis.stats import COMPARE_COLUMNS, _order, against_reference, t_interval
 from analysis.summary import verdict_of
 from search.results import metrics
-from search.results.seed_stats import CI_METHOD, clip_interval, mean_ci
+from search.results.seed_stats import CI_METHOD, mean_ci
 
 FACT_COLUMNS = ("family", "label", "gmacs", "macs", "params", "latency_ms", "t_com",
                 "t_share_bottom", "temporal_mac_frac")
@@ -180,11 +179,9 @@ def network_table(table: ArchTable, confidence: float = 0.95) -> pd.DataFrame:
     if archs.empty:
         return pd.DataFrame(columns=cols)
     n, mean, std = _row_stats(table.values)
-    dof = np.where(n > 1, n - 1, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        half = sps.t.ppf(0.5 + confidence / 2, dof) * std / np.sqrt(n)
     out = archs.reindex(columns=["family", "label", "macs", "params", "latency_ms"]).copy()
-    low, high = clip_interval(mean - half, mean + half, metrics.bounds(table.metric))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low, high = t_interval(mean, std, n, confidence, metrics.bounds(table.metric))
     out["n_seeds"], out["mean"], out["ci_low"], out["ci_high"] = n, mean, low, high
     names = archs["name"] if "name" in archs else pd.Series(None, index=archs.index)
     out["name"] = [network_name(lbl, a) if isinstance(lbl, str) and lbl
