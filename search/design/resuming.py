@@ -53,8 +53,8 @@ def check_resumable(stored_json: str, current: dict[str, Any], name: str) -> boo
         True when the stored config should be replaced by the current one (it was extended).
     """
     stored = _with_new_defaults(json.loads(stored_json))
-    diffs = _differences({k: stored.get(k) for k in DESIGN_KEYS},
-                         {k: current.get(k) for k in DESIGN_KEYS})
+    diffs = _differences(_without_moot({k: stored.get(k) for k in DESIGN_KEYS}),
+                         _without_moot({k: current.get(k) for k in DESIGN_KEYS}))
     blocking = [d for d in diffs if d not in EXTENDABLE_KEYS]
     if blocking:
         diff = blocking[0]
@@ -94,6 +94,26 @@ LEGACY_VALUES: dict[tuple[str, str], Any] = {("train", "plateau_stop"): False,
                                              ("train", "plateau_min_epochs"): 0,
                                              ("data", "event_gap"): 0, ("data", "scale"): 1.0,
                                              ("data", "n_directions"): 2}
+
+
+# Settings that cannot change a result while another one is off: with the plateau stopper off,
+# when it would stop does not matter (bench_video, stored before plateau_min_epochs existed,
+# resumed with min_epochs 0 and was then refused at its default, null).
+MOOT_UNLESS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("train", "plateau_stop"): ("plateau_min_epochs", "plateau_patience", "plateau_min_delta",
+                                "plateau_metric"),
+}
+
+
+def _without_moot(design: dict[str, Any]) -> dict[str, Any]:
+    """The design without the settings that a switched-off feature makes irrelevant."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in design.items()}
+    for (section, switch), keys in MOOT_UNLESS.items():
+        block = out.get(section)
+        if isinstance(block, dict) and block.get(switch) is False:
+            for key in keys:
+                block.pop(key, None)
+    return out
 
 
 def _get(data: Any, dotted: str) -> Any:

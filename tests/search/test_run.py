@@ -143,6 +143,28 @@ def test_a_study_stored_before_a_key_existed_resumes_with_its_legacy_value() -> 
     assert check_resumable(json.dumps(old), current, "smoke") is False
 
 
+def test_plateau_settings_do_not_block_a_resume_while_the_stopper_is_off() -> None:
+    """bench_video (plateau_stop false) was stored before train.plateau_min_epochs existed; its
+    legacy 0 against today's null cannot change a result with the stopper off, so it resumes.
+    With the stopper on, the same difference changes when trials stop and is refused."""
+    from search.design.composing import ConfigError
+    from search.design.resuming import check_resumable, snapshot
+
+    for stop, resumes in ((False, True), (True, False)):
+        current = snapshot(to_run_config(compose(["study=smoke", f"train.plateau_stop={stop}"])))
+        assert current["train"]["plateau_min_epochs"] is None
+        old = json.loads(json.dumps(current))
+        del old["train"]["plateau_min_epochs"]
+        if resumes:
+            assert check_resumable(json.dumps(old), current, "smoke") is False
+        else:
+            with pytest.raises(ConfigError, match=r"^train\.plateau_min_epochs: study 'smoke'"):
+                check_resumable(json.dumps(old), current, "smoke")
+    off = snapshot(to_run_config(compose(["study=smoke", "train.plateau_stop=false"])))
+    with pytest.raises(ConfigError, match=r"^train\.lr: "):  # other settings still count
+        check_resumable(json.dumps(off), {**off, "train": {**off["train"], "lr": 9.0}}, "smoke")
+
+
 def test_help_and_cfg_print_and_create_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["--help"]) == 0
