@@ -2,32 +2,32 @@
 
 ``load_trials`` pulls every trial into pandas; at a million trials that is a minute. The pages'
 summaries need far less: per network (arch) the per-seed values of one metric and the sums the
-protocol's checks average; per family, sums of those. ``arch_table`` gets them in one
-``GROUP BY arch_id`` over COMPLETE trials with a finite value (SQLAlchemy Core: SQLite and
-PostgreSQL), one column per seed (a cell is trained once per study, so a network's value at a
-seed is one trial's), and joins the stored placement facts (``analysis.placements``). The
-statistics are the ones ``analysis.stats`` computes from trials: means, standard deviations and
-Student-t intervals over seeds, computed here in Python from those per-seed values
-(``analysis.unit_stats``). Trial rows are fetched a page at a time (``trial_page``) or for the
-few trials a page names (``top_trials``).
+protocol's checks average; per family, sums of those. ``arch_table`` reads them from the
+summaries the writer stored (``search.results.summaries``: the driver stores them when a study
+run ends) while they are current, else runs the same ``GROUP BY arch_id`` over COMPLETE trials
+with a finite value now (SQLAlchemy Core: SQLite and PostgreSQL), and joins the stored placement
+facts (``analysis.placements``). The statistics are the ones ``analysis.stats`` computes from
+trials: means, standard deviations and Student-t intervals over seeds, computed here in Python
+from those per-seed values (``analysis.unit_stats``). Trial rows are fetched a page at a time
+(``trial_page``) or for the few trials a page names (``top_trials``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Float, and_, case, cast, false, func, select
+from sqlalchemy import Engine, Float, and_, cast, func, select
 from sqlalchemy.orm import aliased
 
 from analysis.loading import NoDataError, _raw, _read_sql, _study_ids, _with_hardware, opened
 from analysis.placements import DESCRIPTORS, VERSION, read_placements
-from search.results import metrics
+from search.results import metrics, summaries
 from search.results.schema import ArchPlacementRow, ArchRow, ResultRow, TrialRow
 
-MAX_SEED_COLUMNS = 64  # seeds pivoted into columns; more seeds are read as (arch, seed) rows
 STATES = ("COMPLETE", "PRUNED", "FAILED", "RUNNING")
 
 
@@ -143,52 +143,19 @@ class ArchTable:
         return ArchTable(self.metric, self.archs[keep], self.values[keep], self.seeds)
 
 
-def _gap() -> Any:
-    """``analysis.checks.trial_gap`` as SQL: the stored gap, else train/acc1 - val/acc1."""
-    def final(name: str) -> Any:
-        r = aliased(ResultRow)
-        return (select(r.value).where(r.trial_id == TrialRow.id, r.name == name,
-                                      r.value_type == "FINITE").scalar_subquery())
-    return func.coalesce(TrialRow.train_val_gap,
-                         final(metrics.TRAIN_ACC1) - final(metrics.VAL_ACC1))
-
-
-def _study_filter(engine: Engine, sid: int) -> Any:
-    """``trials.study_id = sid``; on SQLite written so that the planner drives the join from
-    the results index (one metric of every trial, in trial order) instead of seeking the
-    results of each trial (twice as slow at a million trials)."""
-    if engine.dialect.name == "sqlite":
-        return (TrialRow.study_id + 0) == sid
-    return TrialRow.study_id == sid
-
-
 def arch_table(db: Any, study: str, metric: str) -> ArchTable:
-    """Per-network sums and per-seed values of ``metric`` over COMPLETE trials, in SQL."""
+    """Per-network sums and per-seed values of ``metric`` over COMPLETE trials: the summary
+    the writer stored while it is current (``search.results.summaries``), else grouped in SQL
+    now."""
     with opened(db) as engine:
         sid = study_id(engine, study)
-        r = aliased(ResultRow)
-        complete = (TrialRow.study_id == sid, TrialRow.state == "COMPLETE")
-        seeds = np.array(sorted(_read_sql(select(TrialRow.seed).distinct().where(*complete),
-                                          engine)["seed"].astype(int)), dtype=int)
-        pivot = len(seeds) <= MAX_SEED_COLUMNS
-        gap = _gap()
-        per_seed = [func.max(case((TrialRow.seed == int(s), r.value))).label(f"v{i}")
-                    for i, s in enumerate(seeds)] if pivot else []
-        joined = and_(r.trial_id == TrialRow.id, _study_filter(engine, sid),
-                      TrialRow.state == "COMPLETE")
-        grouped = (select(TrialRow.arch_id, func.max(TrialRow.label).label("label"),
-                          func.max(TrialRow.family).label("design_family"),
-                          func.count().label("n"),
-                          func.sum(TrialRow.chance_acc).label("chance_sum"),
-                          func.count(TrialRow.chance_acc).label("chance_n"),
-                          func.sum(TrialRow.majority_acc).label("majority_sum"),
-                          func.count(TrialRow.majority_acc).label("majority_n"),
-                          func.sum(gap).label("gap_sum"), func.count(gap).label("gap_n"),
-                          func.sum(case((TrialRow.plateaued == false(), 1), else_=0))
-                          .label("n_undertrained"), *per_seed)
-                   .select_from(r).join(TrialRow, joined)
-                   .where(r.name == metric, r.value_type == "FINITE", r.value.isnot(None))
-                   .group_by(TrialRow.arch_id)).subquery()
+        stored = summaries.fresh_seeds(engine, sid, metric)
+        if stored is not None:
+            seeds = np.array(stored, dtype=int)
+            grouped = summaries.stored_rows(sid, metric).subquery()
+        else:
+            seeds = np.array(summaries.complete_seeds(engine, sid), dtype=int)
+            grouped = summaries.network_groups(engine, sid, metric, seeds.tolist()).subquery()
         place = (ArchPlacementRow.arch_id == grouped.c.arch_id) & \
             (ArchPlacementRow.version == VERSION)
         stmt = (select(grouped, ArchRow.macs, ArchRow.params, ArchRow.latency_ms,
@@ -197,15 +164,19 @@ def arch_table(db: Any, study: str, metric: str) -> ArchTable:
                 .join(ArchRow, ArchRow.arch_id == grouped.c.arch_id)
                 .outerjoin(ArchPlacementRow, place))
         archs = _read_sql(stmt, engine)
-        if pivot:
-            values = archs[[f"v{i}" for i in range(len(seeds))]].to_numpy(dtype=float,
-                                                                          na_value=np.nan)
-            archs = archs.drop(columns=[f"v{i}" for i in range(len(seeds))])
+        seed_cols = [f"v{i}" for i in range(len(seeds))]
+        if stored is not None:  # one JSON parse of every row's list
+            text = ",".join(archs.pop("values_json").astype(str))
+            values = np.array(json.loads(f"[{text}]"), dtype=float).reshape(len(archs),
+                                                                              len(seeds))
+        elif len(seeds) <= summaries.MAX_SEED_COLUMNS:
+            values = archs[seed_cols].to_numpy(dtype=float, na_value=np.nan)
+            archs = archs.drop(columns=seed_cols)
         else:
+            r, joined = summaries.complete_values(engine, sid, metric)
             long = _read_sql(select(TrialRow.arch_id, TrialRow.seed, r.value)
                              .select_from(r).join(TrialRow, joined)
-                             .where(r.name == metric, r.value_type == "FINITE",
-                                    r.value.isnot(None)), engine)
+                             .where(*summaries.finite(r, metric)), engine)
             wide = long.pivot_table(index="arch_id", columns="seed", values="value")
             values = wide.reindex(index=archs["arch_id"], columns=seeds).to_numpy(dtype=float)
         missing = archs["family"].isna()

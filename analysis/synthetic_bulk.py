@@ -27,6 +27,7 @@ from analysis import synthetic
 from analysis.budget import network_name
 from analysis.placement import describe_rows, layer_costs
 from analysis.placements import VERSION, write_placements
+from search.results import summaries
 from search.results.metrics import TRAIN_ACC1, TRAIN_LOSS, VAL_ACC1, VAL_ACC5, VAL_LOSS
 from search.results.schema import ArchPlacementRow, ArchRow, ResultRow, TrialRow, utcnow
 from search.results.store import get_or_create_study, session_scope
@@ -200,3 +201,4 @@ def bulk_write_random(engine: Engine, study: str, n_trials: int, *, seeds: int =
                                for name, values in metrics_of.items())
             s.execute(insert(TrialRow.__table__), trials)
             s.execute(insert(ResultRow.__table__), results)
+    summaries.refresh(engine, study_id)  # as the driver does when a study run ends

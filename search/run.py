@@ -199,6 +199,21 @@ def run_one(run_cfg: Any, design: Any, sigint: Any = None) -> int:
         guard.close()
 
 
+def _store_summaries(engine: Any, study_id: int) -> None:
+    """Store the study's per-network summaries for the readers (``search.results.summaries``);
+    derived data, so a failure is a notice, not a failed run."""
+    from search.results.dberrors import short
+    from search.results.summaries import refresh
+
+    try:
+        refresh(engine, study_id)
+    except Exception as exc:  # the readers group live instead
+        if not _is_db_error(exc):
+            raise
+        print(f"summaries: not stored ({short(exc)}); the dashboard groups live",
+              file=sys.stderr)
+
+
 def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: StudyGuard, *,
                  sigint: Any = None) -> int:
     """Open the study while holding its lease, run it, reset what is left RUNNING, summarise."""
@@ -261,6 +276,8 @@ def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: Stud
         first = str(crashed).strip().splitlines()[0] if str(crashed).strip() else ""
         report(f"driver: {type(crashed).__name__}: {first} (set VIDARCH_DEBUG=1 for the "
                f"traceback; rerun the same command to resume)", crashed)
+    elif not outcome.interrupted:
+        _store_summaries(guard.engine, study_id)
     if run_cfg.summary:
         try:
             data = print_summary(guard.engine, study_id, name, outcome, run_cfg.storage)

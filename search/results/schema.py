@@ -144,6 +144,7 @@ class TrialRow(Base):
         UniqueConstraint("study_id", "arch_id", "seed"),  # a cell is trained once per study
         Index("ix_trials_study_state", "study_id", "state"),
         Index("ix_trials_study_state_arch", "study_id", "state", "arch_id", "seed"),  # 0004
+        Index("ix_trials_study_finished", "study_id", "finished_at"),  # summaries' stamp (0005)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -215,3 +216,38 @@ class ResultRow(Base):
     name: Mapped[str] = mapped_column(String(64))
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     value_type: Mapped[ValueType] = mapped_column(Enum(ValueType, native_enum=False, length=8))
+
+
+class SummaryStampRow(Base):
+    """When a study's per-network summaries of one metric were stored: the study's stamp then
+    (``search.results.summaries.stamp``) and the seeds the rows' values align with (0005)."""
+
+    __tablename__ = "summary_stamps"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stamp: Mapped[str] = mapped_column(Text)
+    seeds_json: Mapped[str] = mapped_column(Text)  # [0, 1, 2, ...] ascending
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)  # naive UTC
+
+
+class ArchSummaryRow(Base):
+    """One network's summary of one metric over a study's COMPLETE trials (derived data,
+    current only while its ``SummaryStampRow`` matches the study: 0005)."""
+
+    __tablename__ = "arch_summaries"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    arch_id: Mapped[str] = mapped_column(ForeignKey("archs.arch_id"), primary_key=True)
+    label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    design_family: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    n: Mapped[int] = mapped_column(Integer)  # COMPLETE trials with a finite value
+    chance_sum: Mapped[float | None] = mapped_column(Float, nullable=True)
+    chance_n: Mapped[int] = mapped_column(Integer)
+    majority_sum: Mapped[float | None] = mapped_column(Float, nullable=True)
+    majority_n: Mapped[int] = mapped_column(Integer)
+    gap_sum: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gap_n: Mapped[int] = mapped_column(Integer)
+    n_undertrained: Mapped[int] = mapped_column(Integer)
+    values_json: Mapped[str] = mapped_column(Text)  # per seed of the stamp, null where missing

@@ -8,16 +8,20 @@ without stored placement facts; trial pages return every row once.
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 import analysis
 from analysis import aggregates, placements, unit_stats
 from analysis.synthetic import bulk_write_random, make_demo_db
-from search.results.store import open_engine
+from search.results import summaries
+from search.results.schema import TrialRow, TrialState
+from search.results.store import finish_trial, open_engine, session_scope, start_trial
 
 SUMMARY_COLUMNS = ["arch_id", "family", "label", "gmacs", "params", "latency_ms", "n", "mean",
                    "std", "ci_low", "ci_high", "seeds", "chance", "majority", "above_chance",
@@ -137,3 +141,93 @@ def test_sql_summaries_equal_pandas_on_postgres(postgres_db: str, demo_db: Path)
         assert facts.informative() == analysis.informative_metrics(want)
         assert math.isclose(aggregates.study_spent(postgres_db, study)[1],
                             analysis.budget(want)["gmacs_total"])
+
+
+# --- summaries the writer stores (search.results.summaries) -----------------------------------
+
+
+def _stored(db: str | Path, study: str, metric: str) -> bool:
+    with aggregates.opened(db) as engine:
+        return summaries.fresh_seeds(engine, aggregates.study_id(engine, study), metric) \
+            is not None
+
+
+def _refresh(url: str, study: str) -> int:
+    engine = open_engine(url, create=True)
+    try:
+        return summaries.refresh(engine, aggregates.study_id(engine, study))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("metric", ["val/acc1", "val/loss"])
+def test_stored_summaries_give_the_live_answers_until_a_trial_changes(
+        demo_db: Path, tmp_path: Path, metric: str) -> None:
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    shutil.copy(demo_db, tmp_path / "copy.db")
+    for study in ("bottom_vs_top", "random_placement"):
+        live = aggregates.arch_table(url, study, metric)
+        assert not _stored(url, study, metric)
+        assert _refresh(url, study) > 0
+        assert _stored(url, study, metric)
+        kept = aggregates.arch_table(url, study, metric)
+        np.testing.assert_array_equal(kept.seeds, live.seeds)
+        np.testing.assert_allclose(kept.values, live.values)  # same rows, same order
+        _frame_equal(kept.archs.reset_index(), live.archs.reset_index())
+        _check_study(url, study, metric)  # the stored path against pandas, every summary
+    # a trial ends after the summaries were stored: they are stale, the reader groups live
+    engine = open_engine(url, create=True)
+    with session_scope(engine) as s:
+        sid = aggregates.study_id(engine, "random_placement")
+        arch_id = s.scalars(select(TrialRow.arch_id).where(TrialRow.study_id == sid)).first()
+        trial = start_trial(s, sid, arch_id=arch_id, seed=7)
+        finish_trial(s, trial.id, TrialState.COMPLETE, results={metric: 0.123})
+    engine.dispose()
+    assert not _stored(url, "random_placement", metric)
+    table = aggregates.arch_table(url, "random_placement", metric)
+    assert 7 in table.seeds.tolist()
+    row = table.archs.index.get_loc(arch_id)
+    assert table.values[row, table.seeds.tolist().index(7)] == pytest.approx(0.123)
+    _check_study(url, "random_placement", metric)
+
+
+def test_stored_summaries_with_more_seeds_than_columns(demo_db: Path, tmp_path: Path,
+                                                       monkeypatch) -> None:
+    """More seeds than ``MAX_SEED_COLUMNS``: grouped and stored from (arch, seed) rows."""
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    shutil.copy(demo_db, tmp_path / "copy.db")
+    live = aggregates.arch_table(url, "bottom_vs_top", "val/acc1")
+    monkeypatch.setattr(summaries, "MAX_SEED_COLUMNS", 1)
+    long = aggregates.arch_table(url, "bottom_vs_top", "val/acc1")
+    _refresh(url, "bottom_vs_top")
+    kept = aggregates.arch_table(url, "bottom_vs_top", "val/acc1")
+    for table in (long, kept):
+        np.testing.assert_allclose(table.values, live.values)
+        _frame_equal(table.archs.reset_index(), live.archs.reset_index())
+
+
+def test_the_summaries_command_stores_them_and_refuses_bad_input(demo_db: Path, tmp_path: Path,
+                                                                 capsys) -> None:
+    shutil.copy(demo_db, tmp_path / "copy.db")
+    db = str(tmp_path / "copy.db")
+    assert summaries.main([db, "--study", "bottom_vs_top"]) == 0
+    assert "bottom_vs_top: " in capsys.readouterr().out
+    assert _stored(db, "bottom_vs_top", "val/acc1")
+    assert not _stored(db, "random_placement", "val/acc1")
+    for argv, names in (([db, "--study", "nope"], "--study"),
+                        ([str(tmp_path / "missing.db")], "no database")):
+        assert summaries.main(argv) == 2
+        err = capsys.readouterr().err
+        assert names in err and err.count("\n") == 1
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_stored_summaries_on_postgres(postgres_db: str) -> None:
+    make_demo_db(postgres_db, n_random=12).dispose()
+    live = aggregates.arch_table(postgres_db, "random_placement", "val/acc1")
+    _refresh(postgres_db, "random_placement")
+    assert _stored(postgres_db, "random_placement", "val/acc1")
+    kept = aggregates.arch_table(postgres_db, "random_placement", "val/acc1")
+    np.testing.assert_allclose(kept.values, live.values)
+    _frame_equal(kept.archs.reset_index(), live.archs.reset_index())
+    _check_study(postgres_db, "random_placement", "val/acc1")

@@ -251,6 +251,17 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
     assert query(runner.db, "SELECT count(*) FROM archs")[0][0] == 2
     assert query(runner.db, "PRAGMA integrity_check")[0][0] == "ok"
     assert not (runner.cwd / "outputs").exists() and not (runner.cwd / ".hydra").exists()
+    # The driver stored the per-network summaries the readers use, current (search.results
+    # .summaries): one row per network and metric, every COMPLETE seed in it.
+    from search.results.summaries import fresh_seeds
+
+    assert query(runner.db, "SELECT count(*), sum(n) FROM arch_summaries "
+                            "WHERE metric = 'val/acc1'") == [(2, SMOKE_CELLS)]
+    engine = open_engine(f"sqlite:///{runner.db}")
+    try:
+        assert fresh_seeds(engine, 1, "val/acc1") == sorted({s for _, s, *_ in rows})
+    finally:
+        engine.dispose()
 
     # Once more: nothing left to run, nothing changes.
     before = query(runner.db, "SELECT count(*), sum(attempt) FROM trials")
