@@ -14,7 +14,6 @@ from those per-seed values (``analysis.unit_stats``). Trial rows are fetched a p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,10 +164,11 @@ def arch_table(db: Any, study: str, metric: str) -> ArchTable:
                 .outerjoin(ArchPlacementRow, place))
         archs = _read_sql(stmt, engine)
         seed_cols = [f"v{i}" for i in range(len(seeds))]
-        if stored is not None:  # one JSON parse of every row's list
-            text = ",".join(archs.pop("values_json").astype(str))
-            values = np.array(json.loads(f"[{text}]"), dtype=float).reshape(len(archs),
-                                                                              len(seeds))
+        if stored is not None:  # every row's JSON list of numbers and nulls, parsed at once
+            text = ",".join(archs.pop("values_json").tolist()).replace("null", "nan")
+            flat = np.array(text.replace("[", "").replace("]", "").split(","), dtype=float) \
+                if len(archs) and len(seeds) else np.empty(0)
+            values = flat.reshape(len(archs), len(seeds))  # (archs, seeds)
         elif len(seeds) <= summaries.MAX_SEED_COLUMNS:
             values = archs[seed_cols].to_numpy(dtype=float, na_value=np.nan)
             archs = archs.drop(columns=seed_cols)

@@ -92,6 +92,8 @@ class ArchRow(Base):
     """One network, shared across trials and studies; keyed by ``ArchSpec.arch_id``."""
 
     __tablename__ = "archs"
+    # a network's costs without reading its spec: what the per-network summaries join (0005)
+    __table_args__ = (Index("ix_archs_costs", "arch_id", "macs", "params", "latency_ms"),)
 
     arch_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     spec_json: Mapped[str] = mapped_column(Text)  # canonical ArchSpec JSON
