@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
@@ -28,6 +29,7 @@ TTL_S = 30  # seconds before a cached frame is read again
 SAMPLE = 2000  # trials the per-trial analyses (curves, fidelity) read from a larger study
 IMPORTANCE_SAMPLE = 200  # trials Optuna's evaluators get (fANOVA fits a forest: 17 s at 450 here)
 TOP_NETWORKS = 500  # networks the comparison pages list (best first)
+MARGINAL_NETWORKS = 20_000  # networks the per-position effects read from a larger study
 DEFAULT_METRIC = metrics.VAL_ACC1
 CTX_KEY = "_vidarch_ctx"
 
@@ -178,15 +180,25 @@ def contrasts(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
                                          mode=mode)
 
 
-def marginal_effects(db: str, study: str, metric: str) -> pd.DataFrame:
-    """Per-position marginal effects."""
-    return _marginal_effects(db, study, metric, stamp(db, study))
+def marginal_effects(db: str, study: str, metric: str) -> tuple[pd.DataFrame, str]:
+    """Per-position marginal effects, and " — over an even sample of N of its M networks" when
+    the study has more than ``MARGINAL_NETWORKS`` (reading every network's layers takes ~5 s
+    per 200k)."""
+    n = len(table(db, study, metric).archs)
+    note = (f" — over an even sample of {MARGINAL_NETWORKS:,} of its {n:,} networks"
+            if n > MARGINAL_NETWORKS else "")
+    return _marginal_effects(db, study, metric, stamp(db, study)), note
 
 
-@st.cache_data(max_entries=16, show_spinner="Reading every network's layers…")
+@st.cache_data(max_entries=16, show_spinner="Reading the networks' layers…")
 def _marginal_effects(db: str, study: str, metric: str,
                       version: tuple[tuple[str, int], ...]) -> pd.DataFrame:
     summary = table(db, study, metric)
+    n = len(summary.archs)
+    if n > MARGINAL_NETWORKS:  # every k-th network in arch_id order: deterministic
+        keep = np.zeros(n, dtype=bool)
+        keep[np.argsort(summary.archs.index.to_numpy())[::-(-n // MARGINAL_NETWORKS)]] = True
+        summary = summary.subset(keep)
     fields = placements.spec_fields(engine(db), summary.archs.index.tolist(), "kind")
     return unit_stats.marginal_effects(summary, fields)
 

@@ -20,11 +20,11 @@ common.plot(figs.placement_heatmap(common.with_spec(ctx.db, summary, top), metri
             key="heatmap")
 
 st.subheader("Marginal effect of each position")
+effects, sampled = common.marginal_effects(ctx.db, ctx.study, ctx.metric)
 st.caption(f"For every layer and conv kind: mean {ctx.metric} (top) and mean GMACs (bottom) of the "
            "COMPLETE trials using that kind there, minus the mean of all of them; error bars are "
            "±1.96 standard errors. Marginal, not causal: in a grid or random search the other "
-           "positions vary too.")
-effects = common.marginal_effects(ctx.db, ctx.study, ctx.metric)
+           f"positions vary too{sampled}.")
 if effects.empty:
     st.info("No spec columns to compare.")
 else:

@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 
 import analysis
 from analysis import aggregates, placements, unit_stats
 from analysis.synthetic import bulk_write_random, make_demo_db
 from search.results import summaries
-from search.results.schema import TrialRow, TrialState
+from search.results.schema import ArchPlacementRow, ArchRow, TrialRow, TrialState
 from search.results.store import finish_trial, open_engine, session_scope, start_trial
 
 SUMMARY_COLUMNS = ["arch_id", "family", "label", "gmacs", "params", "latency_ms", "n", "mean",
@@ -231,3 +232,40 @@ def test_stored_summaries_on_postgres(postgres_db: str) -> None:
     np.testing.assert_allclose(kept.values, live.values)
     _frame_equal(kept.archs.reset_index(), live.archs.reset_index())
     _check_study(postgres_db, "random_placement", "val/acc1")
+
+
+def test_spec_fields_match_the_specs_whichever_way_they_are_read(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Stored fields matched by key, parsed whole, read for every arch or for a list, or
+    computed from specs where none is stored: the same frame."""
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    engine = open_engine(url, create=True)
+    bulk_write_random(engine, "bench", 60, seeds=2)  # stores arch_placements
+    engine.dispose()
+    ids = aggregates.arch_table(url, "bench", "val/acc1").archs.index.tolist()[::-1]
+    want = pd.DataFrame([{k: v for k, v in analysis.placement.arch_features(spec).items()
+                          if k.endswith(".kind")} for spec in _specs(url, ids)],
+                        index=pd.Index(ids, name="arch_id"))
+    got = placements.spec_fields(url, ids, "kind")
+    pd.testing.assert_frame_equal(got[sorted(got.columns)], want[sorted(want.columns)],
+                                  check_dtype=False)
+    monkeypatch.setattr(placements, "MANY_IDS", 5)  # every stored row read, no IN (...)
+    pd.testing.assert_frame_equal(placements.spec_fields(url, ids, "kind"), got)
+    whole = placements.spec_fields(url, ids[:7])
+    pd.testing.assert_frame_equal(whole[got.columns], got.iloc[:7], check_dtype=False)
+    assert {"stem.t_kernel"} <= set(whole.columns)
+    engine = open_engine(url, create=True)
+    with engine.begin() as conn:  # placement facts gone: computed from the specs
+        conn.execute(sa_delete(ArchPlacementRow))
+    engine.dispose()
+    pd.testing.assert_frame_equal(placements.spec_fields(url, ids, "kind"), got)
+
+
+def _specs(url: str, ids: list[str]) -> list[str]:
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            specs = dict(conn.execute(select(ArchRow.arch_id, ArchRow.spec_json)).all())
+    finally:
+        engine.dispose()
+    return [specs[a] for a in ids]
