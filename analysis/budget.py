@@ -301,23 +301,51 @@ def _matched(per_seed: pd.DataFrame, inside: pd.DataFrame,
     the better-ranked bottom-heavy, then top-heavy network)."""
     bottoms = inside[inside["family"] == "bottom-heavy"]
     tops = inside[inside["family"] == "top-heavy"]
-    t_cost = tops["cost"].to_numpy(dtype=float)
+    pair = matched_pair(bottoms["cost"].to_numpy(dtype=float), tops["cost"].to_numpy(dtype=float))
+    if pair is None:
+        return None
+    return _pair(per_seed, bottoms.iloc[pair[0]], tops.iloc[pair[1]], confidence)
+
+
+def _within(b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Whether costs ``b`` and ``t`` are matched: ``|b / t - 1| <= MATCHED_COST``, t > 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (t > 0) & (np.abs(b / np.where(t > 0, t, 1.0) - 1) <= MATCHED_COST)
+
+
+def matched_pair(b_cost: np.ndarray, t_cost: np.ndarray) -> tuple[int, int] | None:
+    """(i, j): of the pairs whose costs are matched (``_within``), the one whose smaller cost
+    is largest; ties to the lowest i, then the lowest j. Vectorised: for each i the matched
+    t's form one run of the sorted costs (``|b/t - 1|`` falls, then rises, in t)."""
+    if not len(b_cost) or not len(t_cost):
+        return None
     order = np.argsort(t_cost, kind="stable")
     ranked = t_cost[order]
-    best: tuple[float, int, int] | None = None
-    for i, b in enumerate(bottoms["cost"].to_numpy(dtype=float)):
-        # candidates by cost (a little wider than ±5%), then the exact rule on them
-        lo = int(np.searchsorted(ranked, b / 1.06, side="left"))
-        hi = int(np.searchsorted(ranked, b / 0.94, side="right"))
-        cand = np.sort(order[lo:hi])  # back in rank order
-        cand = [j for j in cand if t_cost[j] and abs(b / t_cost[j] - 1) <= MATCHED_COST]
-        for j in cand:
-            cost = min(b, t_cost[j])
-            if best is None or cost > best[0]:
-                best = (cost, i, j)
-    if best is None:
+    n = len(ranked)
+    # the run's ends from the bounds, then nudged to the exact predicate (float rounding)
+    lo = np.searchsorted(ranked, b_cost / (1 + MATCHED_COST), side="left")
+    hi = np.searchsorted(ranked, b_cost / (1 - MATCHED_COST), side="right")
+    for _ in range(n + 1):
+        back = (lo > 0) & _within(b_cost, ranked[np.maximum(lo - 1, 0)])
+        ahead = (lo < hi) & ~_within(b_cost, ranked[np.minimum(lo, n - 1)])
+        if not (back.any() or ahead.any()):
+            break
+        lo = lo - back + ahead
+    for _ in range(n + 1):
+        more = (hi < n) & _within(b_cost, ranked[np.minimum(hi, n - 1)])
+        less = (hi > lo) & ~_within(b_cost, ranked[np.maximum(hi - 1, 0)])
+        if not (more.any() or less.any()):
+            break
+        hi = hi + more - less
+    has = hi > lo
+    if not has.any():
         return None
-    return _pair(per_seed, bottoms.iloc[best[1]], tops.iloc[best[2]], confidence)
+    top = np.where(has, ranked[np.maximum(hi - 1, 0)], -np.inf)  # the dearest matched t
+    best = np.where(has, np.minimum(b_cost, top), -np.inf)
+    i = int(np.flatnonzero(best == best.max())[0])
+    run = order[lo[i]:hi[i]]
+    j = int(np.sort(run[np.minimum(b_cost[i], t_cost[run]) == best[i]])[0])
+    return i, j
 
 
 def _ci(low: float, high: float) -> str:

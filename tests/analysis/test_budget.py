@@ -154,3 +154,36 @@ def test_an_undecided_pair_is_not_called_better() -> None:
     assert "top-heavy is ahead on the means only" in undecided
     decided = _pair_sentence({**pair, "ci_high": -0.01}, "at matched cost", answer)
     assert "**top-heavy** is better" in decided and "undecided" not in decided
+
+
+def _brute_matched(b_cost: list[float], t_cost: list[float]) -> tuple[int, int] | None:
+    """The pairing rule written out: every pair, in order; the first with the largest smaller
+    cost wins."""
+    from analysis.budget import MATCHED_COST
+
+    best = None
+    for i, b in enumerate(b_cost):
+        for j, t in enumerate(t_cost):
+            if t > 0 and abs(b / t - 1) <= MATCHED_COST:
+                cost = min(b, t)
+                if best is None or cost > best[0]:
+                    best = (cost, i, j)
+    return None if best is None else (best[1], best[2])
+
+
+def test_the_matched_pair_is_the_rule_written_out() -> None:
+    """Vectorised (a million-trial study: 10 s -> well under 1 s) and exact: on random costs
+    with ties, duplicates, zeros and pairs exactly 5% apart."""
+    import numpy as np
+
+    from analysis.budget import matched_pair
+
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        nb, nt = rng.integers(0, 12, size=2)
+        grid = rng.choice([0.0, 95.0, 100.0, 105.0, 100 / 0.95, 100 / 1.05, 110.0, 50.0],
+                          size=nb + nt) if trial % 2 else rng.uniform(0, 200, size=nb + nt)
+        b, t = grid[:nb], grid[nb:]
+        assert matched_pair(b, t) == _brute_matched(list(b), list(t)), (b, t)
+    assert matched_pair(np.array([100.0]), np.array([105.0, 106.0])) == (0, 0)
+    assert matched_pair(np.array([100.0]), np.array([94.0, 106.0])) is None
