@@ -276,10 +276,25 @@ def top_trials(db: Any, study: str, metric: str, mode: str, *, limit: int = 1000
         names = [metric, metrics.TRAIN_ACC1, metrics.VAL_ACC1, metrics.TRAIN_LOSS]
         names = list(dict.fromkeys(names))
         stmt = _trial_select(engine, sid, names, TrialFilter(), None)
-        value = _sql_value(metric)
-        order = value.desc() if mode == metrics.MAX else value.asc()
-        best = _read_sql(stmt.order_by(value.is_(None), order, TrialRow.number)
-                         .limit(int(limit)), engine)
+        # the ranking from the metric's rows alone (a sort of one column), then the full rows
+        # of those trials: ordering every trial's row by a per-row subquery took 11 s at 1M
+        r = aliased(ResultRow)
+        order = r.value.desc() if mode == metrics.MAX else r.value.asc()
+        ranked = _read_sql(select(TrialRow.id).join(r, and_(r.trial_id == TrialRow.id,
+                                                            *summaries.finite(r, metric)))
+                           .where(TrialRow.study_id == sid)
+                           .order_by(order, TrialRow.number).limit(int(limit)), engine)
+        ids = [int(i) for i in ranked["id"]]
+        if len(ids) < limit:  # then the trials without a value, by number
+            has = select(r.trial_id).where(*summaries.finite(r, metric))
+            rest = _read_sql(select(TrialRow.id).where(TrialRow.study_id == sid,
+                                                       TrialRow.id.not_in(has))
+                             .order_by(TrialRow.number).limit(int(limit) - len(ids)), engine)
+            ids += [int(i) for i in rest["id"]]
+        rows = _read_sql(stmt.where(TrialRow.id.in_(ids)), engine)
+        rank = {trial_id: k for k, trial_id in enumerate(ids)}
+        best = rows.iloc[np.argsort([rank[int(i)] for i in rows["trial_id"]], kind="stable")] \
+            .reset_index(drop=True)
         if numbers:
             extra = _read_sql(stmt.where(TrialRow.number.in_([int(n) for n in numbers])),
                               engine)

@@ -97,7 +97,12 @@ def arch_summary(table: ArchTable, confidence: float = metrics.CONFIDENCE, *,
                                                metrics.bounds(metric))
     seeds = table.seeds.astype(str)
     present = np.isfinite(table.values)
-    out["seeds"] = [",".join(seeds[row]) for row in present]
+    if len(present):  # one "0,1,2" text per distinct pattern of seeds present, not per row
+        patterns, inverse = np.unique(present, axis=0, return_inverse=True)
+        texts = np.array([",".join(seeds[p]) for p in patterns], dtype=object)
+        out["seeds"] = texts[inverse.reshape(-1)]
+    else:
+        out["seeds"] = pd.Series(dtype=object)
     out = add_flags(out.join(_checks(_check_sums(archs))), metric)
     out.index.name = "arch_id"
     return out.reset_index().sort_values("mean", ascending=mode == metrics.MIN, kind="stable")
@@ -186,7 +191,9 @@ def network_table(table: ArchTable, confidence: float = 0.95) -> pd.DataFrame:
     names = archs["name"] if "name" in archs else pd.Series(None, index=archs.index)
     out["name"] = [network_name(lbl, a) if isinstance(lbl, str) and lbl
                    and not HASH_LABEL.fullmatch(lbl) else (nm if isinstance(nm, str) else a[:12])
-                   for lbl, a, nm in zip(out["label"], out.index, names, strict=True)]
+                   for lbl, a, nm in zip(out["label"].to_numpy(dtype=object),
+                                         out.index.to_numpy(dtype=object),
+                                         names.to_numpy(dtype=object), strict=True)]
     out.index.name = "arch_id"
     out = out.reset_index().sort_values("mean", ascending=not higher_is_better(table.metric),
                                         kind="stable")

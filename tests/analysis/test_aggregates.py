@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,22 @@ def test_trial_pages_return_every_row_once(demo_db: Path) -> None:
     top = aggregates.top_trials(demo_db, "random_placement", "val/acc1", "max", limit=5)
     best = df.sort_values("val/acc1", ascending=False).head(5)
     assert top["number"].tolist() == best["number"].tolist()
+
+
+def test_top_trials_rank_those_with_a_value_then_the_rest(demo_db: Path, tmp_path: Path) -> None:
+    shutil.copy(demo_db, tmp_path / "copy.db")
+    db = tmp_path / "copy.db"
+    with sqlite3.connect(db) as conn:  # some trials lose their val/loss
+        conn.execute("DELETE FROM results WHERE name = 'val/loss' AND trial_id % 3 = 0")
+    df = analysis.load_trials(db, "random_placement")
+    every = aggregates.top_trials(db, "random_placement", "val/loss", "min", limit=10_000)
+    valued = df[df["val/loss"].notna()].sort_values(["val/loss", "number"], kind="stable")
+    rest = df[df["val/loss"].isna()].sort_values("number")
+    assert len(rest) and len(valued)
+    assert every["number"].tolist() == valued["number"].tolist() + rest["number"].tolist()
+    np.testing.assert_allclose(every["val/loss"].head(len(valued)), valued["val/loss"])
+    few = aggregates.top_trials(db, "random_placement", "val/loss", "min", limit=len(valued) + 2)
+    assert few["number"].tolist() == every["number"].tolist()[:len(valued) + 2]
 
 
 def test_sql_summaries_equal_pandas_on_postgres(postgres_db: str, demo_db: Path) -> None:
