@@ -35,14 +35,6 @@ def study_id(engine: Engine, study: str) -> int:
     return next(iter(_study_ids(engine, study)))
 
 
-def _finished_seconds(engine: Engine) -> Any:
-    """A trial's duration in seconds as SQL (NULL while running), per dialect."""
-    if engine.dialect.name == "sqlite":
-        return (func.julianday(TrialRow.finished_at) - func.julianday(TrialRow.started_at)) \
-            * 86400.0
-    return func.extract("epoch", TrialRow.finished_at - TrialRow.started_at)
-
-
 @dataclass(frozen=True)
 class StudyFacts:
     """What the sidebar and the headline counts need, from a few small queries."""
@@ -104,20 +96,10 @@ def study_facts(db: Any, study: str) -> StudyFacts:
 
 
 def study_spent(db: Any, study: str) -> tuple[float, float]:
-    """Summed wall-clock seconds and GMACs per clip of the finished trials of ``study``."""
+    """Summed wall-clock seconds and GMACs per clip of the finished trials of ``study``
+    (stored by the writer while current: ``search.results.summaries.spent``)."""
     with opened(db) as engine:
-        sid = study_id(engine, study)
-        finished = (TrialRow.study_id == sid,
-                    TrialRow.state.in_(["COMPLETE", "PRUNED", "FAILED"]))
-        seconds = _read_sql(select(func.sum(_finished_seconds(engine)).label("s"))
-                            .where(*finished), engine)
-        per_arch = select(TrialRow.arch_id, func.count().label("k")).where(*finished) \
-            .group_by(TrialRow.arch_id).subquery()
-        macs = _read_sql(select(func.sum(cast(ArchRow.macs, Float) * per_arch.c.k).label("m"))
-                         .join(per_arch, per_arch.c.arch_id == ArchRow.arch_id), engine)
-    s, m = (pd.to_numeric(f.iloc[0, 0:1], errors="coerce").fillna(0.0).iloc[0]
-            for f in (seconds, macs))
-    return float(s), float(m) / 1e9
+        return summaries.spent(engine, study_id(engine, study))
 
 
 @dataclass(frozen=True)

@@ -207,16 +207,19 @@ def at_budget(table: ArchTable, *, confidence: float = 0.95, **budget: float) ->
                             metric=table.metric, confidence=confidence, **budget)
 
 
-def verdict(table: ArchTable, *, mode: str | None = None,
-            tolerance: float = 0.01) -> dict[str, Any]:
-    """``analysis.summary.verdict`` from aggregates."""
+def verdict(table: ArchTable, *, mode: str | None = None, tolerance: float = 0.01,
+            summary: pd.DataFrame | None = None) -> dict[str, Any]:
+    """``analysis.summary.verdict`` from aggregates (``summary``: this table's
+    ``arch_summary`` when the caller has it already)."""
     mode = mode or metrics.direction(table.metric)
     fam = compare(table, "family", mode=mode)
     bt = None
     if {"bottom-heavy", "top-heavy"} <= set(fam["group"]):
         two = table.subset(table.archs["family"].isin(["bottom-heavy", "top-heavy"]))
         bt = compare(two, "family", reference="top-heavy", mode=mode)
-    return verdict_of(fam, arch_summary(table, mode=mode), bt, baselines(table), table.metric,
+    if summary is None:
+        summary = arch_summary(table, mode=mode)
+    return verdict_of(fam, summary, bt, baselines(table), table.metric,
                       mode=mode, tolerance=tolerance)
 
 

@@ -150,7 +150,8 @@ def directions(db: str, study: str) -> dict[str, str]:
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner="Computing statistics…")
 def verdict(db: str, study: str, metric: str, mode: str) -> dict[str, Any]:
     """``analysis.verdict`` (effect table, headline sentences) in the metric's direction."""
-    return unit_stats.verdict(table(db, study, metric), mode=mode)
+    return unit_stats.verdict(table(db, study, metric), mode=mode,
+                              summary=arch_summary(db, study, metric, mode))
 
 
 @st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)

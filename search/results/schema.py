@@ -220,6 +220,18 @@ class ResultRow(Base):
     value_type: Mapped[ValueType] = mapped_column(Enum(ValueType, native_enum=False, length=8))
 
 
+class StudySummaryRow(Base):
+    """What a study's finished trials spent, stored with the study's stamp then (0005)."""
+
+    __tablename__ = "study_summaries"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    stamp: Mapped[str] = mapped_column(Text)
+    spent_s: Mapped[float] = mapped_column(Float)  # summed wall-clock seconds
+    spent_gmacs: Mapped[float] = mapped_column(Float)  # summed GMACs per clip of the networks
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)  # naive UTC
+
+
 class SummaryStampRow(Base):
     """When a study's per-network summaries of one metric were stored: the study's stamp then
     (``search.results.summaries.stamp``) and the seeds the rows' values align with (0005)."""

@@ -19,11 +19,19 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, false, func, insert, select
+from sqlalchemy import Engine, Float, and_, case, cast, delete, false, func, insert, select
 from sqlalchemy.orm import aliased
 
 from search.results import metrics
-from search.results.schema import ArchSummaryRow, ResultRow, SummaryStampRow, TrialRow, utcnow
+from search.results.schema import (
+    ArchRow,
+    ArchSummaryRow,
+    ResultRow,
+    StudySummaryRow,
+    SummaryStampRow,
+    TrialRow,
+    utcnow,
+)
 
 # the columns a stored summary row carries besides its key and values (ArchSummaryRow)
 SUM_COLUMNS: tuple[str, ...] = ("label", "design_family", "n", "chance_sum", "chance_n",
@@ -140,6 +148,40 @@ def summarised_metrics(engine: Engine, study_id: int) -> list[str]:
     return sorted(n for n in names if "/" in n and metrics.has_direction(n))
 
 
+def _finished_seconds(engine: Engine) -> Any:
+    """A trial's duration in seconds as SQL (NULL while running), per dialect."""
+    if engine.dialect.name == "sqlite":
+        return (func.julianday(TrialRow.finished_at) - func.julianday(TrialRow.started_at)) \
+            * 86400.0
+    return func.extract("epoch", TrialRow.finished_at - TrialRow.started_at)
+
+
+def spent_now(engine: Engine, study_id: int) -> tuple[float, float]:
+    """Summed wall-clock seconds and GMACs per clip of the study's finished trials, grouped
+    now (a million trials: ~3 s)."""
+    finished = (TrialRow.study_id == study_id,
+                TrialRow.state.in_(["COMPLETE", "PRUNED", "FAILED"]))
+    with engine.connect() as conn:
+        seconds = conn.execute(select(func.sum(_finished_seconds(engine))).where(*finished))
+        seconds = seconds.scalar()
+        per_arch = select(TrialRow.arch_id, func.count().label("k")).where(*finished) \
+            .group_by(TrialRow.arch_id).subquery()
+        macs = conn.execute(select(func.sum(cast(ArchRow.macs, Float) * per_arch.c.k))
+                            .join(per_arch, per_arch.c.arch_id == ArchRow.arch_id)).scalar()
+    return float(seconds or 0.0), float(macs or 0.0) / 1e9
+
+
+def spent(engine: Engine, study_id: int) -> tuple[float, float]:
+    """``spent_now``, read from the stored study summary while it is current."""
+    with engine.connect() as conn:
+        row = conn.execute(select(StudySummaryRow.stamp, StudySummaryRow.spent_s,
+                                  StudySummaryRow.spent_gmacs)
+                           .where(StudySummaryRow.study_id == study_id)).first()
+    if row is not None and row[0] == stamp(engine, study_id):
+        return float(row[1]), float(row[2])
+    return spent_now(engine, study_id)
+
+
 def _number(value: Any) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) \
         else float(value)
@@ -147,10 +189,17 @@ def _number(value: Any) -> float | None:
 
 def refresh(engine: Engine, study_id: int, names: Sequence[str] | None = None,
             batch: int = 20_000) -> int:
-    """Store the per-network summaries of the study's metrics (default
+    """Store what the study spent and the per-network summaries of its metrics (default
     ``summarised_metrics``) under its current stamp, replacing older ones, one transaction
-    per metric. Returns the rows written."""
+    per metric. Returns the per-network rows written."""
     seeds = complete_seeds(engine, study_id)
+    now = stamp(engine, study_id)
+    seconds, gmacs = spent_now(engine, study_id)
+    with engine.begin() as conn:
+        conn.execute(delete(StudySummaryRow).where(StudySummaryRow.study_id == study_id))
+        conn.execute(insert(StudySummaryRow), [{"study_id": study_id, "stamp": now,
+                                                "spent_s": seconds, "spent_gmacs": gmacs,
+                                                "computed_at": utcnow()}])
     written = 0
     for metric in (summarised_metrics(engine, study_id) if names is None else names):
         now = stamp(engine, study_id)

@@ -185,8 +185,12 @@ def test_stored_summaries_give_the_live_answers_until_a_trial_changes(
     shutil.copy(demo_db, tmp_path / "copy.db")
     for study in ("bottom_vs_top", "random_placement"):
         live = aggregates.arch_table(url, study, metric)
+        spent = aggregates.study_spent(url, study)
         assert not _stored(url, study, metric)
         assert _refresh(url, study) > 0
+        assert aggregates.study_spent(url, study) == pytest.approx(spent)
+        with sqlite3.connect(tmp_path / "copy.db") as conn:  # read from the stored row
+            assert conn.execute("SELECT count(*) FROM study_summaries").fetchone()[0] >= 1
         assert _stored(url, study, metric)
         kept = aggregates.arch_table(url, study, metric)
         np.testing.assert_array_equal(kept.seeds, live.seeds)
@@ -202,6 +206,12 @@ def test_stored_summaries_give_the_live_answers_until_a_trial_changes(
         finish_trial(s, trial.id, TrialState.COMPLETE, results={metric: 0.123})
     engine.dispose()
     assert not _stored(url, "random_placement", metric)
+    with aggregates.opened(url) as engine:
+        sid = aggregates.study_id(engine, "random_placement")
+        assert summaries.spent(engine, sid) == pytest.approx(summaries.spent_now(engine, sid))
+        with engine.begin() as conn:  # a stale stored row is never read
+            conn.exec_driver_sql("UPDATE study_summaries SET spent_s = -1")
+        assert summaries.spent(engine, sid)[0] > 0
     table = aggregates.arch_table(url, "random_placement", metric)
     assert 7 in table.seeds.tolist()
     row = table.archs.index.get_loc(arch_id)

@@ -1,7 +1,8 @@
 """Stored per-network summaries: a study's GROUP BY kept by the writer, read while current.
 
-``arch_summaries`` holds, per study, metric and network, what ``search.results.summaries``
-groups from the COMPLETE trials; ``summary_stamps`` the study's stamp when they were stored.
+``study_summaries`` holds what a study's finished trials spent; ``arch_summaries``, per study,
+metric and network, what ``search.results.summaries`` groups from the COMPLETE trials;
+``summary_stamps`` the study's stamp when they were stored.
 Derived data: a reader uses them only while the stamp matches, else groups live. The index on
 (study_id, finished_at) makes the stamp's latest finish time a seek; the one on archs' costs
 lets the summaries' join skip the specs.
@@ -23,6 +24,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "study_summaries",
+        sa.Column("study_id", sa.Integer(), sa.ForeignKey("studies.id"), primary_key=True),
+        sa.Column("stamp", sa.Text(), nullable=False),
+        sa.Column("spent_s", sa.Float(), nullable=False),
+        sa.Column("spent_gmacs", sa.Float(), nullable=False),
+        sa.Column("computed_at", sa.DateTime(), nullable=False),
+    )
     op.create_table(
         "summary_stamps",
         sa.Column("study_id", sa.Integer(), sa.ForeignKey("studies.id"), primary_key=True),
@@ -58,3 +67,4 @@ def downgrade() -> None:
     op.drop_index("ix_trials_study_finished", table_name="trials")
     op.drop_table("arch_summaries")
     op.drop_table("summary_stamps")
+    op.drop_table("study_summaries")
