@@ -83,6 +83,8 @@ def _export(argv: Sequence[str]) -> int:
     parser.add_argument("--db", required=True, help="results database (path or URL)")
     parser.add_argument("--study", required=True, help="the study to export")
     parser.add_argument("--out", required=True, help="the table to write (.parquet / .csv.gz)")
+    parser.add_argument("--note", default=None, help="how the study was run (its commands, "
+                        "machine, dates), kept in the provenance as written")
     args = parser.parse_args(argv)
     from search.replay_table import git_sha, machine, now_utc, study_table, write_table
 
@@ -94,6 +96,8 @@ def _export(argv: Sequence[str]) -> int:
                             date=now_utc(),
                             hardware={**table.provenance.get("hardware", {}),
                                       "exported_on": machine()})
+    if args.note:
+        table.provenance["note"] = args.note
     path = write_table(table, args.out)
     size = path.stat().st_size
     print(f"wrote {path} ({size / 1e6:.2f} MB): {table.networks} networks × "

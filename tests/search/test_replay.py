@@ -90,13 +90,15 @@ def test_export_from_a_database(tmp_path: Path, capsys) -> None:
     bulk_write_trials(engine, "bench_video", trials, kind="grid", config=snapshot(cfg))
     engine.dispose()
     code, out, err = _run(["export", "--db", str(db), "--study", "bench_video", "--out",
-                           str(tmp_path / "t.parquet")], capsys)
+                           str(tmp_path / "t.parquet"), "--note", "run on 2 cores"], capsys)
     assert code == 0, err
     assert "4 networks × 2 seeds × 3 epochs" in out
     table = read_table(tmp_path / "t.parquet")
     assert len(table.frame) == 4 * 2 * 3
     assert table.provenance["study"] == "bench_video"
     assert "search.replay export" in table.provenance["command"]
+    assert table.provenance["note"] == "run on 2 cores"
+    assert {"date", "exported_git_sha", "hardware"} <= set(table.provenance)
 
 
 # --- the simulation ---------------------------------------------------------------------------
