@@ -333,13 +333,13 @@ def matched_pair(b_cost: np.ndarray, t_cost: np.ndarray) -> tuple[int, int] | No
         ahead = (lo < hi) & ~_within(b_cost, ranked[np.minimum(lo, n - 1)])
         if not (back.any() or ahead.any()):
             break
-        lo = lo - back + ahead
+        lo = lo - back + (ahead & ~back)  # one way per step: never back and forth
     for _ in range(n + 1):
         more = (hi < n) & _within(b_cost, ranked[np.minimum(hi, n - 1)])
         less = (hi > lo) & ~_within(b_cost, ranked[np.maximum(hi - 1, 0)])
         if not (more.any() or less.any()):
             break
-        hi = hi + more - less
+        hi = hi + more - (less & ~more)
     has = hi > lo
     if not has.any():
         return None
