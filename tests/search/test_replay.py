@@ -279,3 +279,21 @@ def test_a_table_without_provenance_is_refused(small_table: Path, tmp_path: Path
 def test_study_table_reads_a_database_like_the_exported_file(small_table: Path) -> None:
     with pytest.raises(ReplayError, match="no such database"):
         study_table(str(small_table.with_suffix(".db")), "bench_video")
+
+
+def test_the_shipped_benchmark_is_the_measured_study_with_its_provenance() -> None:
+    """search/bench/bench_video.parquet: the exhaustive study (not the synthetic stand-in),
+    every (network, seed) with every epoch, and where it comes from."""
+    from search.replay import default_table
+
+    table = read_table(default_table())
+    assert default_table().name == "bench_video.parquet" and not table.synthetic
+    assert table.networks >= 200 and len(table.seeds) >= 3
+    frame = table.frame
+    per_cell = frame.groupby(["arch_id", "seed"])["epoch"].agg(["min", "max", "count"])
+    assert len(per_cell) == table.networks * len(table.seeds)
+    assert (per_cell["min"] == 1).all() and (per_cell["count"] == per_cell["max"]).all()
+    assert frame[["val/acc1", "epoch_time_s"]].notna().all().all()
+    meta = table.provenance
+    assert {"command", "git_sha", "date", "hardware", "note", "config"} <= set(meta)
+    assert meta["config"]["study"]["name"] == "bench_video"
