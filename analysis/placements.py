@@ -92,7 +92,7 @@ def spec_fields(db: Any, arch_ids: Sequence[str], field: str | None = None) -> p
         return _spec_fields(engine, ids, field)
 
 
-MANY_IDS = 2_000  # above this many archs, read every stored row instead of an IN (...) list
+MANY_IDS = 2_000  # above this many archs, read a range of ids instead of an IN (...) list
 
 
 def _spec_fields(engine: Engine, ids: list[str], field: str | None) -> pd.DataFrame:
@@ -100,6 +100,8 @@ def _spec_fields(engine: Engine, ids: list[str], field: str | None) -> pd.DataFr
         .where(ArchPlacementRow.version == VERSION)
     if len(ids) <= MANY_IDS:
         query = query.where(ArchPlacementRow.arch_id.in_(ids))
+    else:  # the rows between the lowest and the highest id (an index range), filtered below
+        query = query.where(ArchPlacementRow.arch_id.between(min(ids), max(ids)))
     stored = _read_sql(query, engine)
     wanted = set(ids)
     texts = {a: f for a, f in zip(stored["arch_id"].tolist(), stored["fields_json"].tolist(),

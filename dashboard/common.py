@@ -182,11 +182,12 @@ def contrasts(db: str, study: str, metric: str, mode: str) -> pd.DataFrame:
 
 
 def marginal_effects(db: str, study: str, metric: str) -> tuple[pd.DataFrame, str]:
-    """Per-position marginal effects, and " — over an even sample of N of its M networks" when
+    """Per-position marginal effects, and " — over a sample of N of its M networks ..." when
     the study has more than ``MARGINAL_NETWORKS`` (reading every network's layers takes ~5 s
     per 200k)."""
     n = len(table(db, study, metric).archs)
-    note = (f" — over an even sample of {MARGINAL_NETWORKS:,} of its {n:,} networks"
+    note = (f" — over a sample of {MARGINAL_NETWORKS:,} of its {n:,} networks (those with the "
+            f"lowest arch ids: a hash of the spec, unrelated to how the network is built)"
             if n > MARGINAL_NETWORKS else "")
     return _marginal_effects(db, study, metric, stamp(db, study)), note
 
@@ -196,9 +197,9 @@ def _marginal_effects(db: str, study: str, metric: str,
                       version: tuple[tuple[str, int], ...]) -> pd.DataFrame:
     summary = table(db, study, metric)
     n = len(summary.archs)
-    if n > MARGINAL_NETWORKS:  # every k-th network in arch_id order: deterministic
+    if n > MARGINAL_NETWORKS:  # the lowest arch ids: one range of the placements' index
         keep = np.zeros(n, dtype=bool)
-        keep[np.argsort(summary.archs.index.to_numpy())[::-(-n // MARGINAL_NETWORKS)]] = True
+        keep[np.argsort(summary.archs.index.to_numpy(dtype=object))[:MARGINAL_NETWORKS]] = True
         summary = summary.subset(keep)
     fields = placements.spec_fields(engine(db), summary.archs.index.tolist(), "kind")
     return unit_stats.marginal_effects(summary, fields)

@@ -276,8 +276,10 @@ def test_spec_fields_match_the_specs_whichever_way_they_are_read(tmp_path: Path,
     got = placements.spec_fields(url, ids, "kind")
     pd.testing.assert_frame_equal(got[sorted(got.columns)], want[sorted(want.columns)],
                                   check_dtype=False)
-    monkeypatch.setattr(placements, "MANY_IDS", 5)  # every stored row read, no IN (...)
+    monkeypatch.setattr(placements, "MANY_IDS", 5)  # a range of ids read, no IN (...)
     pd.testing.assert_frame_equal(placements.spec_fields(url, ids, "kind"), got)
+    some = sorted(ids)[10:40:3]  # a range holding other archs, filtered out
+    pd.testing.assert_frame_equal(placements.spec_fields(url, some, "kind"), got.loc[some])
     whole = placements.spec_fields(url, ids[:7])
     pd.testing.assert_frame_equal(whole[got.columns], got.iloc[:7], check_dtype=False)
     assert {"stem.t_kernel"} <= set(whole.columns)
