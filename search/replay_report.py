@@ -24,9 +24,11 @@ CURVE_POINTS = 80  # time points of the HV-over-time curves
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, low, high)`` of a t interval; low = high = mean for fewer than 2 values."""
+    """``(mean, low, high)`` of a t interval; low = high = mean for fewer than 2 values. Every
+    quantity reported here (hypervolume, trials, epochs, seconds) is >= 0: a lower end below
+    0 is clipped there (2 repetitions gave trials to target 51 [-254, 356])."""
     mean, low, high = mean_interval(values, level)
-    return (mean, mean, mean) if len(values) < 2 else (mean, low, high)
+    return (mean, mean, mean) if len(values) < 2 else (mean, max(low, 0.0), high)
 
 
 @dataclass

@@ -297,3 +297,14 @@ def test_the_shipped_benchmark_is_the_measured_study_with_its_provenance() -> No
     meta = table.provenance
     assert {"command", "git_sha", "date", "hardware", "note", "config"} <= set(meta)
     assert meta["config"]["study"]["name"] == "bench_video"
+
+
+def test_report_intervals_stay_at_or_above_zero() -> None:
+    """Trials, hours and hypervolume are never negative: a wide interval is clipped at 0."""
+    from search.replay_report import t_interval
+
+    mean, low, high = t_interval([5.0, 97.0])
+    assert mean == 51.0 and low == 0.0 and high > 97.0
+    assert t_interval([3.0]) == (3.0, 3.0, 3.0)
+    mean, low, high = t_interval([10.0, 11.0, 12.0])
+    assert 0 < low < 11.0 < high
