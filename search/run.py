@@ -58,6 +58,15 @@ A study that lists study.variants runs one study per variant, named <study.name>
 
 
 INTERRUPTED_LINE = "interrupted: stopped cleanly; rerun the same command to resume"
+_told: list[bool] = []  # whether INTERRUPTED_LINE was printed (once per process)
+
+
+def _say_interrupted() -> int:
+    """Print ``INTERRUPTED_LINE`` (once) and return 130."""
+    if not _told:
+        _told.append(True)
+        print(INTERRUPTED_LINE, file=sys.stderr)
+    return 130
 
 
 def _git_sha() -> str | None:
@@ -79,11 +88,11 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run a study; return the exit status (130 after Ctrl-C, whenever it comes; an unexpected
     error is one line and exit 1, its traceback with VIDARCH_DEBUG=1)."""
+    _told.clear()
     with interrupts.owned() as sigint:
         code = _guarded_main(argv, sigint)
         if code != 130 and interrupts.requested():  # a Ctrl-C swallowed on its way (see there)
-            print(INTERRUPTED_LINE, file=sys.stderr)
-            return 130
+            return _say_interrupted()
         return code
 
 
@@ -93,8 +102,7 @@ def _guarded_main(argv: list[str] | None, sigint: Any) -> int:
     except KeyboardInterrupt:
         with contextlib.suppress(KeyboardInterrupt):
             _shutdown_ray()
-        print(INTERRUPTED_LINE, file=sys.stderr)
-        return 130
+        return _say_interrupted()
     except Exception as exc:  # a bug: one line; the traceback with VIDARCH_DEBUG=1
         from search.results.guard import report
 
@@ -295,8 +303,7 @@ def _run_guarded(run_cfg: Any, design: Any, current: dict[str, Any], guard: Stud
     else:
         failed = outcome.failed
     if outcome.interrupted:
-        print(INTERRUPTED_LINE, file=sys.stderr)
-        return 130
+        return _say_interrupted()
     return 1 if failed or outcome.failed or crashed else 0
 
 
@@ -317,5 +324,21 @@ def _shutdown_ray() -> None:
             pass
 
 
+def _entry() -> int:
+    """``python -m search.run``: ``main``, and exit 130 for a Ctrl-C that lands outside it (a
+    signal pending while ``main`` hands SIGINT back; CI saw the line printed, then the process
+    killed by SIGINT); further Ctrl-Cs are ignored while the interpreter exits."""
+    import signal
+
+    try:
+        code = main()
+        if code == 130:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        code = _say_interrupted()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_entry())
