@@ -117,6 +117,12 @@ def plans(names: set[str], presets: dict[str, dict[str, Any] | None] | None = No
     return out
 
 
+def _renamed(study: Study) -> bool:
+    """A renamed run of a catalogue study (``inflation_small``), not the study or a variant."""
+    return bool(study.variant_of) and not study.name.startswith(
+        f"{study.variant_of}{variants.SEPARATOR}")
+
+
 def generate(db: Any, out: Path, *, write_figures: bool = True,
              log: Callable[[str], None] = print) -> Path:
     """Regenerate ``out/findings.md`` and ``out/findings/`` from ``db``; returns the .md path.
@@ -145,6 +151,7 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
     verdicts: list[Verdict] = []
     orderings: list[dict[str, Any]] = []
     not_run: list[str] = []
+    others: list[str] = []  # renamed runs: own sections, not in the summary or the orderings
     sections = plans(names, presets)
     for plan in (p for p in sections if p.role == STUDY):
         study = plan.study
@@ -162,6 +169,9 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
         computes[study.name] = result.tables[f"{study.name}_compute.csv"].iloc[0].to_dict()
         tables.update(result.tables)
         figs.update(result.figures)
+        if _renamed(study):
+            others.append(study.name)
+            continue
         verdicts += result.verdicts
         orderings += result.orderings
     for plan in (p for p in sections if p.role == KNOB):
@@ -175,7 +185,7 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
         blocks[plan.study.name] = knob.block
         tables.update(knob.tables)
         figs.update(knob.figures)
-    blocks["summary"] = summary_markdown(verdicts, not_run)
+    blocks["summary"] = summary_markdown(verdicts, not_run, others)
     blocks["orderings"] = orderings_markdown(orderings)
     blocks["overview"] = overview_markdown(computes)
     fig_dir = out / FIG_DIR

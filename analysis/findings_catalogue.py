@@ -64,6 +64,7 @@ class Study:
     published: tuple[str, ...] = ()  # keys of findings_published.PUBLISHED
     extra_metrics: tuple[str, ...] = ()  # declared contrasts also read on these metrics
     variant_of: str = ""  # the catalogue study a variant belongs to ("" for the study itself)
+    networks_csv: str = ""  # knob studies: every variant's per-arm table stacked, this file name
 
     @property
     def study_preset(self) -> str:
@@ -177,7 +178,8 @@ STUDIES: tuple[Study, ...] = (
           knob=Knob("data.n_train", "training clips",
                     (("bottom-heavy", "top-heavy"), ("uniform 3D", "2D")),
                     "adding training clips"),
-          published=("tran2018_table2", "s3d2018_placement")),
+          published=("tran2018_table2", "s3d2018_placement"),
+          networks_csv="bottom_vs_top_arms.csv"),
     Study("bottom_vs_top", "Where should 3D convolution live? (quick, 3 seeds)",
           TRAN_PLACEMENT_TEXT, arms=("family", "network"), add_arms=arms_placement,
           color="family", by_family=True, optional=True,

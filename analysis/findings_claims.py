@@ -85,8 +85,12 @@ def decide(claim: Claim, table: pd.DataFrame, study: str, task: str) -> Verdict:
                    high, n, p)
 
 
-def summary_markdown(verdicts: Sequence[Verdict], not_run: Sequence[str]) -> str:
-    """The summary table: per claim and task, the verdict with the comparison behind it."""
+def summary_markdown(verdicts: Sequence[Verdict], not_run: Sequence[str],
+                     others: Sequence[str] = ()) -> str:
+    """The summary table: per claim and task, the verdict with the comparison behind it.
+
+    ``others``: renamed runs in the database (``study.name=...``), read in their own sections
+    but not summarised beside the shipped studies."""
     rows = [[v.claim.text, f"`{v.task}` (`{v.study}`)", f"{v.comparison} ({v.claim.metric})",
              fmt(v.delta, "+.3f"), fmt_ci(v.ci_low, v.ci_high, "+.3f"), str(v.n_pairs),
              fmt_p(v.p_holm), f"**{v.verdict}**" + (f": {v.why}" if v.why else "")]
@@ -107,6 +111,9 @@ def summary_markdown(verdicts: Sequence[Verdict], not_run: Sequence[str]) -> str
     if not_run:
         parts.append("Not yet run (no trials in this database): "
                      + ", ".join(f"`{n}`" for n in not_run) + ".")
+    if others:
+        parts.append("Other runs in this database, each read in its own section below and not "
+                     "summarised here: " + ", ".join(f"`{n}`" for n in others) + ".")
     return "\n\n".join(parts)
 
 

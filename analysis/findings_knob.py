@@ -75,6 +75,23 @@ def knob_points(study: Study, outputs: Sequence[tuple[str, StudyOutput]]
             pd.DataFrame(arms, columns=list(ARM_COLUMNS)))
 
 
+def networks_table(study: Study, outputs: Sequence[tuple[str, StudyOutput]]) -> pd.DataFrame:
+    """Every variant's per-arm table (``<variant>_arms.csv``: network, seeds, gmacs, ...) stacked,
+    with the knob value and the variant study first: one row per (knob value, arm)."""
+    assert study.knob is not None
+    frames = []
+    for name, out in outputs:
+        value = config_value(out.config, *study.knob.key.split("."))
+        if out.arms is None or value is None:
+            continue
+        frames.append(out.arms.assign(knob=float(value), study=name))
+    if not frames:
+        return pd.DataFrame(columns=["knob", "study"])
+    table = pd.concat(frames, ignore_index=True)
+    first = ["knob", "study"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
 def knob_section(study: Study, present: Sequence[tuple[str, StudyOutput]],
                  missing: Sequence[str]) -> KnobOutput:
     """The block of a knob study: figure, crossover sentences, and which variants are missing."""
@@ -100,6 +117,10 @@ def knob_section(study: Study, present: Sequence[tuple[str, StudyOutput]],
     out.tables[f"{name}_arms.csv"] = arms
     parts.append(f"![{study.name}: knob]({link(name + '.png')})\n\n{CAPTIONS['knob']} "
                  f"{csv_note(name + '_differences.csv')}; {csv_note(name + '_arms.csv')}.")
+    if study.networks_csv:
+        out.tables[study.networks_csv] = networks_table(study, present)
+        parts.append(f"Every arm at every knob value (seeds, GMACs, interval, flags): "
+                     f"{csv_note(study.networks_csv)}.")
     for a, b in knob.contrasts:
         points = diffs[(diffs["a"] == a) & (diffs["b"] == b)]
         parts.append(crossover_text(points, knob, a, b))

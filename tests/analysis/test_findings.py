@@ -153,6 +153,10 @@ def test_missing_studies_get_a_note_and_variants_a_section(tmp_path: Path) -> No
     assert "| inflated - scratch | inflated | scratch |" in small and "— small" in text
     assert "study=inflation study.name=inflation_small study.seeds=[0,1]" in small
     assert (out / "findings" / "inflation_small_arms.csv").is_file()
+    summary = _block(text, "summary")  # a renamed run is read, not summarised with the shipped
+    assert "`inflation_small`" not in summary.split("Other runs")[0]
+    assert "Other runs in this database" in summary and "`inflation_small`" in summary
+    assert "inflation_small" not in _block(text, "orderings")
 
 
 def test_errors_are_one_line_and_exit_nonzero(tmp_path: Path,

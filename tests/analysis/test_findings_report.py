@@ -170,3 +170,23 @@ def test_report_on_a_real_knob_study(tmp_path: Path) -> None:
     # the preset's scale2 was overridden away here: expected by the preset, so not yet run
     assert "Not yet run: `placement_crossover.scale2`" in knob
     assert "| placement_crossover.scale4 | 6 | 6 |" in _block(text, "overview")
+
+
+def test_bottom_vs_top_arms_table_stacks_both_data_sizes(tmp_path: Path) -> None:
+    """bottom_vs_top_arms.csv: every arm at both training-set sizes, with seeds and GMACs, so a
+    reader checks the matched compute (within ±10% of one target) without the database."""
+    db = tmp_path / "studies.db"
+    for n_train in (1024, 4096):
+        _write_study(f"sqlite:///{db}", "bottom_vs_top_data",
+                     name=f"bottom_vs_top_data.n{n_train}", data={"n_train": n_train})
+    assert findings.main(["--db", str(db), "--out", str(tmp_path), "--no-figures"]) == 0
+    arms = pd.read_csv(tmp_path / "findings" / "bottom_vs_top_arms.csv")
+    assert list(arms.columns[:2]) == ["knob", "study"]
+    assert sorted(arms["knob"].unique()) == [1024.0, 4096.0]
+    per_size = arms.groupby("knob")["network"].apply(set)
+    assert per_size[1024.0] == per_size[4096.0] and len(per_size[1024.0]) == 11
+    assert (arms["n_seeds"] == 3).all()
+    target = arms["gmacs"].median()
+    assert ((arms["gmacs"] - target).abs() <= 0.10 * target).all()
+    text = (tmp_path / "findings.md").read_text()
+    assert "findings/bottom_vs_top_arms.csv" in _block(text, "bottom_vs_top_data")
