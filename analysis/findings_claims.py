@@ -44,12 +44,20 @@ class Verdict:
     ci_high: float
     n_pairs: int
     p_holm: float
+    plateaued: tuple[int, int] | None = None  # (plateaued, COMPLETE) trials of the study
+
+    def converged_text(self) -> str:
+        """``45 of 88`` trials of the study plateaued, or ``not recorded``."""
+        return "not recorded" if self.plateaued is None else \
+            f"{self.plateaued[0]} of {self.plateaued[1]}"
 
     def sentence(self) -> str:
         """The claim, its verdict, and the numbers behind it, in one sentence."""
         numbers = (f"{self.comparison} = {fmt(self.delta, '+.3f')} "
                    f"{fmt_ci(self.ci_low, self.ci_high, '+.3f')} {self.claim.metric}, "
                    f"{self.n_pairs} seeds, Holm p {fmt_p(self.p_holm)}")
+        if self.plateaued is not None:
+            numbers += f"; {self.converged_text()} trials of the study plateaued"
         tail = f" ({self.why})" if self.verdict == UNDECIDED and self.why else ""
         return (f"{self.claim.text}: **{self.verdict}** on `{self.task}` (`{self.study}`): "
                 f"{numbers}{tail}.")
@@ -93,13 +101,14 @@ def summary_markdown(verdicts: Sequence[Verdict], not_run: Sequence[str],
     but not summarised beside the shipped studies."""
     rows = [[v.claim.text, f"`{v.task}` (`{v.study}`)", f"{v.comparison} ({v.claim.metric})",
              fmt(v.delta, "+.3f"), fmt_ci(v.ci_low, v.ci_high, "+.3f"), str(v.n_pairs),
-             fmt_p(v.p_holm), f"**{v.verdict}**" + (f": {v.why}" if v.why else "")]
+             fmt_p(v.p_holm), v.converged_text(),
+             f"**{v.verdict}**" + (f": {v.why}" if v.why else "")]
             for v in verdicts]
     parts = []
     if rows:
         parts.append(md_table(["claim (source)", "task (study)", "comparison", "Δ",
-                               "95% CI of Δ", "seeds", "p Holm", "here"], rows,
-                              [False, False, False, True, True, True, True, False]))
+                               "95% CI of Δ", "seeds", "p Holm", "plateaued", "here"], rows,
+                              [False, False, False, True, True, True, True, True, False]))
     else:
         parts.append("No claim can be decided yet: no study with declared claims has "
                      "completed trials in this database.")
@@ -107,7 +116,9 @@ def summary_markdown(verdicts: Sequence[Verdict], not_run: Sequence[str],
                  f"(within the study) is below {ALPHA}, in the claim's direction; *does not "
                  "hold*: the same in the other direction; *undecided*: otherwise. All on the "
                  "built-in synthetic tasks and tiny ResNets: what vidarch measures on its own "
-                 "data, not what holds on Kinetics.")
+                 "data, not what holds on Kinetics. *Plateaued*: the study's COMPLETE trials "
+                 "whose validation curve flattened before the epoch budget; where few did, the "
+                 "verdict is read at the budget, not at convergence, and could still move.")
     if not_run:
         parts.append("Not yet run (no trials in this database): "
                      + ", ".join(f"`{n}`" for n in not_run) + ".")

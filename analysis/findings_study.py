@@ -8,7 +8,7 @@ gather from it (the verdicts of its claims, its Spearman comparisons, its point 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -164,10 +164,12 @@ def build_study(db: Any, study: Study,
         parts.append(_family_part(df, study, out, chance, majority))
     parts.append(_contrasts_part(df, study, config, preset_config, out))
     task = str(config_value(config, "data", "task") or "?")
+    converged = _plateau_counts(done)
     for claim in study.claims:
         declared = out.contrasts.get(claim.metric)
         if declared is not None:
-            out.verdicts.append(decide(claim, declared, study.name, task))
+            out.verdicts.append(replace(
+                decide(claim, declared, study.name, task), plateaued=converged))
     if out.verdicts:
         parts.append("**Claims on this task.**\n\n" + "\n".join(
             f"- {v.sentence()}" for v in out.verdicts))
@@ -180,6 +182,13 @@ def build_study(db: Any, study: Study,
                  + front_markdown(front))
     out.block = "\n\n".join(parts)
     return out
+
+
+def _plateau_counts(done: pd.DataFrame) -> tuple[int, int] | None:
+    """(plateaued, COMPLETE) trials, or None when the database predates the plateau check."""
+    if "plateaued" not in done or done["plateaued"].isna().all():
+        return None
+    return int(done["plateaued"].fillna(False).astype(bool).sum()), len(done)
 
 
 def _plateau_sentence(done: pd.DataFrame) -> str:

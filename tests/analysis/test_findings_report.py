@@ -38,6 +38,8 @@ def test_report_on_a_partial_database(variant_db: Path, tmp_path: Path) -> None:
     summary = _block(text, "summary")
     assert text.index(findings.begin("summary")) < text.index(findings.begin("overview"))
     assert "| claim (source) | task (study) | comparison |" in summary
+    # how many of the study's trials converged, beside each verdict (all 9 plateaued here)
+    assert "| p Holm | plateaued | here |" in summary and "| 9 of 9 |" in summary
     assert "`placement_crossover.scale2`" in summary and "| 3 |" in summary
     assert any(v in summary for v in ("**holds**", "**does not hold**", "**undecided"))
     # studies absent from the database: listed as not yet run, not an error
@@ -61,6 +63,7 @@ def test_report_on_a_partial_database(variant_db: Path, tmp_path: Path) -> None:
     # every claim sentence carries its interval and seeds; no accuracy per GMAC anywhere
     claims = [line for line in variant.splitlines() if line.startswith("- ")]
     assert claims and all("[" in c and " seeds" in c for c in claims)
+    assert all("; 9 of 9 trials of the study plateaued" in c for c in claims)
     assert "per GMAC" not in text
     arms = pd.read_csv(tmp_path / "findings" / "placement_crossover.scale1_arms.csv")
     assert "gmacs" in arms and (arms["n_seeds"] == 3).all()
