@@ -143,7 +143,10 @@ def run_study_arm(job: tuple) -> dict:
         model = build_inflated(spec, state)
     else:
         model = build_network(spec)
-    cfg = TrainConfig(**{k: v for k, v in train_over.items() if k != "channels_last"})
+    from search.design.config import PLATEAU_KEYS  # the trial's stopper, not the loop's
+
+    cfg = TrainConfig(**{k: v for k, v in train_over.items()
+                         if k != "channels_last" and k not in PLATEAU_KEYS})
     t_train = time.perf_counter()
     result = train(model, train_set, val_set, cfg, seed=seed)
     epoch_s = (time.perf_counter() - t_train) / max(1, len(result.history))
