@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import sqlite3
 from collections.abc import Sequence
@@ -28,6 +29,9 @@ from search.results.store import (
 )
 
 SHIPPED = ("bottom_vs_top", "conv_kinds", "temporal_extent", "inflation")
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write_study(url: str, study: str, seeds: Sequence[int] = (0, 1, 2),
@@ -204,3 +208,22 @@ def test_pngs_are_written(studies_db: Path, tmp_path: Path) -> None:
         png = tmp_path / "findings" / f"{study}_pareto.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "findings" / "temporal_extent_lines.png").stat().st_size > 1000
+
+
+def test_shipped_findings_regenerate_from_the_shipped_database(tmp_path: Path) -> None:
+    """docs/findings.md and its CSVs are what ``make findings`` writes from the committed
+    findings.db.xz: no table was edited by hand, none is stale (figures are not redrawn here)."""
+    docs = ROOT / "docs"
+    db = tmp_path / "findings.db"
+    with lzma.open(docs / "findings" / "findings.db.xz") as src, db.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    out = tmp_path / "docs"
+    out.mkdir()
+    shutil.copy(docs / "findings.md", out / "findings.md")
+    assert findings.main(["--db", str(db), "--out", str(out), "--no-figures"]) == 0
+    assert (out / "findings.md").read_text() == (docs / "findings.md").read_text()
+    written = sorted(p.name for p in (out / "findings").glob("*.csv"))
+    assert written
+    for name in written:
+        assert (out / "findings" / name).read_text() == \
+            (docs / "findings" / name).read_text(), name
