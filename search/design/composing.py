@@ -13,9 +13,6 @@ from typing import Any
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # search/conf
 GROUPS: tuple[str, ...] = ("study", "data", "train", "hardware", "tracking")
-# Study names: a database key and the name of Tune's experiment directory.
-STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-STUDY_NAME_MAX = 100
 
 
 class ConfigError(ValueError):
@@ -149,14 +146,13 @@ def check_study_name(name: str) -> None:
     """``ConfigError`` unless ``name`` is safe as a database key and a directory name.
 
     The name becomes Tune's experiment directory under ``hardware.checkpoint_dir``: no path
-    separators, no ``..``, at most ``STUDY_NAME_MAX`` characters.
+    separators, no ``..``, at most ``search.results.names.STUDY_NAME_MAX`` characters.
     """
-    if len(name) > STUDY_NAME_MAX:
-        raise ConfigError(f"study.name: {len(name)} characters, at most {STUDY_NAME_MAX} "
-                          f"({name[:24]!r}...)")
-    if not STUDY_NAME.fullmatch(name) or ".." in name:
-        raise ConfigError(f"study.name: {name!r} is not a safe name: use letters, digits, "
-                          f"'.', '_' and '-', starting with a letter or digit (no '/' or '..')")
+    from search.results.names import name_problem
+
+    problem = name_problem(name)
+    if problem is not None:
+        raise ConfigError(f"study.name: {problem}")
 
 
 
