@@ -15,6 +15,10 @@ study of the catalogue (``analysis.findings_catalogue``) in the database and wri
 - per study run at several knob values, the knob section: the declared differences against the
   knob with a zero line, and whether they cross over (``analysis.findings_knob``).
 
+A renamed run of a catalogue study (``placement_crossover_earlystop.scale1``: a first run kept
+beside its rerun, ``search.results.renaming``) gets its own section, read with the study's arms,
+and stays out of the summary and the orderings.
+
 Everything outside the markers is hand-written prose and is kept. The output depends on the
 database only, so a second run changes nothing. A study or variant missing from the database
 is listed as *not yet run* (not an error): the page works on a partial database.
