@@ -300,3 +300,19 @@ def _check_and_upgrade(engine: Engine, shown: str, *, create: bool, is_sqlite: b
                 cfg = _alembic_config()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+
+
+def open_stored(db: str) -> Engine:
+    """Open an existing results database to write to (a path or URL; an older schema upgraded):
+    the maintenance commands' entry (``search.results.summaries``, ``search.results.renaming``).
+
+    Raises:
+        StoreError: no SQLite file at ``db`` (``db: no database at PATH``), or it cannot be used.
+    """
+    from search.results.urls import sqlite_path, to_url
+
+    url = to_url(db)
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise StoreError(f"db: no database at {path}")
+    return open_engine(url, create=True)

@@ -76,8 +76,7 @@ def rename(engine: Engine, old: str, new: str, *, variants: bool = False
 def main(argv: list[str] | None = None) -> int:
     """Rename a stored study (and with --variants its variant studies)."""
     from search.results.dberrors import StoreError
-    from search.results.store import open_engine
-    from search.results.urls import sqlite_path, to_url
+    from search.results.opening import open_stored
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("db", help="database path or URL")
@@ -86,13 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", action="store_true",
                         help="also rename every OLD.<label> to NEW.<label>")
     args = parser.parse_args(argv)
-    url = to_url(args.db)
-    path = sqlite_path(url)
-    if path is not None and not path.is_file():
-        print(f"error: db: no database at {path}", file=sys.stderr)
-        return 2
     try:
-        engine = open_engine(url, create=True)  # a writer: upgrades an older schema first
+        engine = open_stored(args.db)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

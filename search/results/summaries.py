@@ -245,21 +245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     from search.results.dberrors import StoreError
+    from search.results.opening import open_stored
     from search.results.schema import StudyRow
-    from search.results.store import open_engine
-    from search.results.urls import sqlite_path, to_url
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("db", help="database path or URL")
     parser.add_argument("--study", default=None, help="one study (default: every study)")
     args = parser.parse_args(argv)
-    url = to_url(args.db)
-    path = sqlite_path(url)
-    if path is not None and not path.is_file():
-        print(f"error: db: no database at {path}", file=sys.stderr)
-        return 2
     try:
-        engine = open_engine(url, create=True)  # a writer: upgrades an older schema
+        engine = open_stored(args.db)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
