@@ -329,9 +329,8 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
     ``sampler_seed`` (None: the number of stored trials) lets ``search.replay`` repeat a search
     under other seeds with this very code.
     """
-    import optuna
 
-    from search.tuning import StudySearch
+    from search.tuning import StudySearch, make_sampler
 
     study = cfg.study
     space = design.space
@@ -366,14 +365,8 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
     # Seeded by how much is stored: reproducible, yet a resumed search does not replay the
     # proposals of the run before it.
     seed = len(stored) if sampler_seed is None else sampler_seed
-    sampler: Any
-    if study.sampler == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=seed)
-    elif study.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
-    searcher = StudySearch(space=define, metric=metric, mode=mode, sampler=sampler)
+    searcher = StudySearch(space=define, metric=metric, mode=mode,
+                           sampler=make_sampler(study.sampler, seed))
     distributions = _distributions(space)
     objectives = metric if isinstance(metric, list) else [metric]
     for t in finished:

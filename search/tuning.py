@@ -8,6 +8,7 @@
   networks of similar cost; a trial's band is in its config (cost is known before training).
 - ``PlateauStopper``: ends a trial once its validation curve has plateaued; such a trial is
   COMPLETE (it converged), unlike one ASHA stopped (PRUNED) or one interrupted (FAILED).
+- ``make_sampler``: Optuna's TPE / NSGA-II / random sampler, each one Tune can pickle.
 - ``StoreCallback``: runs in the driver and is the only code that writes results, including
   each trial's protocol columns (data seed, plateau, train-val gap, baselines).
 """
@@ -18,9 +19,11 @@ import json
 import logging
 import math
 import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import optuna
 from ray.tune import Callback
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
@@ -141,6 +144,43 @@ class PlateauStopper(Stopper):
         with session_scope(self.engine) as s:
             row = find_trial(s, self.study_id, str(config["arch_id"]), int(config["seed"]))
             return epoch_curve(s, row.id, self.metric) if row is not None else {}
+
+
+def make_sampler(kind: str, seed: int) -> Any:
+    """The Optuna sampler a study names (``nsga2``, ``random``, else multivariate TPE), seeded."""
+    if kind == "nsga2":
+        return PicklableNSGAII(seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
+_LOCK = type(threading.Lock())
+
+
+class PicklableNSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II that pickles: Optuna 5.1's GA samplers hold a ``threading.Lock``, and the Tuner
+    pickles its searcher when it is made ("cannot pickle '_thread.lock' object")."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        locks = [k for k, v in state.items() if isinstance(v, _LOCK)]
+        for k in locks:
+            del state[k]
+        state["_unpickled_locks"] = locks
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        locks = state.pop("_unpickled_locks", [])
+        self.__dict__.update(state)
+        for k in locks:
+            setattr(self, k, threading.Lock())
+
+
+# Optuna names a GA sampler's trial attributes after its class: keep NSGA-II's own names.
+for _key in ("_GENERATION_KEY", "_PARENT_CACHE_KEY_PREFIX"):
+    if hasattr(optuna.samplers.NSGAIISampler, _key):
+        setattr(PicklableNSGAII, _key, getattr(optuna.samplers.NSGAIISampler, _key))
 
 
 class StudySearch(OptunaSearch):
