@@ -37,7 +37,7 @@ lint: install
 JOBS ?= 2
 test: lint
 	$(PY) -m pytest -q -m "not slow" -n $(JOBS)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow --durations=15
 
 # unpacked from the committed .xz only when missing: a study may be writing to it
 $(FINDINGS_DB):
