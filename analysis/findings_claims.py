@@ -24,6 +24,7 @@ import pandas as pd
 
 from analysis.findings_catalogue import Claim, Knob
 from analysis.findings_md import fmt, fmt_ci, fmt_p, md_table
+from search.results.contrasts import ContrastError, parse
 
 ALPHA = 0.05
 HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
@@ -69,6 +70,23 @@ def _row(table: pd.DataFrame, a: str, b: str) -> pd.Series | None:
         return None
     match = table[((table["a"] == a) & (table["b"] == b)) | ((table["a"] == b) & (table["b"] == a))]
     return None if match.empty else match.iloc[0]
+
+
+def is_declared(claim: Claim, declared: Sequence[str]) -> bool:
+    """Whether a study's declared contrasts compare the claim's two groups (``A - B`` either
+    way round, or ``each vs`` one of them): a variant that declares other contrasts (a control
+    arm's) does not speak to the claim and gets no verdict on it."""
+    pair = {claim.winner, claim.loser}
+    for text in declared:
+        try:
+            contrast = parse(text)
+        except ContrastError:
+            continue
+        if contrast.is_each and contrast.second in pair:
+            return True
+        if {contrast.first, contrast.second} == pair:
+            return True
+    return False
 
 
 def decide(claim: Claim, table: pd.DataFrame, study: str, task: str) -> Verdict:

@@ -18,7 +18,7 @@ from analysis import figures
 from analysis.checks import baselines
 from analysis.contrasts import declared_contrasts, study_contrasts
 from analysis.findings_catalogue import METRIC, Study
-from analysis.findings_claims import Verdict, decide
+from analysis.findings_claims import Verdict, decide, is_declared
 from analysis.findings_figures import (
     NO_CHANCE,
     add_baselines,
@@ -62,6 +62,7 @@ class StudyOutput:
     verdicts: list[Verdict] = field(default_factory=list)  # its claims, decided
     orderings: list[dict[str, Any]] = field(default_factory=list)  # Spearman rows
     contrasts: dict[str, pd.DataFrame] = field(default_factory=dict)  # metric -> declared
+    declared: list[str] = field(default_factory=list)  # the declared contrasts, as written
     arms: pd.DataFrame | None = None  # the arm table (compare by arm)
     family_table: pd.DataFrame | None = None  # compare by design family (as designed)
     config: dict[str, Any] = field(default_factory=dict)  # the stored config
@@ -167,7 +168,7 @@ def build_study(db: Any, study: Study,
     converged = _plateau_counts(done)
     for claim in study.claims:
         declared = out.contrasts.get(claim.metric)
-        if declared is not None:
+        if declared is not None and is_declared(claim, out.declared):
             out.verdicts.append(replace(
                 decide(claim, declared, study.name, task), plateaued=converged))
     if out.verdicts:
@@ -231,6 +232,7 @@ def _contrasts_part(df: pd.DataFrame, study: Study, config: dict[str, Any],
     if not declared:
         return ("**Declared contrasts.** None: the study declares no contrasts "
                 "(`study.contrasts`), so no difference is tested.")
+    out.declared = list(declared)
     parts = []
     for metric in (METRIC, *study.extra_metrics):
         table = declared_contrasts(df, declared, metric)

@@ -137,6 +137,33 @@ def test_catalogue_is_consistent() -> None:
             assert claim.winner != claim.loser
 
 
+def test_a_claim_is_read_only_where_its_groups_are_declared() -> None:
+    from analysis.findings_catalogue import Claim
+    from analysis.findings_claims import is_declared
+
+    claim = Claim("inflated beats scratch", "inflated", "scratch")
+    assert is_declared(claim, ["inflated - scratch"])
+    assert is_declared(claim, ["scratch - inflated"])  # either way round
+    assert is_declared(claim, ["each vs scratch"])
+    # the shuffled-label control variant declares only its own contrast: no verdict there
+    assert not is_declared(claim, ["shuffled - scratch"])
+    assert not is_declared(claim, [])
+    assert not is_declared(claim, ["not a contrast"])
+
+
+def test_every_shipped_claim_is_declared_by_its_preset() -> None:
+    """A claim whose groups the preset's contrasts never name would silently vanish."""
+    from analysis.findings_claims import is_declared
+    from search.design.composing import compose
+
+    for study in STUDIES:
+        if study.optional or not study.claims or study.variant_of:
+            continue
+        contrasts = list(compose([f"study={study.study_preset}"]).study.contrasts)
+        for claim in study.claims:
+            assert is_declared(claim, contrasts), (study.name, claim.text, contrasts)
+
+
 def test_split_rooms_are_under_500_lines() -> None:
     rooms = sorted((ROOT / "analysis").glob("findings*.py"))
     assert len(rooms) >= 8
