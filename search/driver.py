@@ -329,7 +329,6 @@ def _search_searcher(cfg: RunConfig, design: Design, costs: CostCache, stored: l
     ``sampler_seed`` (None: the number of stored trials) lets ``search.replay`` repeat a search
     under other seeds with this very code.
     """
-
     from search.tuning import StudySearch, make_sampler
 
     study = cfg.study
