@@ -21,6 +21,11 @@ EXTENDABLE_KEYS: frozenset[str] = frozenset({"study.seeds", "study.num_samples",
                                              "study.description", "data.num_workers",
                                              "data.decoder", "data.decode_device", "data.cache",
                                              "data.cache_dir"})
+# What a study is called, and the sibling variants it was composed beside (a variant study's own
+# overrides are already in its data and train sections): neither changes a trial, so a study
+# renamed with search.results.renaming resumes under its new name, and its stored config then
+# carries that name.
+IDENTITY_KEYS: frozenset[str] = frozenset({"study.name", "study.variants"})
 
 
 def snapshot(run_cfg: Any) -> dict[str, Any]:
@@ -47,7 +52,8 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
 def check_resumable(stored_json: str, current: dict[str, Any], name: str) -> bool:
     """Refuse to continue a study whose design (study, data, train) was different.
 
-    More seeds, a larger search budget or a new description extend a study and are allowed.
+    More seeds, a larger search budget or a new description extend a study and are allowed; so
+    is a new name (``IDENTITY_KEYS``).
 
     Returns:
         True when the stored config should be replaced by the current one (it was extended).
@@ -55,7 +61,7 @@ def check_resumable(stored_json: str, current: dict[str, Any], name: str) -> boo
     stored = _with_new_defaults(json.loads(stored_json))
     diffs = _differences(_without_moot({k: stored.get(k) for k in DESIGN_KEYS}),
                          _without_moot({k: current.get(k) for k in DESIGN_KEYS}))
-    blocking = [d for d in diffs if d not in EXTENDABLE_KEYS]
+    blocking = [d for d in diffs if d not in EXTENDABLE_KEYS | IDENTITY_KEYS]
     if blocking:
         diff = blocking[0]
         raise ConfigError(f"{diff}: study {name!r} exists with {diff}="

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -127,6 +129,11 @@ def test_a_changed_design_is_refused_but_more_seeds_extend_the_study(tmp_path: P
         check_resumable(stored, other, "smoke")
     hardware = snapshot(to_run_config(compose(["study=smoke", "hardware.cpus_per_trial=2"])))
     assert check_resumable(stored, hardware, "smoke") is False  # where it runs is not design
+    # a renamed study (search.results.renaming) resumes under its new name, and a variant study
+    # beside other siblings: neither changes a trial; the stored config takes the new name
+    renamed = snapshot(to_run_config(compose(["study=smoke", "study.name=smoke_kept",
+                                              "study.variants=[{label: a, train: {lr: 0.1}}]"])))
+    assert check_resumable(stored, renamed, "smoke_kept") is True
 
 
 def test_a_study_stored_before_a_key_existed_resumes_with_its_legacy_value() -> None:
@@ -268,6 +275,18 @@ def test_smoke_killed_mid_trial_then_rerun_completes_exactly_once(runner) -> Non
     again = runner.run(*slow, faults=sleep)
     assert again.returncode == 0, again.stderr[-2000:]
     assert query(runner.db, "SELECT count(*), sum(attempt) FROM trials") == before
+
+    # Renamed (search.results.renaming), it resumes under its new name: nothing runs again, and
+    # its stored config takes the name. The old name is free: a new study would start there.
+    renamed = subprocess.run([sys.executable, "-m", "search.results.renaming", str(runner.db),
+                              "smoke", "smoke_kept"], env=runner.env(), capture_output=True,
+                             text=True, timeout=60)
+    assert renamed.returncode == 0, renamed.stderr
+    kept = runner.run(*slow, "study.name=smoke_kept", faults=sleep)
+    assert kept.returncode == 0, kept.stderr[-2000:]
+    assert query(runner.db, "SELECT count(*), sum(attempt) FROM trials") == before
+    assert [json.loads(c)["study"]["name"] for (c,) in
+            query(runner.db, "SELECT config_json FROM studies")] == ["smoke_kept"]
 
 
 @pytest.mark.slow
