@@ -137,8 +137,8 @@ def _err(mean: pd.Series, low: pd.Series, high: pd.Series) -> dict[str, Any]:
 
 def learning_curves_figure(curves: pd.DataFrame, trials: pd.DataFrame, *, by: str = "arm",
                            metric: str = metrics.VAL_ACC1) -> go.Figure:
-    """Each arm's mean ``metric`` by epoch over its trials (a trial that stopped at its plateau
-    leaves the mean there), with the trials that plateaued counted in the legend.
+    """Each arm's mean ``metric`` by epoch over its trials, with the trials that plateaued
+    counted in the legend (trials a stopper ended: ``curve_summary(..., hold_last=True)``).
 
     Args:
         curves: ``curve_summary`` by ``by`` (``epoch``, ``mean``, ``ci_low``, ``ci_high``, ``n``).

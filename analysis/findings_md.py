@@ -29,9 +29,15 @@ CAPTIONS = {
     "families": ("Each placement family's mean with its 95% Student-t CI over seeds, beside its "
                  f"mean cost (the dashboard's *Overview*); {BASELINE_KEY}."),
     "curves": (f"Learning curves: each arm's mean {METRIC} by epoch with a 95% CI over its "
-               "trials; the legend counts the trials whose validation curve plateaued (the "
-               "protocol's convergence check: a trial stops at its plateau, so a flat end means "
-               f"converged, a rising one undertrained); {BASELINE_KEY}."),
+               "trials, every trial trained its full budget; the legend counts the trials whose "
+               "validation curve plateaued (the protocol's convergence check, its rule under "
+               "*Convergence* below: a flat end means converged, a rising one undertrained); "
+               f"{BASELINE_KEY}."),
+    "curves_stopped": (f"Learning curves: each arm's mean {METRIC} by epoch with a 95% CI over "
+                       "its trials; the plateau stopper ended trials early, and a stopped trial "
+                       "keeps its last value (the result it reported) at the later epochs; the "
+                       "legend counts the trials whose validation curve plateaued; "
+                       f"{BASELINE_KEY}."),
     "knob": (f"Left: the declared differences (A − B) of {METRIC} with their paired 95% CI "
              "against the knob, one point per variant study; black, zero (no difference). "
              f"Right: each arm's {METRIC} against the knob; {BASELINE_KEY}."),

@@ -78,9 +78,10 @@ def csv_note(name: str) -> str:
     return f"CSV: [{link(name)}]({link(name)})"
 
 
-def _figure_part(study: str, name: str) -> str:
+def _figure_part(study: str, name: str, stopped: bool = False) -> str:
     kind = name.removesuffix(".png").rsplit("_", 1)[-1]
-    return f"![{study}: {kind}]({link(name)})\n\n{CAPTIONS[kind]}"
+    caption = CAPTIONS["curves_stopped" if kind == "curves" and stopped else kind]
+    return f"![{study}: {kind}]({link(name)})\n\n{caption}"
 
 
 def build_study(db: Any, study: Study,
@@ -149,11 +150,13 @@ def build_study(db: Any, study: Study,
         lines.update_layout(title=f"{study.name}: {lines.layout.title.text}")
         out.figures[f"{study.name}_lines.png"] = lines
     done = completed(df, METRIC).assign(chance=chance, majority=majority)
-    learning = learning_curves_figure(curve_summary(curves, done, METRIC, by="arm"), done)
+    stopped = bool(config_value(config, "train", "plateau_stop"))  # the stopper was on
+    learning = learning_curves_figure(
+        curve_summary(curves, done, METRIC, by="arm", hold_last=stopped), done)
     learning.update_layout(title=f"{study.name}: {learning.layout.title.text}")
     out.figures[f"{study.name}_curves.png"] = learning
-    parts += [_figure_part(study.name, name) for name in out.figures]
-    parts.append(_plateau_sentence(done))
+    parts += [_figure_part(study.name, name, stopped) for name in out.figures]
+    parts.append(_plateau_sentence(done, stopped, config_value(config, "train") or {}))
     arms_csv = f"{study.name}_arms.csv"
     out.tables[arms_csv] = table
     parts.append(
@@ -192,14 +195,21 @@ def _plateau_counts(done: pd.DataFrame) -> tuple[int, int] | None:
     return int(done["plateaued"].fillna(False).astype(bool).sum()), len(done)
 
 
-def _plateau_sentence(done: pd.DataFrame) -> str:
-    """How many trials plateaued, and the arms with trials that did not."""
+def _plateau_sentence(done: pd.DataFrame, stopped: bool = False,
+                      train: dict[str, Any] | None = None) -> str:
+    """How many trials plateaued, and the arms with trials that did not. ``stopped``: the
+    plateau stopper was on (a plateaued trial ended there), else every trial ran its budget;
+    ``train``: the stored train settings (the rule's patience and min_delta)."""
     if "plateaued" not in done or done["plateaued"].isna().all():
         return "**Convergence.** Not recorded (the database predates the plateau check)."
     flags = done["plateaued"].fillna(False).astype(bool)
     late = done.loc[~flags].groupby("arm").size()
-    text = (f"**Convergence.** {int(flags.sum())} of {len(done)} COMPLETE trials plateaued "
-            "before their epoch budget ran out")
+    patience = (train or {}).get("plateau_patience", 2)
+    delta = float((train or {}).get("plateau_min_delta", 0.01))
+    when = ("(the stopper ended each where it plateaued)" if stopped else
+            f"by the end of their full budget (their last {patience} epochs gained at most "
+            f"{delta:g} on the best before them)")
+    text = f"**Convergence.** {int(flags.sum())} of {len(done)} COMPLETE trials plateaued {when}"
     if late.empty:
         return text + "."
     return (text + "; not plateaued (still rising or still moving at the last epoch): "

@@ -238,12 +238,17 @@ def marginal_effects(df: pd.DataFrame, metric: str = VAL_ACC1) -> pd.DataFrame:
 
 
 def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = VAL_ACC1,
-                  by: str = "family", confidence: float = 0.95) -> pd.DataFrame:
+                  by: str = "family", confidence: float = 0.95,
+                  hold_last: bool = False) -> pd.DataFrame:
     """Mean learning curve of ``metric`` per group and epoch with a t-CI band over trials.
 
     Args:
         curves: a long ``load_curves`` frame.
         trials: the ``load_trials`` frame that gives each trial its group.
+        hold_last: a trial that ended before the last epoch any trial reached (a plateau
+            stopper ended it) keeps its last value at the later epochs -- the result it reported -- so every
+            epoch's mean is over the same trials, not over the survivors. For COMPLETE trials
+            only: a pruned trial's last value is not a result.
     """
     sub = curves[curves["name"] == metric]
     if sub.empty or by not in trials:
@@ -251,11 +256,22 @@ def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = VAL_
     sub = sub.drop(columns=[by], errors="ignore").merge(trials[["trial_id", by]],
                                                          on="trial_id", how="inner")
     sub = sub[np.isfinite(sub["value"].to_numpy(dtype=float))]
+    if hold_last and len(sub):
+        sub = _held(sub, by)
     out = sub.groupby([by, "epoch"])["value"].agg(["count", "mean", "std"]).reset_index()
     out = out.rename(columns={"count": "n"})
     out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["std"], out["n"], confidence,
                                                metrics.bounds(metric))
     return out
+
+
+def _held(sub: pd.DataFrame, by: str) -> pd.DataFrame:
+    """``sub`` (trial_id, by, epoch, value) with each trial's last value carried to the last
+    epoch any trial reached (one study's trials share one budget)."""
+    wide = sub.pivot_table(index=["trial_id", by], columns="epoch", values="value",
+                           aggfunc="last")  # (trial, group) x epoch
+    wide = wide.ffill(axis=1)
+    return wide.stack().rename("value").reset_index().dropna(subset=["value"])  # trial x epoch
 
 
 def state_counts(df: pd.DataFrame) -> dict[str, int]:

@@ -139,6 +139,25 @@ def test_curve_summary_band() -> None:
     assert not curve_summary(curves, trials, by="seed").empty
 
 
+def test_curve_summary_holds_a_stopped_trials_result_not_the_survivors_mean() -> None:
+    """A trial the stopper ended at epoch 2 (at 0.2) beside one that ran to epoch 4: without
+    hold_last the late epochs average the survivor alone (0.9, survivorship); with it the stopped
+    trial's reported result stays in, so epoch 4's mean is the mean of the two results."""
+    curves = pd.DataFrame({"trial_id": [1, 1, 2, 2, 2, 2, 3, 3, 3], "epoch": [1, 2, 1, 2, 3, 4,
+                                                                           1, 2, 3],
+                           "name": "val/acc1",
+                           "value": [0.1, 0.2, 0.3, 0.5, 0.8, 0.9, 0.4, 0.6, 0.7]})
+    trials = pd.DataFrame({"trial_id": [1, 2, 3], "arm": ["slow", "slow", "other"]})
+    plain = curve_summary(curves, trials, by="arm").set_index(["arm", "epoch"])
+    held = curve_summary(curves, trials, by="arm", hold_last=True).set_index(["arm", "epoch"])
+    assert plain.loc[("slow", 4), "mean"] == pytest.approx(0.9) and plain.loc[("slow", 4), "n"] == 1
+    assert held.loc[("slow", 4), "mean"] == pytest.approx((0.2 + 0.9) / 2)
+    assert list(held.loc["slow", "n"]) == [2, 2, 2, 2]
+    assert held.loc[("slow", 2), "mean"] == pytest.approx(0.35)  # before the stop: unchanged
+    # every arm is held to the study's last epoch: "other" (all its trials ended at 3) too
+    assert ("other", 4) not in plain.index and held.loc[("other", 4), "mean"] == pytest.approx(0.7)
+
+
 def test_interval_of_very_many_units_is_normal_and_cheap() -> None:
     units = np.random.default_rng(2).normal(0.6, 0.05, 200_000)
     low, high = mean_ci(units)
