@@ -7,7 +7,9 @@ study of the catalogue (``analysis.findings_catalogue``) in the database and wri
 
 - at the top, the **summary** (per claim and task: holds / does not hold / undecided, from the
   declared contrasts' intervals and Holm p, ``analysis.findings_claims``), the **published
-  orderings** with Spearman's ρ (``analysis.findings_published``) and the **compute** table;
+  orderings** with Spearman's ρ (``analysis.findings_published``), the **compute** table and
+  **the plateau stopper, measured** (each claim read in a study's ``<study>_stopped`` run and at
+  full budget, ``analysis.findings_stopper``);
 - per study (and per variant, ``placement_crossover.scale1`` ...): PNG figures (Pareto, forest,
   learning curves, each with chance and majority-class lines), the effect table by arm, matched
   compute, the declared contrasts (paired, Holm-adjusted), the claims' verdicts, the published
@@ -53,6 +55,7 @@ from analysis.findings_render import (
     render,
 )
 from analysis.findings_setup import preset_configs
+from analysis.findings_stopper import same_cells, shipped_twin, stopper_markdown
 from analysis.findings_study import FIG_DIR, StudyOutput, build_study
 from analysis.findings_tables import arm_table
 from analysis.loading import NoDataError, list_studies
@@ -156,6 +159,9 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
     orderings: list[dict[str, Any]] = []
     not_run: list[str] = []
     others: list[str] = []  # renamed runs: own sections, not in the summary or the orderings
+    stopped: dict[str, list[Verdict]] = {}  # <study>_stopped runs' verdicts, by shipped twin
+    early: dict[str, tuple[int, int]] = {}
+    configs: dict[str, dict[str, Any]] = {}
     sections = plans(names, presets)
     for plan in (p for p in sections if p.role == STUDY):
         study = plan.study
@@ -175,6 +181,10 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
         figs.update(result.figures)
         if _renamed(study):
             others.append(study.name)
+            twin = shipped_twin(study.name, study.study_preset)
+            if twin is not None:
+                stopped[twin], early[twin] = result.verdicts, result.ended_early or (0, 0)
+                configs[twin] = result.config
             continue
         verdicts += result.verdicts
         orderings += result.orderings
@@ -192,6 +202,9 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
     blocks["summary"] = summary_markdown(verdicts, not_run, others)
     blocks["orderings"] = orderings_markdown(orderings)
     blocks["overview"] = overview_markdown(computes)
+    twins = {name: verdicts_of for name, verdicts_of in stopped.items()  # the stopper alone
+             if name in outputs and same_cells(configs[name], outputs[name].config)}
+    blocks["stopper"] = stopper_markdown(verdicts, twins, early)
     fig_dir = out / FIG_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
     if write_figures:

@@ -38,7 +38,8 @@ which regenerates every figure (PNG, exported from the dashboard's plotly figure
 # The blocks at the top of the page, in order: (name, section heading).
 TOP = (("summary", "Summary: which claims hold here"),
        ("orderings", "Published orderings side by side"),
-       ("overview", "Compute"))
+       ("overview", "Compute"),
+       ("stopper", "The plateau stopper, measured"))
 HEADER = INTRO  # the page a first run starts from (the top sections are added by render)
 
 

@@ -66,6 +66,7 @@ class StudyOutput:
     arms: pd.DataFrame | None = None  # the arm table (compare by arm)
     family_table: pd.DataFrame | None = None  # compare by design family (as designed)
     config: dict[str, Any] = field(default_factory=dict)  # the stored config
+    ended_early: tuple[int, int] | None = None  # (COMPLETE trials short of the budget, COMPLETE)
 
 
 def link(name: str) -> str:
@@ -151,6 +152,7 @@ def build_study(db: Any, study: Study,
         out.figures[f"{study.name}_lines.png"] = lines
     done = completed(df, METRIC).assign(chance=chance, majority=majority)
     stopped = bool(config_value(config, "train", "plateau_stop"))  # the stopper was on
+    out.ended_early = _ended_early(curves, done, config_value(config, "train", "epochs"))
     learning = learning_curves_figure(
         curve_summary(curves, done, METRIC, by="arm", hold_last=stopped), done)
     learning.update_layout(title=f"{study.name}: {learning.layout.title.text}")
@@ -193,6 +195,16 @@ def _plateau_counts(done: pd.DataFrame) -> tuple[int, int] | None:
     if "plateaued" not in done or done["plateaued"].isna().all():
         return None
     return int(done["plateaued"].fillna(False).astype(bool).sum()), len(done)
+
+
+def _ended_early(curves: pd.DataFrame, done: pd.DataFrame, budget: Any) -> tuple[int, int]:
+    """(COMPLETE trials whose curve ends before the epoch budget, COMPLETE trials)."""
+    if budget is None or not len(curves):
+        return 0, len(done)
+    ids = set(done["trial_id"])
+    last = curves[(curves["name"] == METRIC) & curves["trial_id"].isin(ids)].groupby(
+        "trial_id")["epoch"].max()
+    return int((last < int(budget)).sum()), len(done)
 
 
 def _plateau_sentence(done: pd.DataFrame, stopped: bool = False,
