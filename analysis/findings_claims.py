@@ -135,8 +135,9 @@ def summary_markdown(verdicts: Sequence[Verdict], not_run: Sequence[str],
                  "hold*: the same in the other direction; *undecided*: otherwise. All on the "
                  "built-in synthetic tasks and tiny ResNets: what vidarch measures on its own "
                  "data, not what holds on Kinetics. *Plateaued*: the study's COMPLETE trials "
-                 "whose validation curve flattened before the epoch budget; where few did, the "
-                 "verdict is read at the budget, not at convergence, and could still move.")
+                 "whose validation curve had flattened by their last epoch (the plateau rule, "
+                 "*Convergence* in each study's section); where few did, the verdict is read at "
+                 "the budget, not at convergence, and could still move.")
     if not_run:
         parts.append("Not yet run (no trials in this database): "
                      + ", ".join(f"`{n}`" for n in not_run) + ".")
