@@ -62,8 +62,8 @@ def check_resumable(stored_json: str, current: dict[str, Any], name: str) -> boo
     diffs = _differences(_without_moot({k: stored.get(k) for k in DESIGN_KEYS}),
                          _without_moot({k: current.get(k) for k in DESIGN_KEYS}))
     blocking = [d for d in diffs if d not in EXTENDABLE_KEYS | IDENTITY_KEYS]
-    if blocking:
-        diff = blocking[0]
+    if blocking:  # name a key whose value differs (a switch) before the ones it makes moot
+        diff = min(blocking, key=lambda d: _get(stored, d) == _get(current, d))
         raise ConfigError(f"{diff}: study {name!r} exists with {diff}="
                           f"{_get(stored, diff)!r}, not {_get(current, diff)!r}; rerun with the "
                           f"same settings to resume, or set study.name=NEW for a new study")

@@ -170,6 +170,10 @@ def test_plateau_settings_do_not_block_a_resume_while_the_stopper_is_off() -> No
     off = snapshot(to_run_config(compose(["study=smoke", "train.plateau_stop=false"])))
     with pytest.raises(ConfigError, match=r"^train\.lr: "):  # other settings still count
         check_resumable(json.dumps(off), {**off, "train": {**off["train"], "lr": 9.0}}, "smoke")
+    on = snapshot(to_run_config(compose(["study=smoke", "train.plateau_stop=true"])))
+    with pytest.raises(ConfigError, match=r"^train\.plateau_stop: .* exists with "
+                                          r"train\.plateau_stop=True, not False"):
+        check_resumable(json.dumps(on), off, "smoke")  # the switch is named, not a moot key
 
 
 def test_help_and_cfg_print_and_create_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
