@@ -172,7 +172,7 @@ def crossover_text(points: pd.DataFrame, knob: Knob, a: str, b: str) -> str:
     if ahead and behind:
         body = (f" **A crossover:** {a} is ahead at {', '.join(ahead)} and {b} at "
                 f"{', '.join(behind)}. Where temporal modelling should live depends on the "
-                f"data here: as {knob.meaning}, the answer moves, so neither ordering holds "
+                f"data here: {knob.meaning} moves the answer, so neither ordering holds "
                 "everywhere and a study that fixes one setting reports only one side.")
     elif ahead or behind:
         lead, where = (a, ahead) if ahead else (b, behind)
