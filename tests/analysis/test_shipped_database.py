@@ -8,9 +8,7 @@ script stop with exit 2, and findings.md would describe a run the preset no long
 
 from __future__ import annotations
 
-import lzma
 import re
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -32,11 +30,8 @@ def _script_studies() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
-    db = tmp_path_factory.mktemp("shipped") / "findings.db"
-    with lzma.open(ROOT / "docs" / "findings" / "findings.db.xz") as src, db.open("wb") as dst:
-        shutil.copyfileobj(src, dst)
-    return sqlite3.connect(db)
+def shipped_db(shipped_findings_db: Path) -> sqlite3.Connection:
+    return sqlite3.connect(shipped_findings_db)
 
 
 @pytest.mark.parametrize("study", _script_studies())
