@@ -55,9 +55,9 @@ from analysis.findings_render import (
     render,
 )
 from analysis.findings_setup import preset_configs
-from analysis.findings_stopper import same_cells, shipped_twin, stopper_markdown
+from analysis.findings_stopper import machines_note, same_cells, shipped_twin, stopper_markdown
 from analysis.findings_study import FIG_DIR, StudyOutput, build_study
-from analysis.findings_tables import arm_table
+from analysis.findings_tables import arm_table, cell_curves, cpu_models
 from analysis.loading import NoDataError, list_studies
 from search.design import variants
 
@@ -162,6 +162,7 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
     stopped: dict[str, list[Verdict]] = {}  # <study>_stopped runs' verdicts, by shipped twin
     early: dict[str, tuple[int, int]] = {}
     configs: dict[str, dict[str, Any]] = {}
+    stopped_names: dict[str, str] = {}  # shipped twin -> its <study>_stopped run
     sections = plans(names, presets)
     for plan in (p for p in sections if p.role == STUDY):
         study = plan.study
@@ -184,7 +185,7 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
             twin = shipped_twin(study.name, study.study_preset)
             if twin is not None:
                 stopped[twin], early[twin] = result.verdicts, result.ended_early or (0, 0)
-                configs[twin] = result.config
+                configs[twin], stopped_names[twin] = result.config, study.name
             continue
         verdicts += result.verdicts
         orderings += result.orderings
@@ -204,7 +205,10 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
     blocks["overview"] = overview_markdown(computes)
     twins = {name: verdicts_of for name, verdicts_of in stopped.items()  # the stopper alone
              if name in outputs and same_cells(configs[name], outputs[name].config)}
-    blocks["stopper"] = stopper_markdown(verdicts, twins, early)
+    blocks["stopper"] = stopper_markdown(verdicts, twins, early, {
+        name: machines_note(cpu_models(db, stopped_names[name]), cpu_models(db, name),
+                            cell_curves(db, stopped_names[name]), cell_curves(db, name))
+        for name in twins})
     fig_dir = out / FIG_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
     if write_figures:

@@ -49,13 +49,31 @@ def same_cells(stopped: Mapping[str, Any], shipped: Mapping[str, Any]) -> bool:
     return flat(stopped) == flat(shipped)
 
 
+def machines_note(stopped_cpus: Sequence[str], full_cpus: Sequence[str],
+                  stopped_curves: Mapping[tuple[str, int], Mapping[int, float]],
+                  full_curves: Mapping[tuple[str, int], Mapping[int, float]]) -> str:
+    """Where the two runs ran and whether their trials are the same trajectories: the CPU
+    models (stopped → full budget), and in how many cells (network × seed) the two curves are
+    bit-identical at every epoch both ran (up to where the stopper ended the trial)."""
+    def cpus(models: Sequence[str]) -> str:
+        return " + ".join(sorted(models)) or "CPU not recorded"
+
+    where = (f"{cpus(full_cpus)}, both" if sorted(stopped_cpus) == sorted(full_cpus)
+             else f"{cpus(stopped_cpus)} → {cpus(full_cpus)}")
+    cells = set(stopped_curves) & set(full_curves)
+    same = sum(all(stopped_curves[c][e] == full_curves[c][e]
+                   for e in set(stopped_curves[c]) & set(full_curves[c])) for c in cells)
+    return f"{where}; identical to the stop in {same} of {len(cells)}"
+
+
 def _reading(v: Verdict) -> str:
     return (f"{fmt(v.delta, '+.3f')} {fmt_ci(v.ci_low, v.ci_high, '+.3f')}, p {fmt_p(v.p_holm)}: "
             f"**{v.verdict}**")
 
 
 def stopper_markdown(shipped: Sequence[Verdict], stopped: Mapping[str, Sequence[Verdict]],
-                     early: Mapping[str, tuple[int, int]]) -> str:
+                     early: Mapping[str, tuple[int, int]],
+                     machines: Mapping[str, str] | None = None) -> str:
     """The side-by-side table.
 
     Args:
@@ -63,7 +81,9 @@ def stopper_markdown(shipped: Sequence[Verdict], stopped: Mapping[str, Sequence[
         stopped: the verdicts of each stopped run, by the shipped study it was rerun as.
         early: (trials the stopper ended before their budget, COMPLETE trials) per stopped run,
             by the same key.
+        machines: ``machines_note`` per stopped run, by the same key (``–`` where absent).
     """
+    machines = machines or {}
     rows = []
     for v in shipped:
         twin = next((s for s in stopped.get(v.study, ()) if s.claim == v.claim), None)
@@ -72,16 +92,20 @@ def stopper_markdown(shipped: Sequence[Verdict], stopped: Mapping[str, Sequence[
         ended, done = early.get(v.study, (0, 0))
         rows.append([v.claim.text, f"`{v.study}`", f"{v.comparison} ({v.claim.metric})",
                      f"{_reading(twin)} ({ended} of {done} ended early)", _reading(v),
-                     "yes" if twin.verdict != v.verdict else "no"])
+                     machines.get(v.study, "–"), "yes" if twin.verdict != v.verdict else "no"])
     if not rows:
         return ("No shipped study has a run with the plateau stopper on beside it in this "
                 f"database (`<study>_{STOPPED_TAG}`): nothing to compare.")
     table = md_table(["claim (source)", "study", "comparison", "stopper on: Δ [95% CI], Holm p",
-                      "full budget: Δ [95% CI], Holm p", "verdict moved"], rows,
-                     [False, False, False, True, True, False])
+                      "full budget: Δ [95% CI], Holm p", "CPUs (stopped → full); trials",
+                      "verdict moved"], rows, [False, False, False, True, True, False, False])
     return (table + "\n\nThe same cells (networks × seeds, data draws) run twice: once with the "
             "plateau stopper on (`train.plateau_stop: true`, kept as `<study>_stopped`), once "
             "with every trial training its full budget, the plateau test only recorded. Each "
             "reading is the declared contrast, paired over the seeds, Holm-adjusted within its "
             "study. *Ended early*: COMPLETE trials of the stopped run whose curve stops before "
-            "the epoch budget.")
+            "the epoch budget. *CPUs; trials*: the CPU models each run trained on, and in how many "
+            "cells (network × seed) the two val/acc1 curves are identical at every epoch both "
+            "ran. Where every cell is identical to the stop, a move is the stopper's alone; "
+            "across CPU models float rounding differs from the first step and the trajectories "
+            "part, so a move there may also hold run-to-run noise.")

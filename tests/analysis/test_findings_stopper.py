@@ -27,6 +27,8 @@ def test_each_claim_is_read_with_and_without_the_stopper(tmp_path: Path) -> None
     _write_study(url, "bottom_vs_top", name="bottom_vs_top_stopped")
     con = sqlite3.connect(db)
     with con:  # the stopper ended the bottom-heavy trials of the stopped run at epoch 2 of 3, low
+        (n_cells,) = con.execute("SELECT count(*) FROM trials t JOIN studies s ON s.id = "
+                                 "t.study_id WHERE s.name = 'bottom_vs_top_stopped'").fetchone()
         stopped = [i for (i,) in con.execute(
             "SELECT t.id FROM trials t JOIN studies s ON s.id = t.study_id "
             "WHERE s.name = 'bottom_vs_top_stopped' AND t.family = 'bottom-heavy'")]
@@ -44,13 +46,28 @@ def test_each_claim_is_read_with_and_without_the_stopper(tmp_path: Path) -> None
     assert rows, block
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        on, full, moved = cells[3], cells[4], cells[5]
+        on, full, machines, moved = cells[3], cells[4], cells[5], cells[6]
+        # both runs: the same cells, bit-identical up to where the stopper ended them
+        assert machines.endswith(f"; identical to the stop in {n_cells} of {n_cells}"), machines
         assert f"({len(stopped)} of " in on and " ended early)" in on
         verdicts = re.findall(r"\*\*(.+?)\*\*", on + full)
         assert moved == ("yes" if verdicts[0] != verdicts[1] else "no")
     # the bottom-heavy arms lost half a point in the stopped run: the placement claim moves
     placement = next(r for r in rows if "bottom-heavy − top-heavy" in r)
     assert placement.rstrip(" |").endswith("yes")
+    # run on another CPU model, the stopped run's trajectories part from the first epoch
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE trials SET resources_json = json_set(resources_json, '$.cpu_model', "
+                    "CASE WHEN study_id = (SELECT id FROM studies WHERE name = 'bottom_vs_top') "
+                    "THEN 'Intel Xeon' ELSE 'AMD EPYC' END)")
+        con.execute("UPDATE epoch_metrics SET value = value + 0.001 WHERE epoch = 1 AND "
+                    "name = 'val/acc1' AND trial_id = ?", (stopped[0],))
+    con.close()
+    assert findings.main(["--db", str(db), "--out", str(out), "--no-figures"]) == 0
+    block = _block((out / "findings.md").read_text(), "stopper")
+    row = next(r for r in block.splitlines() if "bottom-heavy − top-heavy" in r)
+    assert f"| AMD EPYC → Intel Xeon; identical to the stop in {n_cells - 1} of {n_cells} |" in row
     # the stopped run keeps its own section, and stays out of the summary
     assert "`bottom_vs_top_stopped`" not in _block(text, "summary").split("Other runs")[0]
     assert "(the stopper ended each where it plateaued)" not in text  # no stopper config stored
