@@ -47,6 +47,7 @@ from analysis.findings_tables import (
 from analysis.loading import load_curves, load_trials, study_config
 from analysis.matched import credible_front
 from analysis.stats import arch_summary, compare, completed, curve_summary
+from search.design import variants
 from search.results import metrics
 
 FIG_DIR = "findings"  # PNG and CSV files, beside findings.md
@@ -85,6 +86,20 @@ def _figure_part(study: str, name: str, stopped: bool = False) -> str:
     return f"![{study}: {kind}]({link(name)})\n\n{caption}"
 
 
+def _made_as_variant(stored: dict[str, Any], name: str) -> bool:
+    """Whether study ``name`` (``<study>.<label>``) was made by its preset's ``study.variants``:
+    its stored variants list that label (or predates storing them), unlike a run made by hand
+    under a dotted name with ``study.variants=[]``."""
+    listed = (stored.get("study") or {}).get("variants")
+    if listed is None:
+        return True
+    try:
+        labels = variants.check(list(listed))  # a label given, or made from the knob's value
+    except variants.VariantError:
+        return False
+    return name.rsplit(variants.SEPARATOR, 1)[-1] in labels
+
+
 def build_study(db: Any, study: Study,
                 preset_config: dict[str, Any] | None = None) -> StudyOutput:
     """Figures, tables and the markdown block of one study present in the database.
@@ -100,7 +115,8 @@ def build_study(db: Any, study: Study,
     c = compute_summary(df, times, resources(db, study.name))
     config = study_config(db, study.name)
     out = StudyOutput("", config=config)
-    variant = variant_config(preset_config, study.name) if study.variant_of else None
+    variant = variant_config(preset_config, study.name) \
+        if study.variant_of and _made_as_variant(config, study.name) else None
     command = run_command(config, study.study_preset, variant or preset_config)
     which = (f", which runs variant `{study.name.rsplit('.', 1)[-1]}` among its "
              "`study.variants`" if variant is not None else "")

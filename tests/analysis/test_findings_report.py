@@ -3,7 +3,9 @@ chance and majority lines on the figures, "not yet run" studies, and the rooms' 
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -220,3 +222,33 @@ def test_bottom_vs_top_arms_table_stacks_both_data_sizes(tmp_path: Path) -> None
     assert ((arms["gmacs"] - target).abs() <= 0.10 * target).all()
     text = (tmp_path / "findings.md").read_text()
     assert "findings/bottom_vs_top_arms.csv" in _block(text, "bottom_vs_top_data")
+
+
+def test_a_run_made_by_hand_under_a_dotted_name_is_not_called_a_variant(tmp_path: Path) -> None:
+    """``study.name=inflation_long.n4096 'study.variants=[]' ...`` is reproduced by its own
+    overrides, not by "variant n4096 of the preset" (whose settings it does not share)."""
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    _write_study(url, "placement_crossover", name="placement_crossover.scale1",
+                 data={"scale": 1.0})
+    _write_study(url, "placement_crossover", name="placement_crossover_long.scale1",
+                 data={"scale": 1.0})
+    con = sqlite3.connect(db)
+    with con:  # as search.run stores them: the variant run lists the variants, the other none
+        for name, listed in (("placement_crossover.scale1", [{"data": {"scale": 1}}]),
+                             ("placement_crossover_long.scale1", [])):
+            config = json.loads(con.execute("SELECT config_json FROM studies WHERE name = ?",
+                                            (name,)).fetchone()[0])
+            config["study"]["variants"] = listed
+            con.execute("UPDATE studies SET config_json = ? WHERE name = ?",
+                        (json.dumps(config), name))
+    con.close()
+    out = tmp_path / "docs"
+    assert findings.main(["--db", str(db), "--out", str(out), "--no-figures"]) == 0
+    text = (out / "findings.md").read_text()
+    made = _block(text, "placement_crossover.scale1").split("**Produced by**")[1].split("\n")[0]
+    assert "which runs variant `scale1`" in made
+    by_hand = _block(text, "placement_crossover_long.scale1")
+    line = by_hand.split("**Produced by**")[1].split("\n")[0]
+    assert "which runs variant" not in line
+    assert "study.name=placement_crossover_long.scale1" in line and "study.variants=[]" in line
