@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from analysis.findings_catalogue import METRIC
 from analysis.findings_claims import Verdict
 from analysis.findings_md import fmt, fmt_ci, fmt_p, md_table
 from search.design import variants
@@ -105,7 +106,7 @@ def stopper_markdown(shipped: Sequence[Verdict], stopped: Mapping[str, Sequence[
             "reading is the declared contrast, paired over the seeds, Holm-adjusted within its "
             "study. *Ended early*: COMPLETE trials of the stopped run whose curve stops before "
             "the epoch budget. *CPUs; trials*: the CPU models each run trained on, and in how many "
-            "cells (network × seed) the two val/acc1 curves are identical at every epoch both "
+            f"cells (network × seed) the two {METRIC} curves are identical at every epoch both "
             "ran. Where every cell is identical to the stop, a move is the stopper's alone; "
             "across CPU models float rounding differs from the first step and the trajectories "
             "part, so a move there may also hold run-to-run noise.")
