@@ -57,7 +57,7 @@ from analysis.findings_render import (
 from analysis.findings_setup import preset_configs
 from analysis.findings_stopper import machines_note, same_cells, shipped_twin, stopper_markdown
 from analysis.findings_study import FIG_DIR, StudyOutput, build_study
-from analysis.findings_tables import arm_table, cell_curves, cpu_models
+from analysis.findings_tables import arm_table
 from analysis.loading import NoDataError, list_studies
 from search.design import variants
 
@@ -159,10 +159,7 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
     orderings: list[dict[str, Any]] = []
     not_run: list[str] = []
     others: list[str] = []  # renamed runs: own sections, not in the summary or the orderings
-    stopped: dict[str, list[Verdict]] = {}  # <study>_stopped runs' verdicts, by shipped twin
-    early: dict[str, tuple[int, int]] = {}
-    configs: dict[str, dict[str, Any]] = {}
-    stopped_names: dict[str, str] = {}  # shipped twin -> its <study>_stopped run
+    stopped: dict[str, StudyOutput] = {}  # <study>_stopped runs, by shipped twin
     sections = plans(names, presets)
     for plan in (p for p in sections if p.role == STUDY):
         study = plan.study
@@ -184,8 +181,7 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
             others.append(study.name)
             twin = shipped_twin(study.name, study.study_preset)
             if twin is not None:
-                stopped[twin], early[twin] = result.verdicts, result.ended_early or (0, 0)
-                configs[twin], stopped_names[twin] = result.config, study.name
+                stopped[twin] = result
             continue
         verdicts += result.verdicts
         orderings += result.orderings
@@ -203,12 +199,13 @@ def generate(db: Any, out: Path, *, write_figures: bool = True,
     blocks["summary"] = summary_markdown(verdicts, not_run, others)
     blocks["orderings"] = orderings_markdown(orderings)
     blocks["overview"] = overview_markdown(computes)
-    twins = {name: verdicts_of for name, verdicts_of in stopped.items()  # the stopper alone
-             if name in outputs and same_cells(configs[name], outputs[name].config)}
-    blocks["stopper"] = stopper_markdown(verdicts, twins, early, {
-        name: machines_note(cpu_models(db, stopped_names[name]), cpu_models(db, name),
-                            cell_curves(db, stopped_names[name]), cell_curves(db, name))
-        for name in twins})
+    twins = {name: run for name, run in stopped.items()  # the stopper alone
+             if name in outputs and same_cells(run.config, outputs[name].config)}
+    blocks["stopper"] = stopper_markdown(
+        verdicts, {name: run.verdicts for name, run in twins.items()},
+        {name: run.ended_early or (0, 0) for name, run in twins.items()},
+        {name: machines_note(run.cpu_models, outputs[name].cpu_models, run.cells,
+                             outputs[name].cells) for name, run in twins.items()})
     fig_dir = out / FIG_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
     if write_figures:

@@ -68,6 +68,8 @@ class StudyOutput:
     family_table: pd.DataFrame | None = None  # compare by design family (as designed)
     config: dict[str, Any] = field(default_factory=dict)  # the stored config
     ended_early: tuple[int, int] | None = None  # (COMPLETE trials short of the budget, COMPLETE)
+    cpu_models: tuple[str, ...] = ()  # the CPU models its trials ran on
+    cells: dict[tuple[str, int], dict[int, float]] = field(default_factory=dict)  # curves by cell
 
 
 def link(name: str) -> str:
@@ -84,6 +86,18 @@ def _figure_part(study: str, name: str, stopped: bool = False) -> str:
     kind = name.removesuffix(".png").rsplit("_", 1)[-1]
     caption = CAPTIONS["curves_stopped" if kind == "curves" and stopped else kind]
     return f"![{study}: {kind}]({link(name)})\n\n{caption}"
+
+
+def _cell_curves(df: pd.DataFrame, curves: pd.DataFrame) -> dict[tuple[str, int], dict[int, float]]:
+    """Each trial's ``METRIC`` by epoch, keyed by (network label, seed): where two runs of the
+    same cells part (bit-identical on one CPU model; float rounding differs across models)."""
+    if not len(curves):
+        return {}
+    val = curves[(curves["name"] == METRIC) & curves["seed"].notna()] \
+        .merge(df[["trial_id", "label"]], on="trial_id")
+    return {(str(label), int(seed)): dict(zip(g["epoch"].astype(int), g["value"].astype(float),
+                                              strict=True))
+            for (label, seed), g in val.groupby(["label", "seed"])}
 
 
 def _made_as_variant(stored: dict[str, Any], name: str) -> bool:
@@ -114,7 +128,8 @@ def build_study(db: Any, study: Study,
         if len(curves) else pd.Series(dtype=float)
     c = compute_summary(df, times, resources(db, study.name))
     config = study_config(db, study.name)
-    out = StudyOutput("", config=config)
+    out = StudyOutput("", config=config, cells=_cell_curves(df, curves),
+                      cpu_models=tuple(sorted(df["cpu_model"].dropna().astype(str).unique())))
     variant = variant_config(preset_config, study.name) \
         if study.variant_of and _made_as_variant(config, study.name) else None
     command = run_command(config, study.study_preset, variant or preset_config)

@@ -23,7 +23,7 @@ from analysis.loading import opened
 from analysis.placement import FAMILIES
 from analysis.stats import compare, completed
 from arch_space import kinds
-from search.results.schema import EpochMetricRow, StudyRow, TrialRow
+from search.results.schema import StudyRow, TrialRow
 
 KIND_ORDER = kinds.KIND_ORDER  # kinds, each with its aliases, then mixes (a live view)
 STATES = ("COMPLETE", "PRUNED", "FAILED", "RUNNING")
@@ -88,27 +88,6 @@ def resources(db: Any, study: str) -> list[dict[str, Any]]:
             continue
         if isinstance(value, dict) and value not in out:
             out.append(value)
-    return out
-
-
-def cpu_models(db: Any, study: str) -> list[str]:
-    """The CPU models a study's trials ran on (the hardware each trial reported)."""
-    return sorted({str(r["cpu_model"]) for r in resources(db, study) if r.get("cpu_model")})
-
-
-def cell_curves(db: Any, study: str, metric: str = METRIC) -> dict[tuple[str, int], dict[int, float]]:
-    """Each trial's ``metric`` by epoch, keyed by (network label, seed): where two runs of the
-    same cells part (bit-identical on one CPU model; float rounding differs across models)."""
-    with opened(db) as engine, engine.connect() as conn:
-        rows = conn.execute(select(TrialRow.label, TrialRow.seed, EpochMetricRow.epoch,
-                                   EpochMetricRow.value)
-                            .join(EpochMetricRow, EpochMetricRow.trial_id == TrialRow.id)
-                            .join(StudyRow, StudyRow.id == TrialRow.study_id)
-                            .where(StudyRow.name == study, EpochMetricRow.name == metric)).all()
-    out: dict[tuple[str, int], dict[int, float]] = {}
-    for label, seed, epoch, value in rows:
-        if seed is not None and value is not None:
-            out.setdefault((str(label), int(seed)), {})[int(epoch)] = float(value)
     return out
 
 
